@@ -1,0 +1,324 @@
+//! `/api/items` and `/api/claim`: the work queue over HTTP.
+
+use super::{ApiError, AppState, Json};
+use crate::dispatch::{session_log_path, CancelItem};
+use crate::model::{
+    render_agents_md, ArtifactInput, ArtifactKind, CompleteRequest, ItemPatch, MoveRequest,
+    NewWorkItem, Priority, Status, ValidationError,
+};
+use crate::queue::{
+    AddArtifacts, Claim, Complete, CreateItem, DeleteItem, GetHistory, GetItem, ListItems,
+    ListSessions, MoveItem, UpdateItem,
+};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    status: Option<String>,
+    priority: Option<String>,
+    q: Option<String>,
+}
+
+pub async fn list(
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let status = match query.status.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => Some(Status::parse(s).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "unknown status {s:?}: use inbox, planning, ready, in_flight, review, done or blocked"
+            ))
+            .with_field("status")
+        })?),
+        None => None,
+    };
+    let priority = match query.priority.as_deref().filter(|s| !s.is_empty()) {
+        Some(p) => Some(Priority::parse(p).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "unknown priority {p:?}: use low, medium, high or urgent"
+            ))
+            .with_field("priority")
+        })?),
+        None => None,
+    };
+    let items = state
+        .queue
+        .send(ListItems {
+            status,
+            priority,
+            query: query.q.filter(|q| !q.is_empty()),
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(items))
+}
+
+pub async fn create(
+    state: web::Data<AppState>,
+    Json(new): Json<NewWorkItem>,
+) -> Result<HttpResponse, ApiError> {
+    let item = state.queue.send(CreateItem(new.validate()?)).await??;
+    Ok(HttpResponse::Created().json(item))
+}
+
+pub async fn get(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let item = state
+        .queue
+        .send(GetItem {
+            id: id.into_inner(),
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(item))
+}
+
+pub async fn update(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    Json(patch): Json<ItemPatch>,
+) -> Result<HttpResponse, ApiError> {
+    let item = state
+        .queue
+        .send(UpdateItem {
+            id: id.into_inner(),
+            patch: patch.validate()?,
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(item))
+}
+
+pub async fn delete(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .queue
+        .send(DeleteItem {
+            id: id.into_inner(),
+        })
+        .await??;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A manual move. An item in flight has its agent stopped first, so no agent keeps working on
+/// (or later completes) an item that has moved on.
+pub async fn move_item(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    Json(req): Json<MoveRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let req = req.validate()?;
+    let item = state
+        .queue
+        .send(GetItem {
+            id: id.into_inner(),
+        })
+        .await??;
+    if item.status == Status::InFlight
+        && item
+            .status
+            .can_move_to(req.status, crate::model::Transition::Manual)
+    {
+        state
+            .dispatcher
+            .send(CancelItem {
+                item_id: item.id.clone(),
+                reason: format!("item moved to {} by hand", req.status),
+            })
+            .await?;
+    }
+    let item = state
+        .queue
+        .send(MoveItem {
+            id: item.id,
+            status: req.status,
+            reason: req.reason,
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(item))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClaimRequest {
+    agent_id: String,
+    session_key: String,
+}
+
+/// The seed's Dequeue, for remote workers: 200 with the item and its AGENTS.md text, or 204.
+pub async fn claim(
+    state: web::Data<AppState>,
+    Json(req): Json<ClaimRequest>,
+) -> Result<HttpResponse, ApiError> {
+    for (field, value) in [("agentId", &req.agent_id), ("sessionKey", &req.session_key)] {
+        let n = value.trim().chars().count();
+        if n == 0 || n > 200 {
+            return Err(ValidationError::new(field, "must be 1 to 200 characters").into());
+        }
+    }
+    let claimed = state
+        .queue
+        .send(Claim {
+            agent_id: req.agent_id.trim().to_string(),
+            session_key: req.session_key.trim().to_string(),
+        })
+        .await??;
+    Ok(match claimed {
+        Some(item) => {
+            let context = render_agents_md(&item, None);
+            HttpResponse::Ok().json(json!({"item": item, "context": context}))
+        }
+        None => HttpResponse::NoContent().finish(),
+    })
+}
+
+pub async fn complete(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    Json(req): Json<CompleteRequest>,
+) -> Result<HttpResponse, ApiError> {
+    req.validate()?;
+    for (i, a) in req.artifacts.iter().enumerate() {
+        check_artifact_path(&state, a).map_err(|e| e.with_field(format!("artifacts[{i}].path")))?;
+    }
+    let item = state
+        .queue
+        .send(GetItem {
+            id: id.into_inner(),
+        })
+        .await??;
+    let outcome = state
+        .queue
+        .send(Complete {
+            id: item.id,
+            artifacts: req.artifacts,
+            acceptance: req.acceptance,
+            session_key: None,
+            unmet: Vec::new(),
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(outcome))
+}
+
+/// A `file` artifact declared over the API must name a file inside the data dir (given
+/// relative to it); other kinds are references (URLs, PR numbers) and are kept as given.
+fn check_artifact_path(state: &AppState, a: &ArtifactInput) -> Result<(), ApiError> {
+    if a.kind != ArtifactKind::File {
+        return Ok(());
+    }
+    crate::dispatch::resolve_artifact(&state.data_dir, &a.path)
+        .map(|_| ())
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_artifact_path", e))
+}
+
+pub async fn add_artifact(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    Json(artifact): Json<ArtifactInput>,
+) -> Result<HttpResponse, ApiError> {
+    artifact.validate("artifact")?;
+    check_artifact_path(&state, &artifact).map_err(|e| e.with_field("path"))?;
+    let mut added = state
+        .queue
+        .send(AddArtifacts {
+            id: id.into_inner(),
+            artifacts: vec![artifact],
+        })
+        .await??;
+    Ok(HttpResponse::Created().json(added.pop()))
+}
+
+/// Serves a `file` artifact's content; never anything outside the data dir.
+pub async fn download_artifact(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let (id, artifact_id) = path.into_inner();
+    let item = state.queue.send(GetItem { id }).await??;
+    let artifact = item
+        .artifacts
+        .iter()
+        .find(|a| a.id == artifact_id)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "artifact {artifact_id} not found on item {}",
+                item.id
+            ))
+        })?;
+    if artifact.kind != ArtifactKind::File {
+        return Err(ApiError::conflict(format!(
+            "artifact {artifact_id} is a {:?} reference, not a file: {}",
+            artifact.kind, artifact.path
+        )));
+    }
+    let file = crate::dispatch::resolve_artifact(&state.data_dir, &artifact.path)
+        .map_err(|e| ApiError::new(StatusCode::GONE, "artifact_unavailable", e))?;
+    let named = actix_files::NamedFile::open(&file).map_err(|e| {
+        ApiError::new(
+            StatusCode::GONE,
+            "artifact_unavailable",
+            format!("cannot open the artifact: {e}"),
+        )
+    })?;
+    Ok(named.use_etag(true).prefer_utf8(true).into_response(&req))
+}
+
+pub async fn history(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let history = state
+        .queue
+        .send(GetHistory {
+            id: id.into_inner(),
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(history))
+}
+
+/// The agents' output for an item: every attempt, oldest first, as plain text.
+pub async fn log(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let item = state
+        .queue
+        .send(GetItem {
+            id: id.into_inner(),
+        })
+        .await??;
+    let sessions = state
+        .queue
+        .send(ListSessions {
+            item_id: Some(item.id.clone()),
+        })
+        .await??;
+    let mut text = String::new();
+    for session in sessions.iter().rev() {
+        text.push_str(&format!(
+            "=== attempt {} · session {} · started {} ===\n",
+            session.attempt,
+            session.id,
+            session
+                .started_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ));
+        match std::fs::read_to_string(session_log_path(&state.data_dir, &session.id)) {
+            Ok(log) => text.push_str(&log),
+            Err(_) => text.push_str("(no output recorded)\n"),
+        }
+        if let Some(outcome) = &session.outcome {
+            text.push_str(&format!("=== {outcome} ===\n"));
+        }
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(text))
+}

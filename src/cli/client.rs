@@ -1,0 +1,90 @@
+//! A small blocking HTTP client for the CLI. When no server answers it says so in one line,
+//! with how to start one.
+
+use serde_json::Value;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("no flightdeck server answers at {0}: start one with `flightdeck serve` (or pass --server URL)")]
+    Unreachable(String),
+    /// The server answered with an error; its message.
+    #[error("{0}")]
+    Api(String),
+}
+
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    pub fn new(base: &str, token: Option<String>) -> Self {
+        Client {
+            base: base.trim_end_matches('/').to_string(),
+            token: token.filter(|t| !t.is_empty()),
+            agent: ureq::AgentBuilder::new()
+                .timeout_connect(Duration::from_secs(3))
+                .timeout_read(Duration::from_secs(60))
+                .build(),
+        }
+    }
+
+    fn request(&self, method: &str, path: &str) -> ureq::Request {
+        let req = self.agent.request(method, &format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => req.set("Authorization", &format!("Bearer {t}")),
+            None => req,
+        }
+    }
+
+    fn finish(
+        &self,
+        result: Result<ureq::Response, ureq::Error>,
+    ) -> Result<(u16, String), ClientError> {
+        match result {
+            Ok(resp) => {
+                let status = resp.status();
+                let body = resp.into_string().unwrap_or_default();
+                Ok((status, body))
+            }
+            Err(ureq::Error::Status(code, resp)) => {
+                let body = resp.into_string().unwrap_or_default();
+                let message = serde_json::from_str::<Value>(&body)
+                    .ok()
+                    .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+                    .unwrap_or(body);
+                Err(ClientError::Api(format!("error {code}: {message}")))
+            }
+            Err(ureq::Error::Transport(_)) => Err(ClientError::Unreachable(self.base.clone())),
+        }
+    }
+
+    /// GET returning the body text.
+    pub fn get_text(&self, path: &str) -> Result<String, ClientError> {
+        self.finish(self.request("GET", path).call())
+            .map(|(_, b)| b)
+    }
+
+    pub fn get(&self, path: &str) -> Result<Value, ClientError> {
+        let text = self.get_text(path)?;
+        serde_json::from_str(&text).map_err(|e| ClientError::Api(format!("bad answer: {e}")))
+    }
+
+    /// Sends JSON; returns the status and parsed body (Null when empty).
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: &Value,
+    ) -> Result<(u16, Value), ClientError> {
+        let (status, text) = self.finish(self.request(method, path).send_json(body))?;
+        let value = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).map_err(|e| ClientError::Api(format!("bad answer: {e}")))?
+        };
+        Ok((status, value))
+    }
+}

@@ -1,0 +1,342 @@
+//! The config file: one typed struct, layered as defaults, then `config/flightdeck.toml` (or
+//! `--config PATH` / `FLIGHTDECK_CONFIG`), then the `FLIGHTDECK_*` environment variables. A
+//! missing table or key takes its default; an unknown key, a wrong type or a value out of range
+//! stops start-up with a message that names the key and the line.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Where the default config lives, relative to the working directory.
+pub const DEFAULT_CONFIG_PATH: &str = "config/flightdeck.toml";
+/// Upper bound on `pool.size`, so a typo cannot fork-bomb the machine.
+pub const POOL_SIZE_MAX: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config: {key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub bind: String,
+    pub data_dir: PathBuf,
+    pub token: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: "127.0.0.1:7878".into(),
+            data_dir: "data".into(),
+            token: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueConfig {
+    pub review: bool,
+    pub review_limit: usize,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            review: true,
+            review_limit: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PoolConfig {
+    pub size: usize,
+    pub auto_dispatch: bool,
+    pub max_attempts: u32,
+    pub timeout_secs: u64,
+    pub idle_timeout_secs: u64,
+    pub shutdown_grace_secs: u64,
+    /// First retry delay; each later attempt waits twice as long (capped at 5 minutes).
+    pub retry_backoff_secs: f64,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            size: 2,
+            auto_dispatch: true,
+            max_attempts: 3,
+            timeout_secs: 3600,
+            idle_timeout_secs: 900,
+            shutdown_grace_secs: 30,
+            retry_backoff_secs: 2.0,
+        }
+    }
+}
+
+/// Which agent runs, and how its output is read.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Preset {
+    /// The built-in demo agent (`flightdeck demo-agent`): needs nothing installed.
+    #[default]
+    Demo,
+    /// Any command speaking the generic JSON-lines protocol (or plain text).
+    Lines,
+    /// Claude Code with `--output-format stream-json`.
+    Claude,
+    /// OpenAI Codex with `exec --json`.
+    Codex,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SandboxMode {
+    /// Use Landlock where the kernel has it; run unsandboxed (and say so) where it does not.
+    #[default]
+    Auto,
+    /// Refuse to run agents without Landlock.
+    Required,
+    /// Never sandbox.
+    Off,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentConfig {
+    pub preset: Preset,
+    pub command: Vec<String>,
+    pub verify: Vec<String>,
+    pub sandbox: SandboxMode,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkspaceConfig {
+    pub git_repo: String,
+}
+
+/// The whole configuration of a flightdeck server.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub queue: QueueConfig,
+    pub pool: PoolConfig,
+    pub agent: AgentConfig,
+    pub workspace: WorkspaceConfig,
+    /// The file this was read from, watched for live changes of `pool.size`.
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
+}
+
+impl Config {
+    /// Reads the config: `explicit` (from `--config` or `FLIGHTDECK_CONFIG`) must exist; without
+    /// it the default path is used when present, and built-in defaults otherwise. Environment
+    /// overrides are applied last, then everything is validated.
+    pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut config = match explicit {
+            Some(path) => Config::from_file(path)?,
+            None if Path::new(DEFAULT_CONFIG_PATH).exists() => {
+                Config::from_file(Path::new(DEFAULT_CONFIG_PATH))?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(|k| std::env::var(k).ok())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config = Config::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        config.path = Some(path.to_path_buf());
+        Ok(config)
+    }
+
+    /// Parses TOML text; the error names the key and the line.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        toml::from_str::<Config>(text).map_err(|e| e.to_string().trim_end().to_string())
+    }
+
+    fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(bind) = var("FLIGHTDECK_BIND") {
+            self.server.bind = bind;
+        }
+        if let Some(dir) = var("FLIGHTDECK_DATA_DIR") {
+            self.server.data_dir = dir.into();
+        }
+        if let Some(token) = var("FLIGHTDECK_TOKEN") {
+            self.server.token = token;
+        }
+        if let Some(size) = var("FLIGHTDECK_POOL_SIZE") {
+            self.pool.size = size.trim().parse().map_err(|_| {
+                invalid(
+                    "FLIGHTDECK_POOL_SIZE",
+                    format!("expected a whole number, got {size:?}"),
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.bind_addr()?;
+        if self.server.data_dir.as_os_str().is_empty() {
+            return Err(invalid("server.data_dir", "must not be empty"));
+        }
+        if self.pool.size > POOL_SIZE_MAX {
+            return Err(invalid(
+                "pool.size",
+                format!("must be at most {POOL_SIZE_MAX}, got {}", self.pool.size),
+            ));
+        }
+        if self.pool.max_attempts == 0 {
+            return Err(invalid("pool.max_attempts", "must be at least 1"));
+        }
+        if self.pool.timeout_secs == 0 {
+            return Err(invalid("pool.timeout_secs", "must be at least 1"));
+        }
+        if self.pool.idle_timeout_secs == 0 {
+            return Err(invalid("pool.idle_timeout_secs", "must be at least 1"));
+        }
+        if !(self.pool.retry_backoff_secs >= 0.0 && self.pool.retry_backoff_secs <= 3600.0) {
+            return Err(invalid(
+                "pool.retry_backoff_secs",
+                "must be between 0 and 3600",
+            ));
+        }
+        if self.agent.preset == Preset::Lines && self.agent.command.is_empty() {
+            return Err(invalid(
+                "agent.command",
+                "the lines preset needs a command (an argv list)",
+            ));
+        }
+        if self.agent.command.iter().any(|a| a.is_empty()) {
+            return Err(invalid("agent.command", "arguments must not be empty"));
+        }
+        if !self.workspace.git_repo.is_empty() && !Path::new(&self.workspace.git_repo).is_dir() {
+            return Err(invalid(
+                "workspace.git_repo",
+                format!("{} is not a folder", self.workspace.git_repo),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.server.bind.parse().map_err(|_| {
+            invalid(
+                "server.bind",
+                format!(
+                    "expected an address like 127.0.0.1:7878, got {:?}",
+                    self.server.bind
+                ),
+            )
+        })
+    }
+
+    /// The redb file inside the data dir.
+    pub fn store_path(&self) -> PathBuf {
+        self.server.data_dir.join("flightdeck.redb")
+    }
+
+    pub fn agents_dir(&self) -> PathBuf {
+        self.server.data_dir.join("agents")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.server.bind, "127.0.0.1:7878");
+        assert_eq!(c.pool.size, 2);
+        assert!(c.queue.review);
+        assert_eq!(c.agent.preset, Preset::Demo);
+    }
+
+    #[test]
+    fn shipped_config_parses_and_validates() {
+        let text = include_str!("../config/flightdeck.toml");
+        let c = Config::parse(text).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn errors_name_key_and_line() {
+        let err = Config::parse("[pool]\nsize = \"two\"\n").unwrap_err();
+        assert!(err.contains("line 2"), "{err}");
+        assert!(err.contains("size"), "{err}");
+        let err = Config::parse("[pool]\nsise = 3\n").unwrap_err();
+        assert!(err.contains("sise"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_the_file() {
+        let mut c = Config::parse("[pool]\nsize = 3\n").unwrap();
+        c.apply_env(|k| match k {
+            "FLIGHTDECK_POOL_SIZE" => Some("5".into()),
+            "FLIGHTDECK_BIND" => Some("127.0.0.1:9999".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.pool.size, 5);
+        assert_eq!(c.server.bind, "127.0.0.1:9999");
+        let err = c
+            .apply_env(|k| (k == "FLIGHTDECK_POOL_SIZE").then(|| "many".into()))
+            .unwrap_err();
+        assert!(err.to_string().contains("FLIGHTDECK_POOL_SIZE"));
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused() {
+        let c = Config::parse("[pool]\nmax_attempts = 0\n").unwrap();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("pool.max_attempts"));
+        let c = Config::parse("[agent]\npreset = \"lines\"\n").unwrap();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("agent.command"));
+        let c = Config::parse("[server]\nbind = \"nowhere\"\n").unwrap();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("server.bind"));
+    }
+}

@@ -1,0 +1,534 @@
+//! The Dispatcher actor: keeps at most `pool.size` agent sessions running, claims work for
+//! free slots, and supervises the sessions it started.
+//!
+//! It is woken by events (anything that can make an item claimable or free a slot), by its
+//! sessions ending, by the pool growing, and by a one-second tick that also catches retry
+//! backoffs running out and edits of `pool.size` in the config file. Claims for several free
+//! slots go out at once, so the QueueManager commits them in one batch. With
+//! `queue.review_limit` set, nothing new starts while that many items wait in review.
+
+use super::session::{AgentSession, AgentSettings, Cancel, Shutdown};
+use super::workspace;
+use crate::config::Config;
+use crate::model::{AgentSession as SessionRecord, AgentStatus, EventKind, Status};
+use crate::monitor::{Deliver, Monitor, Subscribe};
+use crate::queue::{
+    Announce, Claim, CountByStatus, FailAttempt, ListSessions, MoveItem, QueueManager,
+};
+use actix::prelude::*;
+use chrono::Utc;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+const TICK: Duration = Duration::from_secs(1);
+
+// ---- Messages ------------------------------------------------------------------------------
+
+/// The pool as `GET /api/pool` shows it.
+#[derive(Message)]
+#[rtype(result = "PoolInfo")]
+pub struct GetPool;
+
+/// Change the pool size at run time.
+#[derive(Message)]
+#[rtype(result = "PoolInfo")]
+pub struct Resize {
+    pub size: usize,
+}
+
+/// Start one session now if a slot is free and an item claimable (`POST /api/dispatch`).
+#[derive(Message)]
+#[rtype(result = "Result<Vec<SessionRecord>, String>")]
+pub struct DispatchNow;
+
+/// Stop the agent working on this item, if any; the caller moves the item.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CancelItem {
+    pub item_id: String,
+    pub reason: String,
+}
+
+/// Stop a session and send its item back to ready.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct CancelSession {
+    pub session_id: String,
+    pub reason: String,
+}
+
+/// A session finished (sent by the session itself).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionEnded {
+    pub session_id: String,
+    pub item_id: String,
+}
+
+/// Stop dispatching, give running agents `grace` to finish, then stop them.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ShutdownPool {
+    pub grace: Duration,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolInfo {
+    pub size: usize,
+    pub running: usize,
+    pub free: usize,
+    pub auto_dispatch: bool,
+    /// Why dispatch is held back, when it is.
+    pub held: Option<String>,
+}
+
+// ---- State ---------------------------------------------------------------------------------
+
+struct Running {
+    addr: Addr<AgentSession>,
+    item_id: String,
+}
+
+/// Where the config file stands, to notice edits of `pool.size`.
+struct ConfigWatch {
+    path: PathBuf,
+    modified: Option<SystemTime>,
+    size: usize,
+}
+
+pub struct Dispatcher {
+    queue: Addr<QueueManager>,
+    monitor: Addr<Monitor>,
+    settings: Arc<AgentSettings>,
+    size: usize,
+    auto_dispatch: bool,
+    review_limit: usize,
+    running: HashMap<String, Running>,
+    claiming: usize,
+    held: Option<String>,
+    stopping: bool,
+    watch: Option<ConfigWatch>,
+    waiting_for_empty: Vec<futures_channel::oneshot::Sender<()>>,
+}
+
+enum Claimed {
+    Held(String),
+    Nothing,
+    Item {
+        item: crate::model::WorkItem,
+        previous: Option<PathBuf>,
+        session_id: String,
+        session_key: String,
+    },
+}
+
+impl Dispatcher {
+    pub fn new(
+        config: &Config,
+        settings: AgentSettings,
+        queue: Addr<QueueManager>,
+        monitor: Addr<Monitor>,
+    ) -> Self {
+        let watch = config.path.as_ref().map(|path| ConfigWatch {
+            modified: std::fs::metadata(path).and_then(|m| m.modified()).ok(),
+            path: path.clone(),
+            size: Config::from_file(path)
+                .map(|c| c.pool.size)
+                .unwrap_or(config.pool.size),
+        });
+        Dispatcher {
+            queue,
+            monitor,
+            settings: Arc::new(settings),
+            size: config.pool.size,
+            auto_dispatch: config.pool.auto_dispatch,
+            review_limit: config.queue.review_limit,
+            running: HashMap::new(),
+            claiming: 0,
+            held: None,
+            stopping: false,
+            watch,
+            waiting_for_empty: Vec::new(),
+        }
+    }
+
+    fn info(&self) -> PoolInfo {
+        PoolInfo {
+            size: self.size,
+            running: self.running.len(),
+            free: self.size.saturating_sub(self.running.len()),
+            auto_dispatch: self.auto_dispatch,
+            held: self.held.clone(),
+        }
+    }
+
+    /// Claims for every free slot (auto-dispatch only).
+    fn fill(&mut self, ctx: &mut Context<Self>) {
+        if !self.auto_dispatch || self.stopping {
+            return;
+        }
+        let busy = self.running.len() + self.claiming;
+        for _ in busy..self.size {
+            let claim = self.claim_one().map(|started, act, ctx| {
+                if started.is_some() {
+                    act.fill(ctx);
+                }
+            });
+            ctx.spawn(claim);
+        }
+    }
+
+    /// Claims one item and starts its session; resolves to the session, or None when nothing
+    /// was claimable (or dispatch is held back).
+    fn claim_one(&mut self) -> impl ActorFuture<Self, Output = Option<SessionRecord>> {
+        self.claiming += 1;
+        let queue = self.queue.clone();
+        let limit = self.review_limit;
+        let session_id = uuid::Uuid::new_v4().to_string();
+        let session_key = format!("{}-{}", self.settings.preset_name(), &session_id[..8]);
+        let work = async move {
+            if limit > 0 {
+                let counts = queue
+                    .send(CountByStatus)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                let waiting = counts.get(&Status::Review).copied().unwrap_or(0);
+                if waiting >= limit as u64 {
+                    return Ok(Claimed::Held(format!(
+                        "{waiting} items wait in review (queue.review_limit = {limit}): approve or reject some to resume"
+                    )));
+                }
+            }
+            let claimed = queue
+                .send(Claim {
+                    agent_id: session_id.clone(),
+                    session_key: session_key.clone(),
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            let Some(item) = claimed else {
+                return Ok(Claimed::Nothing);
+            };
+            let sessions = queue
+                .send(ListSessions {
+                    item_id: Some(item.id.clone()),
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(Claimed::Item {
+                previous: sessions.first().map(|s| PathBuf::from(&s.workspace_dir)),
+                item,
+                session_id,
+                session_key,
+            })
+        };
+        fut::wrap_future::<_, Self>(work).map(|result, act, ctx| {
+            act.claiming -= 1;
+            match result {
+                Ok(Claimed::Item {
+                    item,
+                    previous,
+                    session_id,
+                    session_key,
+                }) => {
+                    act.held = None;
+                    act.launch(ctx, item, previous, session_id, session_key)
+                }
+                Ok(Claimed::Held(why)) => {
+                    if act.held.as_ref() != Some(&why) {
+                        log::info!("dispatch held: {why}");
+                    }
+                    act.held = Some(why);
+                    None
+                }
+                Ok(Claimed::Nothing) => {
+                    act.held = None;
+                    None
+                }
+                Err(e) => {
+                    log::error!("claim failed: {e}");
+                    None
+                }
+            }
+        })
+    }
+
+    /// Prepares the workspace and starts the session actor for a claimed item.
+    fn launch(
+        &mut self,
+        ctx: &mut Context<Self>,
+        item: crate::model::WorkItem,
+        previous: Option<PathBuf>,
+        session_id: String,
+        session_key: String,
+    ) -> Option<SessionRecord> {
+        let settings = self.settings.clone();
+        let ws = match workspace::prepare(
+            &settings.data_dir,
+            &session_id,
+            &item.id,
+            previous.as_deref(),
+            settings.git_repo.as_deref(),
+        ) {
+            Ok(ws) => ws,
+            Err(e) => {
+                log::error!("cannot prepare a workspace for {}: {e}", item.id);
+                self.queue.do_send(FailAttempt {
+                    id: item.id.clone(),
+                    session_key: Some(session_key),
+                    reason: format!("workspace could not be prepared: {e}"),
+                });
+                return None;
+            }
+        };
+        let now = Utc::now();
+        let record = SessionRecord {
+            id: session_id.clone(),
+            session_key,
+            status: AgentStatus::Working,
+            workspace_dir: ws.workspace.display().to_string(),
+            data_dir: ws.root.display().to_string(),
+            current_work_item_id: Some(item.id.clone()),
+            started_at: now,
+            last_activity_at: now,
+            tokens_used: 0,
+            attempt: item.attempts,
+            work_item_id: item.id.clone(),
+            finished_at: None,
+            outcome: None,
+            pid: None,
+        };
+        let item_id = item.id.clone();
+        let session = AgentSession::new(
+            record.clone(),
+            item,
+            ws,
+            settings,
+            self.queue.clone(),
+            ctx.address(),
+        );
+        let addr = session.start();
+        self.running.insert(session_id, Running { addr, item_id });
+        Some(record)
+    }
+
+    fn resize(&mut self, ctx: &mut Context<Self>, size: usize) {
+        if size == self.size {
+            return;
+        }
+        log::info!("pool size {} -> {size}", self.size);
+        self.size = size;
+        self.queue.do_send(Announce {
+            kind: EventKind::PoolResized,
+            data: serde_json::json!({ "size": size }),
+        });
+        self.fill(ctx);
+    }
+
+    /// Applies an edit of `pool.size` in the config file; a broken edit is logged and ignored.
+    fn check_config_file(&mut self, ctx: &mut Context<Self>) {
+        let Some(watch) = &mut self.watch else { return };
+        let modified = std::fs::metadata(&watch.path)
+            .and_then(|m| m.modified())
+            .ok();
+        if modified == watch.modified {
+            return;
+        }
+        watch.modified = modified;
+        let config = match Config::from_file(&watch.path).and_then(|c| c.validate().map(|_| c)) {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!("config edit ignored, keeping pool size {}: {e}", self.size);
+                return;
+            }
+        };
+        if config.pool.size != watch.size {
+            watch.size = config.pool.size;
+            self.resize(ctx, config.pool.size);
+        }
+    }
+}
+
+impl AgentSettings {
+    fn preset_name(&self) -> &'static str {
+        match self.preset {
+            crate::config::Preset::Demo => "demo",
+            crate::config::Preset::Lines => "lines",
+            crate::config::Preset::Claude => "claude",
+            crate::config::Preset::Codex => "codex",
+        }
+    }
+}
+
+impl Actor for Dispatcher {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(crate::MAILBOX);
+        self.monitor.do_send(Subscribe {
+            since: None,
+            deliver: ctx.address().recipient(),
+            kick: None,
+        });
+        ctx.run_interval(TICK, |act, ctx| {
+            act.check_config_file(ctx);
+            act.fill(ctx);
+        });
+        self.fill(ctx);
+    }
+}
+
+impl Handler<Deliver> for Dispatcher {
+    type Result = ();
+
+    fn handle(&mut self, m: Deliver, ctx: &mut Context<Self>) {
+        let wakes = m.events.iter().any(|e| {
+            matches!(
+                e.kind,
+                EventKind::WorkAdded
+                    | EventKind::WorkStatusChanged
+                    | EventKind::WorkUpdated
+                    | EventKind::WorkDeleted
+            )
+        });
+        if wakes && self.claiming == 0 {
+            self.fill(ctx);
+        }
+    }
+}
+
+impl Handler<GetPool> for Dispatcher {
+    type Result = MessageResult<GetPool>;
+
+    fn handle(&mut self, _: GetPool, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.info())
+    }
+}
+
+impl Handler<Resize> for Dispatcher {
+    type Result = MessageResult<Resize>;
+
+    fn handle(&mut self, m: Resize, ctx: &mut Context<Self>) -> Self::Result {
+        self.resize(ctx, m.size);
+        MessageResult(self.info())
+    }
+}
+
+impl Handler<DispatchNow> for Dispatcher {
+    type Result = ResponseActFuture<Self, Result<Vec<SessionRecord>, String>>;
+
+    fn handle(&mut self, _: DispatchNow, _: &mut Context<Self>) -> Self::Result {
+        if self.stopping {
+            return Box::pin(fut::ready(Err("flightdeck is shutting down".to_string())));
+        }
+        if self.running.len() + self.claiming >= self.size {
+            return Box::pin(fut::ready(Ok(Vec::new())));
+        }
+        Box::pin(
+            self.claim_one()
+                .map(|started, _, _| Ok(started.into_iter().collect())),
+        )
+    }
+}
+
+impl Handler<CancelItem> for Dispatcher {
+    type Result = ();
+
+    fn handle(&mut self, m: CancelItem, _: &mut Context<Self>) {
+        for run in self.running.values().filter(|r| r.item_id == m.item_id) {
+            run.addr.do_send(Cancel {
+                reason: m.reason.clone(),
+            });
+        }
+    }
+}
+
+impl Handler<CancelSession> for Dispatcher {
+    type Result = ResponseFuture<Result<(), String>>;
+
+    fn handle(&mut self, m: CancelSession, _: &mut Context<Self>) -> Self::Result {
+        let Some(run) = self.running.get(&m.session_id) else {
+            return Box::pin(async { Err("not running".to_string()) });
+        };
+        run.addr.do_send(Cancel {
+            reason: m.reason.clone(),
+        });
+        let queue = self.queue.clone();
+        let item_id = run.item_id.clone();
+        Box::pin(async move {
+            let moved = queue
+                .send(MoveItem {
+                    id: item_id,
+                    status: Status::Ready,
+                    reason: Some(m.reason),
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            moved.map(|_| ()).map_err(|e| e.to_string())
+        })
+    }
+}
+
+impl Handler<SessionEnded> for Dispatcher {
+    type Result = ();
+
+    fn handle(&mut self, m: SessionEnded, ctx: &mut Context<Self>) {
+        self.running.remove(&m.session_id);
+        log::debug!("session {} for {} ended", m.session_id, m.item_id);
+        if self.running.is_empty() {
+            for waiter in self.waiting_for_empty.drain(..) {
+                let _ = waiter.send(());
+            }
+        }
+        self.fill(ctx);
+    }
+}
+
+impl Handler<ShutdownPool> for Dispatcher {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, m: ShutdownPool, _: &mut Context<Self>) -> Self::Result {
+        self.stopping = true;
+        if self.running.is_empty() {
+            return Box::pin(fut::ready(()));
+        }
+        log::info!(
+            "waiting up to {}s for {} running agents to finish",
+            m.grace.as_secs(),
+            self.running.len()
+        );
+        let (tx, rx) = futures_channel::oneshot::channel();
+        self.waiting_for_empty.push(tx);
+        let grace = m.grace;
+        let wait = async move {
+            let timer = actix_rt::time::sleep(grace);
+            futures_util::future::select(rx, Box::pin(timer)).await;
+        };
+        Box::pin(fut::wrap_future::<_, Self>(wait).then(|_, act, _| {
+            let (tx, rx) = futures_channel::oneshot::channel();
+            if !act.running.is_empty() {
+                log::info!(
+                    "stopping {} agents; their items are recovered at the next start",
+                    act.running.len()
+                );
+                for run in act.running.values() {
+                    run.addr.do_send(Shutdown);
+                }
+                act.waiting_for_empty.push(tx);
+            } else {
+                let _ = tx.send(());
+            }
+            let deadline = super::session::KILL_GRACE + Duration::from_secs(1);
+            fut::wrap_future(async move {
+                futures_util::future::select(rx, Box::pin(actix_rt::time::sleep(deadline))).await;
+            })
+        }))
+    }
+}

@@ -1,0 +1,15 @@
+//! Running agents: the Dispatcher keeps the pool full, each AgentSession runs one agent as a
+//! child process in its own workspace, and the parsers read what agents print.
+
+pub mod demo_agent;
+mod dispatcher;
+pub mod parsers;
+pub mod process;
+mod session;
+mod workspace;
+
+pub use dispatcher::{
+    CancelItem, CancelSession, DispatchNow, Dispatcher, GetPool, PoolInfo, Resize, ShutdownPool,
+};
+pub use session::AgentSettings;
+pub use workspace::{remove_worktree, resolve_artifact, session_log_path};

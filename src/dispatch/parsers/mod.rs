@@ -1,0 +1,145 @@
+//! Turning an agent's output into what flightdeck tracks.
+//!
+//! Every agent speaks its own output format: Claude Code prints stream-json events, Codex
+//! prints `exec --json` events, and simple agents print plain text or the generic
+//! JSON-lines protocol. The dispatcher should not care which, so each format gets an
+//! [`OutputParser`] that reads one line at a time and reports flightdeck's own vocabulary:
+//! progress, tokens used, artifacts, an acceptance report and the agent's final verdict.
+//!
+//! Agent output is untrusted and often messy (truncated writes, interleaved stderr, new
+//! event types in newer agent versions), so a parser never fails: whatever it does not
+//! recognise is passed on as a short progress message.
+
+mod claude;
+mod codex;
+mod lines;
+
+use crate::config::Preset;
+use crate::model::{AcceptanceEntry, ArtifactInput};
+use serde_json::Value;
+
+/// Longest progress message or summary, in characters (including the trailing ellipsis).
+const PROGRESS_MAX: usize = 500;
+
+/// One thing an agent reported.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgentOutput {
+    Progress(String),
+    /// Tokens used by this step, added to the session's total.
+    Tokens {
+        input: u64,
+        output: u64,
+    },
+    Artifact(ArtifactInput),
+    Acceptance(Vec<AcceptanceEntry>),
+    /// The agent's own final verdict (claude `result`, codex `turn.failed`): success flag and
+    /// a summary. Agents that end without one are judged by their exit status.
+    Finished {
+        success: bool,
+        summary: String,
+    },
+}
+
+/// Reads an agent's output line by line. Implementations must not panic on any input.
+pub trait OutputParser: Send {
+    fn parse_line(&mut self, line: &str) -> Vec<AgentOutput>;
+}
+
+/// The parser for an agent preset; the demo agent speaks the generic lines protocol.
+pub fn parser_for(preset: Preset) -> Box<dyn OutputParser> {
+    match preset {
+        Preset::Demo | Preset::Lines => Box::new(lines::LinesParser),
+        Preset::Claude => Box::new(claude::ClaudeParser),
+        Preset::Codex => Box::new(codex::CodexParser),
+    }
+}
+
+/// Shortens `text` to at most [`PROGRESS_MAX`] characters, marking the cut with "…".
+fn cap(text: &str) -> String {
+    match text.char_indices().nth(PROGRESS_MAX - 1) {
+        Some((cut, _)) if text[cut..].chars().nth(1).is_some() => format!("{}…", &text[..cut]),
+        _ => text.to_string(),
+    }
+}
+
+/// A progress message from free text; blank text reports nothing.
+fn progress(text: &str) -> Option<AgentOutput> {
+    let text = text.trim();
+    (!text.is_empty()).then(|| AgentOutput::Progress(cap(text)))
+}
+
+/// An unrecognised line, passed on verbatim (trailing whitespace trimmed, capped).
+fn raw(line: &str) -> Vec<AgentOutput> {
+    let line = line.trim_end();
+    if line.is_empty() {
+        Vec::new()
+    } else {
+        vec![AgentOutput::Progress(cap(line))]
+    }
+}
+
+/// The first non-blank line of `text`, trimmed.
+fn first_line(text: &str) -> Option<&str> {
+    text.lines().map(str::trim).find(|l| !l.is_empty())
+}
+
+/// A token report, or nothing when no tokens were used.
+fn tokens(input: u64, output: u64) -> Option<AgentOutput> {
+    (input > 0 || output > 0).then_some(AgentOutput::Tokens { input, output })
+}
+
+/// The line as a JSON value, if it is a JSON object.
+fn parse_object(line: &str) -> Option<Value> {
+    serde_json::from_str(line).ok().filter(Value::is_object)
+}
+
+/// A string field of a JSON value, if present and a string.
+fn str_field<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
+    value.get(key).and_then(Value::as_str)
+}
+
+/// A token count field: a non-negative integer, anything else counts as zero.
+fn count(value: &Value, key: &str) -> u64 {
+    value.get(key).and_then(Value::as_u64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cap_keeps_short_text_and_cuts_long_text_on_a_char_boundary() {
+        assert_eq!(cap("short"), "short");
+        let exact = "é".repeat(PROGRESS_MAX);
+        assert_eq!(cap(&exact), exact);
+        let long = "é".repeat(PROGRESS_MAX + 1);
+        let capped = cap(&long);
+        assert_eq!(capped.chars().count(), PROGRESS_MAX);
+        assert!(capped.ends_with("é…"));
+    }
+
+    #[test]
+    fn raw_trims_trailing_whitespace_and_drops_blank_lines() {
+        assert_eq!(
+            raw("  hello \r\n"),
+            vec![AgentOutput::Progress("  hello".into())]
+        );
+        assert!(raw("").is_empty());
+        assert!(raw(" \t\r\n").is_empty());
+    }
+
+    #[test]
+    fn first_line_skips_blank_lines() {
+        assert_eq!(first_line("\n\n  Fixed it.\nDetails"), Some("Fixed it."));
+        assert_eq!(first_line(" \n "), None);
+    }
+
+    #[test]
+    fn every_preset_has_a_parser() {
+        let line = "plain text";
+        for preset in [Preset::Demo, Preset::Lines, Preset::Claude, Preset::Codex] {
+            let out = parser_for(preset).parse_line(line);
+            assert_eq!(out, vec![AgentOutput::Progress(line.into())], "{preset:?}");
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! The `flightdeck` command: `serve` runs the server; the other commands are HTTP clients of a
+//! running server; `demo-agent` and `sandbox-exec` are run by the server itself.
+
+use clap::{Parser, Subcommand};
+use flightdeck::cli::{item_table, print_item, Client, ClientError};
+use flightdeck::config::Config;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "flightdeck",
+    version,
+    about = "A self-hosted orchestrator for AI coding agents"
+)]
+struct Cli {
+    /// Config file (default: config/flightdeck.toml when present).
+    #[arg(long, global = true, env = "FLIGHTDECK_CONFIG")]
+    config: Option<PathBuf>,
+    /// Server URL for client commands (default: from the config's server.bind).
+    #[arg(long, global = true, env = "FLIGHTDECK_URL")]
+    server: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: queue, agents, board and API.
+    Serve,
+    /// Add a work item.
+    Add {
+        title: String,
+        #[arg(long, short)]
+        description: Option<String>,
+        #[arg(long, short, default_value = "medium")]
+        priority: String,
+        #[arg(long, short = 'x', default_value = "m")]
+        complexity: String,
+        /// An acceptance criterion (repeat for more).
+        #[arg(long = "criterion", short = 'c')]
+        criteria: Vec<String>,
+        /// An item this one waits for (id or unique prefix; repeat for more).
+        #[arg(long = "blocked-by", short = 'b')]
+        blocked_by: Vec<String>,
+        /// Initial status: inbox, planning or ready.
+        #[arg(long, short, default_value = "inbox")]
+        status: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List work items.
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        priority: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one item (id or unique prefix).
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move an item to another status.
+    Move {
+        id: String,
+        status: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start an agent on the next ready item now (one free slot).
+    Dispatch {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Counts per status, the pool, uptime.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print an item's agent log (all attempts); --follow keeps printing new output.
+    Logs {
+        id: String,
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// The built-in demo agent (run by the server).
+    #[command(hide = true)]
+    DemoAgent { agents_md: Option<PathBuf> },
+    /// Run a command under the Landlock sandbox (run by the server).
+    #[command(hide = true)]
+    SandboxExec {
+        #[arg(long)]
+        rw: Vec<PathBuf>,
+        #[arg(long)]
+        deny: Vec<PathBuf>,
+        #[arg(long)]
+        probe: bool,
+        #[arg(last = true)]
+        argv: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("flightdeck: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Serve => {
+            let config = Config::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
+            actix_web::rt::System::new()
+                .block_on(flightdeck::server::serve(config))
+                .map_err(|e| e.to_string())
+        }
+        Command::DemoAgent { agents_md } => {
+            flightdeck::dispatch::demo_agent::run(agents_md.as_deref())
+        }
+        Command::SandboxExec {
+            rw,
+            deny,
+            probe,
+            argv,
+        } => {
+            let plan = flightdeck::sandbox::SandboxPlan {
+                writable: rw,
+                denied: deny,
+            };
+            if probe {
+                return match flightdeck::sandbox::restrict_self(&plan)? {
+                    true => Ok(()),
+                    false => Err("Landlock is not enforced by this kernel".into()),
+                };
+            }
+            match flightdeck::sandbox::exec(&plan, &argv) {
+                Ok(never) => match never {},
+                Err(e) => Err(e),
+            }
+        }
+        command => {
+            let (client, _) = client(cli.config, cli.server)?;
+            client_command(&client, command).map_err(|e| e.to_string())
+        }
+    }
+}
+
+fn client(config: Option<PathBuf>, server: Option<String>) -> Result<(Client, Config), String> {
+    let config = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
+    let base = server.unwrap_or_else(|| {
+        let bind = config
+            .server
+            .bind
+            .replace("0.0.0.0", "127.0.0.1")
+            .replace("[::]", "[::1]");
+        format!("http://{bind}")
+    });
+    Ok((
+        Client::new(&base, Some(config.server.token.clone())),
+        config,
+    ))
+}
+
+fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn client_command(client: &Client, command: Command) -> Result<(), ClientError> {
+    match command {
+        Command::Add {
+            title,
+            description,
+            priority,
+            complexity,
+            criteria,
+            blocked_by,
+            status,
+            json,
+        } => {
+            let mut blockers = Vec::new();
+            for b in blocked_by {
+                let item = client.get(&format!("/api/items/{}", encode(&b)))?;
+                blockers.push(item["id"].clone());
+            }
+            let body = json!({
+                "title": title,
+                "description": description.unwrap_or_default(),
+                "priority": priority,
+                "complexity": complexity,
+                "acceptanceCriteria": criteria,
+                "blockedBy": blockers,
+                "status": status,
+                "createdBy": "cli",
+            });
+            let (_, item) = client.send("POST", "/api/items", &body)?;
+            if json {
+                print_json(&item);
+            } else {
+                println!(
+                    "added {} [{}] {}",
+                    &item["id"].as_str().unwrap_or("")
+                        [..8.min(item["id"].as_str().unwrap_or("").len())],
+                    item["status"].as_str().unwrap_or(""),
+                    item["title"].as_str().unwrap_or("")
+                );
+            }
+        }
+        Command::List {
+            status,
+            priority,
+            json,
+        } => {
+            let mut query = Vec::new();
+            if let Some(s) = status {
+                query.push(format!("status={}", encode(&s)));
+            }
+            if let Some(p) = priority {
+                query.push(format!("priority={}", encode(&p)));
+            }
+            let items = client.get(&format!("/api/items?{}", query.join("&")))?;
+            if json {
+                print_json(&items);
+            } else {
+                print!(
+                    "{}",
+                    item_table(items.as_array().map(Vec::as_slice).unwrap_or(&[]))
+                );
+            }
+        }
+        Command::Show { id, json } => {
+            let item = client.get(&format!("/api/items/{}", encode(&id)))?;
+            if json {
+                print_json(&item);
+            } else {
+                print!("{}", print_item(&item));
+            }
+        }
+        Command::Move {
+            id,
+            status,
+            reason,
+            json,
+        } => {
+            let (_, item) = client.send(
+                "POST",
+                &format!("/api/items/{}/move", encode(&id)),
+                &json!({"status": status, "reason": reason}),
+            )?;
+            if json {
+                print_json(&item);
+            } else {
+                println!(
+                    "moved {} to {}",
+                    item["id"].as_str().unwrap_or(""),
+                    item["status"].as_str().unwrap_or("")
+                );
+            }
+        }
+        Command::Dispatch { json } => {
+            let (_, out) = client.send("POST", "/api/dispatch", &json!({}))?;
+            if json {
+                print_json(&out);
+            } else {
+                match out["started"].as_array().filter(|s| !s.is_empty()) {
+                    Some(started) => {
+                        for s in started {
+                            println!(
+                                "started session {} on item {}",
+                                s["id"].as_str().unwrap_or(""),
+                                s["workItemId"].as_str().unwrap_or("")
+                            );
+                        }
+                    }
+                    None => println!("nothing started: no free slot or no claimable item"),
+                }
+            }
+        }
+        Command::Status { json } => {
+            let status = client.get("/api/status")?;
+            if json {
+                print_json(&status);
+            } else {
+                for (name, n) in status["counts"].as_object().into_iter().flatten() {
+                    println!("{name:<10}{}", n.as_u64().unwrap_or(0));
+                }
+                let pool = &status["pool"];
+                println!(
+                    "\npool: {} running of {} ({} free){}",
+                    pool["running"],
+                    pool["size"],
+                    pool["free"],
+                    pool["held"]
+                        .as_str()
+                        .map(|h| format!("; held: {h}"))
+                        .unwrap_or_default()
+                );
+                println!(
+                    "sandbox: {}   uptime: {}s",
+                    status["sandbox"].as_str().unwrap_or("?"),
+                    status["uptimeSecs"]
+                );
+            }
+        }
+        Command::Logs { id, follow } => {
+            let path = format!("/api/items/{}/log", encode(&id));
+            let mut shown = client.get_text(&path)?;
+            print!("{shown}");
+            while follow {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                let now = client.get_text(&path)?;
+                if let Some(rest) = now.strip_prefix(shown.as_str()) {
+                    print!("{rest}");
+                } else {
+                    print!("{now}");
+                }
+                use std::io::Write;
+                let _ = std::io::stdout().flush();
+                shown = now;
+            }
+        }
+        Command::Serve | Command::DemoAgent { .. } | Command::SandboxExec { .. } => {}
+    }
+    Ok(())
+}
+
+/// Percent-encodes a path segment or query value.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

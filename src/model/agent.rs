@@ -1,0 +1,47 @@
+//! An agent session: one run of an agent on one item, in its own folders. The seed's fields,
+//! plus the item's attempt number and how the run ended.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Where a session is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentStatus {
+    Idle,
+    Working,
+    Blocked,
+    Completed,
+    Failed,
+}
+
+impl AgentStatus {
+    pub fn is_finished(self) -> bool {
+        matches!(self, AgentStatus::Completed | AgentStatus::Failed)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentSession {
+    pub id: String,
+    pub session_key: String,
+    pub status: AgentStatus,
+    pub workspace_dir: String,
+    pub data_dir: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub current_work_item_id: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub last_activity_at: DateTime<Utc>,
+    pub tokens_used: u64,
+    /// Which attempt of the item this session is (1 for the first).
+    pub attempt: u32,
+    /// The item this session worked on; kept after it finishes, unlike `currentWorkItemId`.
+    pub work_item_id: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub finished_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub outcome: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub pid: Option<u32>,
+}

@@ -1,0 +1,41 @@
+//! Events: what happened, in order. The queue gives each a `seq` one higher than the last,
+//! across restarts, and stores it in the same transaction as the change it reports; the
+//! Monitor fans them out. The board and remote tools replay from any `seq` they saw last.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The kinds of event, spelled as on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventKind {
+    #[serde(rename = "work:added")]
+    WorkAdded,
+    #[serde(rename = "work:updated")]
+    WorkUpdated,
+    #[serde(rename = "work:status_changed")]
+    WorkStatusChanged,
+    #[serde(rename = "work:assigned")]
+    WorkAssigned,
+    #[serde(rename = "work:progress")]
+    WorkProgress,
+    #[serde(rename = "work:completed")]
+    WorkCompleted,
+    #[serde(rename = "work:deleted")]
+    WorkDeleted,
+    #[serde(rename = "agent:spawned")]
+    AgentSpawned,
+    #[serde(rename = "agent:status_changed")]
+    AgentStatusChanged,
+    #[serde(rename = "pool:resized")]
+    PoolResized,
+}
+
+/// One event as stored and sent: `{"seq","type","at","data"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub seq: u64,
+    #[serde(rename = "type")]
+    pub kind: EventKind,
+    pub at: DateTime<Utc>,
+    pub data: serde_json::Value,
+}

@@ -1,0 +1,334 @@
+//! What clients may ask of the queue, parsed and validated before the queue sees it.
+//!
+//! Each request type rejects unknown fields and wrong types during deserialisation; the
+//! `validate` step then checks lengths and counts, so the queue only ever handles input that
+//! is known to be well formed. A [`ValidationError`] names the field at fault.
+
+use super::{ArtifactKind, Complexity, Priority, Status};
+use serde::Deserialize;
+
+pub const TITLE_MAX: usize = 200;
+pub const DESCRIPTION_MAX: usize = 20_000;
+pub const CRITERIA_MAX: usize = 50;
+pub const CRITERION_MAX: usize = 500;
+pub const BLOCKED_BY_MAX: usize = 100;
+pub const REASON_MAX: usize = 2_000;
+pub const NAME_MAX: usize = 200;
+pub const PATH_MAX: usize = 4_096;
+pub const ARTIFACTS_MAX: usize = 200;
+pub const EVIDENCE_MAX: usize = 2_000;
+
+/// A field that breaks a rule, and which rule.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    pub field: String,
+    pub message: String,
+}
+
+impl ValidationError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ValidationError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+fn check_len(field: &str, text: &str, min: usize, max: usize) -> Result<(), ValidationError> {
+    let n = text.chars().count();
+    if n < min {
+        return Err(ValidationError::new(
+            field,
+            if min == 1 {
+                "must not be empty".to_string()
+            } else {
+                format!("must be at least {min} characters")
+            },
+        ));
+    }
+    if n > max {
+        return Err(ValidationError::new(
+            field,
+            format!("must be at most {max} characters (got {n})"),
+        ));
+    }
+    Ok(())
+}
+
+fn clean_title(title: &str) -> Result<String, ValidationError> {
+    let title = title.trim();
+    check_len("title", title, 1, TITLE_MAX)?;
+    Ok(title.to_string())
+}
+
+fn check_description(description: &str) -> Result<(), ValidationError> {
+    check_len("description", description, 0, DESCRIPTION_MAX)
+}
+
+fn clean_criteria(criteria: &[String]) -> Result<Vec<String>, ValidationError> {
+    if criteria.len() > CRITERIA_MAX {
+        return Err(ValidationError::new(
+            "acceptanceCriteria",
+            format!(
+                "at most {CRITERIA_MAX} criteria are allowed (got {})",
+                criteria.len()
+            ),
+        ));
+    }
+    criteria
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let c = c.trim();
+            check_len(&format!("acceptanceCriteria[{i}]"), c, 1, CRITERION_MAX)?;
+            Ok(c.to_string())
+        })
+        .collect()
+}
+
+fn clean_blocked_by(ids: &[String]) -> Result<Vec<String>, ValidationError> {
+    if ids.len() > BLOCKED_BY_MAX {
+        return Err(ValidationError::new(
+            "blockedBy",
+            format!("at most {BLOCKED_BY_MAX} dependencies are allowed"),
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(ids.len());
+    for (i, id) in ids.iter().enumerate() {
+        let id = id.trim();
+        check_len(&format!("blockedBy[{i}]"), id, 1, 64)?;
+        if !out.iter().any(|o| o == id) {
+            out.push(id.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// `POST /api/items`: a new work item.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewWorkItem {
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub acceptance_criteria: Vec<String>,
+    #[serde(default)]
+    pub priority: Priority,
+    #[serde(default)]
+    pub complexity: Complexity,
+    #[serde(default)]
+    pub blocked_by: Vec<String>,
+    pub status: Option<Status>,
+    pub created_by: Option<String>,
+}
+
+impl NewWorkItem {
+    /// Checks every rule that needs no other item; trims the title and criteria.
+    pub fn validate(mut self) -> Result<NewWorkItem, ValidationError> {
+        self.title = clean_title(&self.title)?;
+        check_description(&self.description)?;
+        self.acceptance_criteria = clean_criteria(&self.acceptance_criteria)?;
+        self.blocked_by = clean_blocked_by(&self.blocked_by)?;
+        if let Some(status) = self.status {
+            if !Status::INITIAL.contains(&status) {
+                return Err(ValidationError::new(
+                    "status",
+                    format!("an item can be created in inbox, planning or ready, not {status}"),
+                ));
+            }
+        }
+        if let Some(by) = &self.created_by {
+            check_len("createdBy", by.trim(), 1, NAME_MAX)?;
+        }
+        Ok(self)
+    }
+}
+
+/// `PATCH /api/items/{id}`: fields to change; absent fields stay as they are. Status changes
+/// go through `move`, so `status` is not accepted here.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ItemPatch {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub acceptance_criteria: Option<Vec<String>>,
+    pub priority: Option<Priority>,
+    pub complexity: Option<Complexity>,
+    pub blocked_by: Option<Vec<String>>,
+}
+
+impl ItemPatch {
+    pub fn validate(mut self) -> Result<ItemPatch, ValidationError> {
+        if let Some(t) = &self.title {
+            self.title = Some(clean_title(t)?);
+        }
+        if let Some(d) = &self.description {
+            check_description(d)?;
+        }
+        if let Some(c) = &self.acceptance_criteria {
+            self.acceptance_criteria = Some(clean_criteria(c)?);
+        }
+        if let Some(b) = &self.blocked_by {
+            self.blocked_by = Some(clean_blocked_by(b)?);
+        }
+        Ok(self)
+    }
+}
+
+/// `POST /api/items/{id}/move`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MoveRequest {
+    pub status: Status,
+    pub reason: Option<String>,
+}
+
+impl MoveRequest {
+    pub fn validate(mut self) -> Result<MoveRequest, ValidationError> {
+        self.reason = clean_reason(self.reason)?;
+        Ok(self)
+    }
+}
+
+/// Trims a free-text reason; an empty one counts as none.
+pub fn clean_reason(reason: Option<String>) -> Result<Option<String>, ValidationError> {
+    match reason.map(|r| r.trim().to_string()) {
+        Some(r) if r.is_empty() => Ok(None),
+        Some(r) => {
+            check_len("reason", &r, 1, REASON_MAX)?;
+            Ok(Some(r))
+        }
+        None => Ok(None),
+    }
+}
+
+/// An artifact as declared by an agent or a client; the queue gives it an id and a time.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ArtifactInput {
+    #[serde(rename = "type")]
+    pub kind: ArtifactKind,
+    pub path: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+impl ArtifactInput {
+    pub fn validate(&self, field: &str) -> Result<(), ValidationError> {
+        check_len(&format!("{field}.path"), &self.path, 1, PATH_MAX)?;
+        check_len(
+            &format!("{field}.description"),
+            &self.description,
+            0,
+            CRITERION_MAX,
+        )
+    }
+}
+
+/// One line of an acceptance report: was this criterion met, and what shows it.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AcceptanceEntry {
+    pub criterion: String,
+    pub met: bool,
+    #[serde(default)]
+    pub evidence: String,
+}
+
+/// `POST /api/items/{id}/complete`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CompleteRequest {
+    #[serde(default)]
+    pub artifacts: Vec<ArtifactInput>,
+    pub acceptance: Option<Vec<AcceptanceEntry>>,
+}
+
+impl CompleteRequest {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if self.artifacts.len() > ARTIFACTS_MAX {
+            return Err(ValidationError::new(
+                "artifacts",
+                format!("at most {ARTIFACTS_MAX} artifacts per request"),
+            ));
+        }
+        for (i, a) in self.artifacts.iter().enumerate() {
+            a.validate(&format!("artifacts[{i}]"))?;
+        }
+        if let Some(report) = &self.acceptance {
+            if report.len() > CRITERIA_MAX {
+                return Err(ValidationError::new(
+                    "acceptance",
+                    format!("at most {CRITERIA_MAX} entries"),
+                ));
+            }
+            for (i, e) in report.iter().enumerate() {
+                check_len(
+                    &format!("acceptance[{i}].criterion"),
+                    &e.criterion,
+                    1,
+                    CRITERION_MAX,
+                )?;
+                check_len(
+                    &format!("acceptance[{i}].evidence"),
+                    &e.evidence,
+                    0,
+                    EVIDENCE_MAX,
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_item(json: &str) -> Result<NewWorkItem, String> {
+        let raw: NewWorkItem = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        raw.validate().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_and_trimming() {
+        let item = new_item(r#"{"title":"  Build login  "}"#).unwrap();
+        assert_eq!(item.title, "Build login");
+        assert_eq!(item.priority, Priority::Medium);
+        assert_eq!(item.status, None);
+    }
+
+    #[test]
+    fn bad_input_names_the_field() {
+        assert!(new_item(r#"{"title":"   "}"#)
+            .unwrap_err()
+            .starts_with("title"));
+        let long = "x".repeat(201);
+        assert!(new_item(&format!(r#"{{"title":"{long}"}}"#))
+            .unwrap_err()
+            .contains("at most 200"));
+        assert!(new_item(r#"{"title":"a","acceptanceCriteria":[""]}"#)
+            .unwrap_err()
+            .starts_with("acceptanceCriteria[0]"));
+        assert!(new_item(r#"{"title":"a","colour":"red"}"#)
+            .unwrap_err()
+            .contains("colour"));
+        assert!(new_item(r#"{"title":"a","priority":"asap"}"#)
+            .unwrap_err()
+            .contains("asap"));
+        assert!(new_item(r#"{"title":"a","status":"done"}"#)
+            .unwrap_err()
+            .starts_with("status"));
+    }
+
+    #[test]
+    fn limits_hold_at_the_edges() {
+        let ok = "é".repeat(200);
+        assert!(new_item(&format!(r#"{{"title":"{ok}"}}"#)).is_ok());
+        let criteria: Vec<String> = (0..51).map(|i| format!("c{i}")).collect();
+        let json = serde_json::json!({"title":"t","acceptanceCriteria":criteria}).to_string();
+        assert!(new_item(&json).unwrap_err().contains("at most 50"));
+    }
+}

@@ -1,0 +1,19 @@
+//! The domain: work items, their lifecycle, what may be asked of them, events and agent
+//! sessions. Nothing here does I/O; the queue, the dispatcher and the API build on these types.
+
+mod agent;
+mod context;
+mod event;
+mod input;
+mod item;
+mod status;
+
+pub use agent::{AgentSession, AgentStatus};
+pub use context::render_agents_md;
+pub use event::{Event, EventKind};
+pub use input::{
+    clean_reason, AcceptanceEntry, ArtifactInput, CompleteRequest, ItemPatch, MoveRequest,
+    NewWorkItem, ValidationError, REASON_MAX,
+};
+pub use item::{Artifact, ArtifactKind, Complexity, Priority, StatusChange, WorkItem};
+pub use status::{Status, Transition};

@@ -1,0 +1,531 @@
+//! The QueueManager actor: the one owner of the redb store.
+//!
+//! Reads are answered at once from a snapshot. Writes are queued; when the mailbox has been
+//! drained the whole queue of writes runs in one durable transaction (group commit), and only
+//! then is each caller answered and are the events passed to the Monitor. Under load this turns
+//! one fsync per request into one fsync per batch. A write that breaks a rule fails before it
+//! writes anything, so it is answered with its error without disturbing the rest of its batch;
+//! a storage failure fails the whole batch and nothing of it is kept.
+//!
+//! The actor runs on its own arbiter (thread), so blocking redb calls never stall the HTTP
+//! workers.
+
+use super::operations::{self, CompleteOutcome, QueuePolicy};
+use super::store::{Snapshot, Store, Tx};
+use super::QueueError;
+use crate::model::{
+    AcceptanceEntry, AgentSession, Artifact, ArtifactInput, Event, EventKind, ItemPatch,
+    NewWorkItem, Priority, Status, StatusChange, WorkItem,
+};
+use crate::monitor::{Monitor, Publish};
+use actix::prelude::*;
+use futures_channel::oneshot;
+use std::collections::BTreeMap;
+
+// ---- Messages ------------------------------------------------------------------------------
+
+/// Add a new item.
+#[derive(Message)]
+#[rtype(result = "Result<WorkItem, QueueError>")]
+pub struct CreateItem(pub NewWorkItem);
+
+/// Change an item's fields (not its status).
+#[derive(Message)]
+#[rtype(result = "Result<WorkItem, QueueError>")]
+pub struct UpdateItem {
+    pub id: String,
+    pub patch: ItemPatch,
+}
+
+/// Remove an item, and it from every `blockedBy`.
+#[derive(Message)]
+#[rtype(result = "Result<(), QueueError>")]
+pub struct DeleteItem {
+    pub id: String,
+}
+
+/// A manual status change.
+#[derive(Message)]
+#[rtype(result = "Result<WorkItem, QueueError>")]
+pub struct MoveItem {
+    pub id: String,
+    pub status: Status,
+    pub reason: Option<String>,
+}
+
+/// Take the next claimable item for an agent; `None` when nothing is claimable.
+#[derive(Message)]
+#[rtype(result = "Result<Option<WorkItem>, QueueError>")]
+pub struct Claim {
+    pub agent_id: String,
+    pub session_key: String,
+}
+
+/// Finish claimed work. `session_key` (from the Dispatcher) makes sure a stale session cannot
+/// complete an item that has moved on; `unmet` carries rules already found broken (verify).
+#[derive(Message)]
+#[rtype(result = "Result<CompleteOutcome, QueueError>")]
+pub struct Complete {
+    pub id: String,
+    pub artifacts: Vec<ArtifactInput>,
+    pub acceptance: Option<Vec<AcceptanceEntry>>,
+    pub session_key: Option<String>,
+    pub unmet: Vec<String>,
+}
+
+/// A failed attempt: retry later, or block when attempts are used up.
+#[derive(Message)]
+#[rtype(result = "Result<WorkItem, QueueError>")]
+pub struct FailAttempt {
+    pub id: String,
+    pub session_key: Option<String>,
+    pub reason: String,
+}
+
+/// Attach artifacts to an item.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<Artifact>, QueueError>")]
+pub struct AddArtifacts {
+    pub id: String,
+    pub artifacts: Vec<ArtifactInput>,
+}
+
+/// One item, by id or unique id prefix.
+#[derive(Message)]
+#[rtype(result = "Result<WorkItem, QueueError>")]
+pub struct GetItem {
+    pub id: String,
+}
+
+/// Items matching a filter, sorted by priority then age.
+#[derive(Message, Default)]
+#[rtype(result = "Result<Vec<WorkItem>, QueueError>")]
+pub struct ListItems {
+    pub status: Option<Status>,
+    pub priority: Option<Priority>,
+    pub query: Option<String>,
+}
+
+/// An item's status changes, oldest first.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<StatusChange>, QueueError>")]
+pub struct GetHistory {
+    pub id: String,
+}
+
+/// Item counts per status.
+#[derive(Message)]
+#[rtype(result = "Result<BTreeMap<Status, u64>, QueueError>")]
+pub struct CountByStatus;
+
+/// Retained events after `since`, oldest first, at most `limit`.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<Event>, QueueError>")]
+pub struct EventsSince {
+    pub since: u64,
+    pub limit: usize,
+}
+
+/// Record a newly started agent session.
+#[derive(Message)]
+#[rtype(result = "Result<(), QueueError>")]
+pub struct SessionStarted(pub AgentSession);
+
+/// Record a session's new state.
+#[derive(Message)]
+#[rtype(result = "Result<(), QueueError>")]
+pub struct SessionChanged {
+    pub session: AgentSession,
+    pub reason: Option<String>,
+}
+
+/// Output of a running agent.
+#[derive(Message)]
+#[rtype(result = "Result<(), QueueError>")]
+pub struct Progress {
+    pub item_id: String,
+    pub session_id: String,
+    pub messages: Vec<String>,
+    pub tokens_used: u64,
+}
+
+/// Sessions, newest first (all, or one item's).
+#[derive(Message)]
+#[rtype(result = "Result<Vec<AgentSession>, QueueError>")]
+pub struct ListSessions {
+    pub item_id: Option<String>,
+}
+
+/// One session.
+#[derive(Message)]
+#[rtype(result = "Result<AgentSession, QueueError>")]
+pub struct GetSession {
+    pub id: String,
+}
+
+/// Fail what a dead previous run left in flight; returns its unfinished sessions.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<AgentSession>, QueueError>")]
+pub struct Recover;
+
+/// Publish an event that changes no item (the pool was resized).
+#[derive(Message)]
+#[rtype(result = "Result<(), QueueError>")]
+pub struct Announce {
+    pub kind: EventKind,
+    pub data: serde_json::Value,
+}
+
+/// The policy changed (config reload).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetPolicy(pub QueuePolicy);
+
+/// Run the queued writes (sent to itself once the mailbox is drained).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Flush;
+
+// ---- State ---------------------------------------------------------------------------------
+
+/// Answers one queued write once its batch has committed (None) or failed (Some).
+type Reply = Box<dyn FnOnce(Option<&QueueError>) + Send>;
+/// A queued write: runs inside the batch transaction and says whether it hit a storage error
+/// (which aborts the batch).
+type PendingWrite = Box<dyn FnOnce(&mut Tx, &QueuePolicy) -> (Reply, bool) + Send>;
+
+pub struct QueueManager {
+    store: Store,
+    policy: QueuePolicy,
+    monitor: Addr<Monitor>,
+    pending: Vec<PendingWrite>,
+}
+
+impl QueueManager {
+    pub fn new(store: Store, policy: QueuePolicy, monitor: Addr<Monitor>) -> Self {
+        QueueManager {
+            store,
+            policy,
+            monitor,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Queues a write and returns the future of its answer.
+    fn write<T: Send + 'static>(
+        &mut self,
+        ctx: &mut Context<Self>,
+        op: impl FnOnce(&mut Tx, &QueuePolicy) -> Result<T, QueueError> + Send + 'static,
+    ) -> ResponseFuture<Result<T, QueueError>> {
+        let (answer, answered) = oneshot::channel();
+        if self.pending.is_empty() {
+            ctx.notify(Flush);
+        }
+        self.pending.push(Box::new(move |tx, policy| {
+            let result = op(tx, policy);
+            let fatal = matches!(result, Err(QueueError::Storage(_)));
+            let reply: Reply = Box::new(move |batch_error| {
+                let out = match (result, batch_error) {
+                    (Err(e), _) => Err(e),
+                    (Ok(_), Some(e)) => Err(QueueError::Storage(e.to_string())),
+                    (Ok(v), None) => Ok(v),
+                };
+                let _ = answer.send(out);
+            });
+            (reply, fatal)
+        }));
+        Box::pin(async move {
+            answered
+                .await
+                .unwrap_or_else(|_| Err(QueueError::Storage("the queue stopped".into())))
+        })
+    }
+
+    fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Snapshot) -> Result<T, QueueError>,
+    ) -> ResponseFuture<Result<T, QueueError>> {
+        let result = self.store.read(f);
+        Box::pin(async move { result })
+    }
+
+    /// Resolves a full id or a unique prefix of one to the full id.
+    fn resolve(&self, id: &str) -> Result<String, QueueError> {
+        resolve_id(&self.store, id)
+    }
+}
+
+fn resolve_id(store: &Store, id: &str) -> Result<String, QueueError> {
+    store.read(|snap| {
+        if snap.item(id)?.is_some() {
+            return Ok(id.to_string());
+        }
+        if id.len() < 4 || id.len() > 36 {
+            return Err(QueueError::not_found("item", id));
+        }
+        let mut found = snap.ids_with_prefix(id, 2)?;
+        match found.len() {
+            0 => Err(QueueError::not_found("item", id)),
+            1 => Ok(found.remove(0)),
+            _ => Err(QueueError::Ambiguous(id.to_string())),
+        }
+    })
+}
+
+impl Actor for QueueManager {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Writers wait for their answers, so a bounded mailbox would only add latency.
+        ctx.set_mailbox_capacity(crate::MAILBOX);
+    }
+}
+
+impl Handler<Flush> for QueueManager {
+    type Result = ();
+
+    fn handle(&mut self, _: Flush, _: &mut Context<Self>) {
+        let ops = std::mem::take(&mut self.pending);
+        if ops.is_empty() {
+            return;
+        }
+        let policy = self.policy;
+        let mut replies = Vec::with_capacity(ops.len());
+        let result = self.store.write(|tx| {
+            for op in ops {
+                let (reply, fatal) = op(tx, &policy);
+                replies.push(reply);
+                if fatal {
+                    return Err(QueueError::Storage(
+                        "a write in this batch failed; nothing was kept".into(),
+                    ));
+                }
+            }
+            Ok(())
+        });
+        match result {
+            Ok(((), events)) => {
+                if !events.is_empty() {
+                    self.monitor.do_send(Publish(events));
+                }
+                for reply in replies {
+                    reply(None);
+                }
+            }
+            Err(e) => {
+                log::error!("write batch of {} failed: {e}", replies.len());
+                for reply in replies {
+                    reply(Some(&e));
+                }
+            }
+        }
+    }
+}
+
+macro_rules! write_handler {
+    ($msg:ty, $out:ty, |$m:ident, $tx:ident, $policy:ident| $body:expr) => {
+        impl Handler<$msg> for QueueManager {
+            type Result = ResponseFuture<Result<$out, QueueError>>;
+
+            #[allow(unused_variables)]
+            fn handle(&mut self, $m: $msg, ctx: &mut Context<Self>) -> Self::Result {
+                self.write(ctx, move |$tx, $policy| $body)
+            }
+        }
+    };
+}
+
+write_handler!(CreateItem, WorkItem, |m, tx, p| operations::create(tx, m.0));
+write_handler!(Claim, Option<WorkItem>, |m, tx, p| operations::claim(
+    tx,
+    &m.agent_id,
+    &m.session_key
+));
+write_handler!(Complete, CompleteOutcome, |m, tx, p| operations::complete(
+    tx,
+    p,
+    &m.id,
+    m.artifacts,
+    m.acceptance,
+    m.session_key.as_deref(),
+    m.unmet
+));
+write_handler!(FailAttempt, WorkItem, |m, tx, p| operations::fail_attempt(
+    tx,
+    p,
+    &m.id,
+    m.session_key.as_deref(),
+    &m.reason
+));
+write_handler!(SessionStarted, (), |m, tx, p| operations::session_started(
+    tx, &m.0
+));
+write_handler!(SessionChanged, (), |m, tx, p| operations::session_changed(
+    tx,
+    &m.session,
+    m.reason.as_deref()
+));
+write_handler!(Progress, (), |m, tx, p| operations::progress(
+    tx,
+    &m.item_id,
+    &m.session_id,
+    &m.messages,
+    m.tokens_used
+));
+write_handler!(Announce, (), |m, tx, p| {
+    tx.emit(m.kind, m.data);
+    Ok(())
+});
+write_handler!(Recover, Vec<AgentSession>, |m, tx, p| operations::recover(
+    tx, p
+));
+
+/// Writes addressed by an id that may be a prefix: resolved first, then queued.
+macro_rules! write_by_id_handler {
+    ($msg:ty, $out:ty, |$m:ident, $id:ident, $tx:ident| $body:expr) => {
+        impl Handler<$msg> for QueueManager {
+            type Result = ResponseFuture<Result<$out, QueueError>>;
+
+            fn handle(&mut self, $m: $msg, ctx: &mut Context<Self>) -> Self::Result {
+                let $id = match self.resolve(&$m.id) {
+                    Ok(id) => id,
+                    Err(e) => return Box::pin(async move { Err(e) }),
+                };
+                self.write(ctx, move |$tx, _| $body)
+            }
+        }
+    };
+}
+
+write_by_id_handler!(UpdateItem, WorkItem, |m, id, tx| operations::update(
+    tx, &id, m.patch
+));
+write_by_id_handler!(DeleteItem, (), |m, id, tx| operations::delete(tx, &id));
+write_by_id_handler!(MoveItem, WorkItem, |m, id, tx| operations::move_item(
+    tx, &id, m.status, m.reason
+));
+write_by_id_handler!(AddArtifacts, Vec<Artifact>, |m, id, tx| {
+    operations::add_artifacts(tx, &id, m.artifacts)
+});
+
+impl Handler<GetItem> for QueueManager {
+    type Result = ResponseFuture<Result<WorkItem, QueueError>>;
+
+    fn handle(&mut self, m: GetItem, _: &mut Context<Self>) -> Self::Result {
+        let result = self.resolve(&m.id).and_then(|id| {
+            self.store.read(|snap| {
+                snap.item(&id)?
+                    .ok_or_else(|| QueueError::not_found("item", &id))
+            })
+        });
+        Box::pin(async move { result })
+    }
+}
+
+impl Handler<ListItems> for QueueManager {
+    type Result = ResponseFuture<Result<Vec<WorkItem>, QueueError>>;
+
+    fn handle(&mut self, m: ListItems, _: &mut Context<Self>) -> Self::Result {
+        self.read(move |snap| {
+            let query = m.query.map(|q| q.to_lowercase());
+            let mut items: Vec<WorkItem> = snap
+                .all_items()?
+                .into_iter()
+                .filter(|i| m.status.is_none_or(|s| i.status == s))
+                .filter(|i| m.priority.is_none_or(|p| i.priority == p))
+                .filter(|i| {
+                    query
+                        .as_deref()
+                        .is_none_or(|q| i.title.to_lowercase().contains(q))
+                })
+                .collect();
+            items.sort_by(|a, b| {
+                (a.priority.claim_rank(), a.created_at, &a.id).cmp(&(
+                    b.priority.claim_rank(),
+                    b.created_at,
+                    &b.id,
+                ))
+            });
+            Ok(items)
+        })
+    }
+}
+
+impl Handler<GetHistory> for QueueManager {
+    type Result = ResponseFuture<Result<Vec<StatusChange>, QueueError>>;
+
+    fn handle(&mut self, m: GetHistory, _: &mut Context<Self>) -> Self::Result {
+        let result = self
+            .resolve(&m.id)
+            .and_then(|id| self.store.read(|snap| snap.history(&id)));
+        Box::pin(async move { result })
+    }
+}
+
+impl Handler<CountByStatus> for QueueManager {
+    type Result = ResponseFuture<Result<BTreeMap<Status, u64>, QueueError>>;
+
+    fn handle(&mut self, _: CountByStatus, _: &mut Context<Self>) -> Self::Result {
+        self.read(|snap| {
+            let mut counts = BTreeMap::new();
+            for s in Status::ALL {
+                counts.insert(s, snap.count(s)?);
+            }
+            Ok(counts)
+        })
+    }
+}
+
+impl Handler<EventsSince> for QueueManager {
+    type Result = ResponseFuture<Result<Vec<Event>, QueueError>>;
+
+    fn handle(&mut self, m: EventsSince, _: &mut Context<Self>) -> Self::Result {
+        self.read(move |snap| snap.events_after(m.since, m.limit))
+    }
+}
+
+impl Handler<ListSessions> for QueueManager {
+    type Result = ResponseFuture<Result<Vec<AgentSession>, QueueError>>;
+
+    fn handle(&mut self, m: ListSessions, _: &mut Context<Self>) -> Self::Result {
+        let item_id = match m.item_id.map(|id| self.resolve(&id)).transpose() {
+            Ok(id) => id,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
+        self.read(move |snap| {
+            let mut sessions = match item_id {
+                Some(id) => snap.sessions_of(&id)?,
+                None => snap.all_sessions()?,
+            };
+            sessions.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+            Ok(sessions)
+        })
+    }
+}
+
+impl Handler<GetSession> for QueueManager {
+    type Result = ResponseFuture<Result<AgentSession, QueueError>>;
+
+    fn handle(&mut self, m: GetSession, _: &mut Context<Self>) -> Self::Result {
+        self.read(move |snap| {
+            snap.session(&m.id)?
+                .ok_or_else(|| QueueError::not_found("agent session", &m.id))
+        })
+    }
+}
+
+impl Handler<SetPolicy> for QueueManager {
+    type Result = ();
+
+    fn handle(&mut self, m: SetPolicy, _: &mut Context<Self>) {
+        self.policy = m.0;
+    }
+}
+
+/// Starts the QueueManager on its own thread, owning `store`.
+pub fn start(store: Store, policy: QueuePolicy, monitor: Addr<Monitor>) -> Addr<QueueManager> {
+    let arbiter = Arbiter::new();
+    QueueManager::start_in_arbiter(&arbiter.handle(), move |_| {
+        QueueManager::new(store, policy, monitor)
+    })
+}

@@ -1,0 +1,462 @@
+//! The queue's operations, each one write transaction: create, update, delete, move, claim,
+//! complete, fail an attempt, and the bookkeeping of agent sessions. Every rule of the
+//! lifecycle and of dependencies is enforced here, so it holds whoever calls.
+
+use super::dependencies;
+use super::store::Tx;
+use super::QueueError;
+use crate::model::{
+    AcceptanceEntry, AgentSession, AgentStatus, Artifact, ArtifactInput, EventKind, ItemPatch,
+    NewWorkItem, Status, Transition, WorkItem,
+};
+use chrono::Duration;
+use serde_json::json;
+
+/// The parts of the config the queue's rules depend on.
+#[derive(Debug, Clone, Copy)]
+pub struct QueuePolicy {
+    /// Completed items wait in review (true) or go straight to done.
+    pub review: bool,
+    /// Failed attempts before an item is blocked.
+    pub max_attempts: u32,
+    /// Delay before the first retry; doubles per attempt, capped at [`MAX_BACKOFF_SECS`].
+    pub retry_backoff_secs: f64,
+}
+
+pub const MAX_BACKOFF_SECS: f64 = 300.0;
+
+/// What a completion came to.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompleteOutcome {
+    pub item: WorkItem,
+    pub accepted: bool,
+    pub unmet: Vec<String>,
+}
+
+/// Writes `new` over `old`, and when the status changed records it in the history, emits
+/// `work:status_changed`, and lets the items it blocks become claimable once it is done.
+fn save(
+    tx: &mut Tx,
+    old: &WorkItem,
+    mut new: WorkItem,
+    reason: Option<&str>,
+) -> Result<WorkItem, QueueError> {
+    new.updated_at = tx.now;
+    tx.put(Some(old), &new)?;
+    if old.status != new.status {
+        tx.record_change(&new.id, Some(old.status), new.status, reason)?;
+        tx.emit(
+            EventKind::WorkStatusChanged,
+            json!({"itemId": new.id, "from": old.status, "to": new.status, "reason": reason}),
+        );
+        if new.status == Status::Done {
+            tx.refresh_claimable(&new.blocks)?;
+        }
+    }
+    Ok(new)
+}
+
+pub fn create(tx: &mut Tx, new: NewWorkItem) -> Result<WorkItem, QueueError> {
+    let id = uuid::Uuid::new_v4().to_string();
+    dependencies::check(tx, &id, &new.blocked_by)?;
+    let status = new.status.unwrap_or(Status::Inbox);
+    let item = WorkItem {
+        id: id.clone(),
+        title: new.title,
+        description: new.description,
+        acceptance_criteria: new.acceptance_criteria,
+        status,
+        priority: new.priority,
+        complexity: new.complexity,
+        assigned_agent_id: None,
+        assigned_session_key: None,
+        created_at: tx.now,
+        updated_at: tx.now,
+        created_by: new
+            .created_by
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|| "api".into()),
+        artifacts: Vec::new(),
+        blocked_by: new.blocked_by,
+        blocks: Vec::new(),
+        attempts: 0,
+        status_reason: None,
+        completed_at: None,
+        retry_at: None,
+    };
+    for blocker_id in &item.blocked_by {
+        let blocker = tx.require(blocker_id)?;
+        let mut updated = blocker.clone();
+        updated.blocks.push(id.clone());
+        tx.put(Some(&blocker), &updated)?;
+    }
+    tx.put(None, &item)?;
+    tx.record_change(&id, None, status, None)?;
+    tx.emit(EventKind::WorkAdded, json!({ "item": item }));
+    Ok(item)
+}
+
+pub fn update(tx: &mut Tx, id: &str, patch: ItemPatch) -> Result<WorkItem, QueueError> {
+    let old = tx.require(id)?;
+    let mut item = old.clone();
+    if let Some(t) = patch.title {
+        item.title = t;
+    }
+    if let Some(d) = patch.description {
+        item.description = d;
+    }
+    if let Some(c) = patch.acceptance_criteria {
+        item.acceptance_criteria = c;
+    }
+    if let Some(p) = patch.priority {
+        item.priority = p;
+    }
+    if let Some(c) = patch.complexity {
+        item.complexity = c;
+    }
+    if let Some(blocked_by) = patch.blocked_by {
+        if item.status == Status::InFlight && blocked_by != old.blocked_by {
+            return Err(QueueError::Conflict(
+                "dependencies of an in_flight item cannot change; cancel its agent first".into(),
+            ));
+        }
+        dependencies::check(tx, id, &blocked_by)?;
+        for gone in old.blocked_by.iter().filter(|b| !blocked_by.contains(b)) {
+            if tx.item(gone)?.is_some() {
+                edit_item(tx, gone, |b| b.blocks.retain(|x| x != id))?;
+            }
+        }
+        for added in blocked_by.iter().filter(|b| !old.blocked_by.contains(b)) {
+            edit_item(tx, added, |b| b.blocks.push(id.to_string()))?;
+        }
+        item.blocked_by = blocked_by;
+    }
+    if item == old {
+        return Ok(old);
+    }
+    let item = save(tx, &old, item, None)?;
+    tx.emit(EventKind::WorkUpdated, json!({ "item": item }));
+    Ok(item)
+}
+
+/// Changes a neighbour's dependency lists and announces it.
+fn edit_item(tx: &mut Tx, id: &str, f: impl FnOnce(&mut WorkItem)) -> Result<(), QueueError> {
+    let old = tx.require(id)?;
+    let mut item = old.clone();
+    f(&mut item);
+    let item = save(tx, &old, item, None)?;
+    tx.emit(EventKind::WorkUpdated, json!({ "item": item }));
+    Ok(())
+}
+
+pub fn delete(tx: &mut Tx, id: &str) -> Result<(), QueueError> {
+    let item = tx.require(id)?;
+    if item.status == Status::InFlight {
+        return Err(QueueError::Conflict(
+            "an in_flight item cannot be deleted; cancel its agent or move it first".into(),
+        ));
+    }
+    for blocker in &item.blocked_by {
+        if tx.item(blocker)?.is_some() {
+            edit_item(tx, blocker, |b| b.blocks.retain(|x| x != id))?;
+        }
+    }
+    for dependent in &item.blocks {
+        if tx.item(dependent)?.is_some() {
+            edit_item(tx, dependent, |d| d.blocked_by.retain(|x| x != id))?;
+        }
+    }
+    tx.delete(&item)?;
+    tx.emit(EventKind::WorkDeleted, json!({ "itemId": id }));
+    Ok(())
+}
+
+/// A move asked for by a person or a tool. The caller has already stopped the item's agent if
+/// it was in flight.
+pub fn move_item(
+    tx: &mut Tx,
+    id: &str,
+    to: Status,
+    reason: Option<String>,
+) -> Result<WorkItem, QueueError> {
+    let old = tx.require(id)?;
+    if !old.status.can_move_to(to, Transition::Manual) {
+        return Err(QueueError::Conflict(format!(
+            "cannot move {id} from {} to {to}: {}",
+            old.status,
+            old.status.describe_moves()
+        )));
+    }
+    let mut item = old.clone();
+    item.status = to;
+    item.status_reason = reason.clone();
+    item.retry_at = None;
+    release(&mut item);
+    if to == Status::Done {
+        item.completed_at = Some(tx.now);
+    }
+    save(tx, &old, item, reason.as_deref())
+}
+
+fn release(item: &mut WorkItem) {
+    item.assigned_agent_id = None;
+    item.assigned_session_key = None;
+}
+
+/// Takes the first claimable item in claim order (priority, then age), skipping items still
+/// waiting out a retry backoff, and hands it to the agent.
+pub fn claim(
+    tx: &mut Tx,
+    agent_id: &str,
+    session_key: &str,
+) -> Result<Option<WorkItem>, QueueError> {
+    const LOOKAHEAD: usize = 256;
+    for id in tx.claim_candidates(LOOKAHEAD)? {
+        let old = tx.require(&id)?;
+        if old.retry_at.is_some_and(|t| t > tx.now) {
+            continue;
+        }
+        let mut item = old.clone();
+        item.status = Status::InFlight;
+        item.assigned_agent_id = Some(agent_id.to_string());
+        item.assigned_session_key = Some(session_key.to_string());
+        item.attempts += 1;
+        item.retry_at = None;
+        let reason = format!("claimed by {agent_id} (attempt {})", item.attempts);
+        let item = save(tx, &old, item, Some(&reason))?;
+        tx.emit(
+            EventKind::WorkAssigned,
+            json!({"itemId": id, "agentId": agent_id, "sessionKey": session_key}),
+        );
+        return Ok(Some(item));
+    }
+    Ok(None)
+}
+
+fn require_in_flight(item: &WorkItem, session_key: Option<&str>) -> Result<(), QueueError> {
+    if item.status != Status::InFlight {
+        return Err(QueueError::Conflict(format!(
+            "item {} is {}, not in_flight: only claimed work can be completed or failed",
+            item.id, item.status
+        )));
+    }
+    if let Some(key) = session_key {
+        if item.assigned_session_key.as_deref() != Some(key) {
+            return Err(QueueError::Conflict(format!(
+                "item {} is no longer assigned to session {key}",
+                item.id
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn new_artifacts(tx: &Tx, inputs: Vec<ArtifactInput>) -> Vec<Artifact> {
+    inputs
+        .into_iter()
+        .map(|a| Artifact {
+            id: uuid::Uuid::new_v4().to_string(),
+            kind: a.kind,
+            path: a.path,
+            description: a.description,
+            created_at: tx.now,
+        })
+        .collect()
+}
+
+pub fn add_artifacts(
+    tx: &mut Tx,
+    id: &str,
+    inputs: Vec<ArtifactInput>,
+) -> Result<Vec<Artifact>, QueueError> {
+    let old = tx.require(id)?;
+    let added = new_artifacts(tx, inputs);
+    let mut item = old.clone();
+    item.artifacts.extend(added.iter().cloned());
+    let item = save(tx, &old, item, None)?;
+    tx.emit(EventKind::WorkUpdated, json!({ "item": item }));
+    Ok(added)
+}
+
+/// The acceptance rules of ARCHITECTURE.md: criteria need an artifact; a report must cover
+/// and meet every criterion. Returns the unmet rules.
+pub fn unmet_criteria(item: &WorkItem, report: Option<&[AcceptanceEntry]>) -> Vec<String> {
+    let mut unmet = Vec::new();
+    if !item.acceptance_criteria.is_empty() && item.artifacts.is_empty() {
+        unmet.push("no artifact was produced, and the item has acceptance criteria".to_string());
+    }
+    if let Some(report) = report {
+        for criterion in &item.acceptance_criteria {
+            match report
+                .iter()
+                .find(|e| e.criterion.trim() == criterion.trim())
+            {
+                Some(e) if e.met => {}
+                Some(e) if e.evidence.is_empty() => unmet.push(format!("not met: {criterion}")),
+                Some(e) => unmet.push(format!("not met: {criterion} ({})", e.evidence)),
+                None => unmet.push(format!("not in the acceptance report: {criterion}")),
+            }
+        }
+    }
+    unmet
+}
+
+/// Completes claimed work: records the artifacts, checks acceptance (plus any rules the caller
+/// already found broken, such as a failed verify command), then moves the item to review (or
+/// done), or fails the attempt with the unmet rules as the reason.
+pub fn complete(
+    tx: &mut Tx,
+    policy: &QueuePolicy,
+    id: &str,
+    artifacts: Vec<ArtifactInput>,
+    report: Option<Vec<AcceptanceEntry>>,
+    session_key: Option<&str>,
+    mut unmet: Vec<String>,
+) -> Result<CompleteOutcome, QueueError> {
+    let old = tx.require(id)?;
+    require_in_flight(&old, session_key)?;
+    let mut item = old.clone();
+    item.artifacts.extend(new_artifacts(tx, artifacts));
+    unmet.extend(unmet_criteria(&item, report.as_deref()));
+    let accepted = unmet.is_empty();
+    let item = if accepted {
+        release(&mut item);
+        item.status_reason = None;
+        item.status = if policy.review {
+            Status::Review
+        } else {
+            item.completed_at = Some(tx.now);
+            Status::Done
+        };
+        save(tx, &old, item, Some("completed"))?
+    } else {
+        let reason = format!("acceptance not met: {}", unmet.join("; "));
+        retry_or_block(tx, policy, &old, item, &reason)?
+    };
+    tx.emit(
+        EventKind::WorkCompleted,
+        json!({"item": item, "accepted": accepted, "unmet": unmet}),
+    );
+    Ok(CompleteOutcome {
+        item,
+        accepted,
+        unmet,
+    })
+}
+
+/// Ends a failed attempt: back to ready after a backoff while attempts remain, else blocked.
+pub fn fail_attempt(
+    tx: &mut Tx,
+    policy: &QueuePolicy,
+    id: &str,
+    session_key: Option<&str>,
+    reason: &str,
+) -> Result<WorkItem, QueueError> {
+    let old = tx.require(id)?;
+    require_in_flight(&old, session_key)?;
+    let item = old.clone();
+    retry_or_block(tx, policy, &old, item, reason)
+}
+
+fn retry_or_block(
+    tx: &mut Tx,
+    policy: &QueuePolicy,
+    old: &WorkItem,
+    mut item: WorkItem,
+    reason: &str,
+) -> Result<WorkItem, QueueError> {
+    release(&mut item);
+    if item.attempts >= policy.max_attempts {
+        item.status = Status::Blocked;
+        item.retry_at = None;
+        item.status_reason = Some(format!(
+            "{reason} (attempt {} of {}: giving up)",
+            item.attempts, policy.max_attempts
+        ));
+    } else {
+        item.status = Status::Ready;
+        let exp = 2f64.powi(item.attempts.saturating_sub(1).min(16) as i32);
+        let secs = (policy.retry_backoff_secs * exp).min(MAX_BACKOFF_SECS);
+        item.retry_at =
+            (secs > 0.0).then(|| tx.now + Duration::milliseconds((secs * 1000.0) as i64));
+        item.status_reason = Some(format!(
+            "{reason} (attempt {} of {})",
+            item.attempts, policy.max_attempts
+        ));
+    }
+    let why = item.status_reason.clone();
+    save(tx, old, item, why.as_deref())
+}
+
+/// Records a new session and announces it.
+pub fn session_started(tx: &mut Tx, session: &AgentSession) -> Result<(), QueueError> {
+    tx.put_session(session)?;
+    tx.emit(EventKind::AgentSpawned, json!({ "agent": session }));
+    Ok(())
+}
+
+/// Stores a session's new state; announces a status change.
+pub fn session_changed(
+    tx: &mut Tx,
+    session: &AgentSession,
+    reason: Option<&str>,
+) -> Result<(), QueueError> {
+    let old = tx.session(&session.id)?;
+    tx.put_session(session)?;
+    if let Some(old) = old.filter(|o| o.status != session.status) {
+        tx.emit(
+            EventKind::AgentStatusChanged,
+            json!({"agentId": session.id, "from": old.status, "to": session.status, "reason": reason}),
+        );
+    }
+    Ok(())
+}
+
+/// Output lines of a running agent, each a `work:progress` event.
+pub fn progress(
+    tx: &mut Tx,
+    item_id: &str,
+    session_id: &str,
+    messages: &[String],
+    tokens_used: u64,
+) -> Result<(), QueueError> {
+    if let Some(mut session) = tx.session(session_id)? {
+        session.last_activity_at = tx.now;
+        session.tokens_used = tokens_used;
+        tx.put_session(&session)?;
+    }
+    for message in messages {
+        tx.emit(
+            EventKind::WorkProgress,
+            json!({"itemId": item_id, "sessionId": session_id, "message": message, "tokensUsed": tokens_used}),
+        );
+    }
+    Ok(())
+}
+
+/// After a restart: every session the last run left unfinished failed with it, and every item
+/// left in flight is a failed attempt ("interrupted"). Returns the sessions, so the caller can
+/// make sure their processes are gone.
+pub fn recover(tx: &mut Tx, policy: &QueuePolicy) -> Result<Vec<AgentSession>, QueueError> {
+    let sessions = tx.unfinished_sessions()?;
+    for s in &sessions {
+        let mut s = s.clone();
+        s.status = AgentStatus::Failed;
+        s.outcome = Some("interrupted: flightdeck stopped while it ran".into());
+        s.finished_at = Some(tx.now);
+        s.current_work_item_id = None;
+        session_changed(tx, &s, Some("interrupted"))?;
+    }
+    for item in tx.items_in(Status::InFlight)? {
+        let old = item.clone();
+        retry_or_block(
+            tx,
+            policy,
+            &old,
+            item,
+            "interrupted: flightdeck stopped while it ran",
+        )?;
+    }
+    Ok(sessions)
+}

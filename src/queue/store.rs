@@ -1,0 +1,459 @@
+//! The redb store: its tables, and a write transaction that keeps every derived structure
+//! (status counts, the claim index, `blocks`, history, the event log) in step with the items.
+//!
+//! Only the QueueManager holds a [`Store`]. Each of its operations runs in one [`Tx`]: either
+//! everything it wrote commits durably, or nothing does.
+
+use super::QueueError;
+use crate::model::{AgentSession, Event, EventKind, Status, StatusChange, WorkItem};
+use chrono::{DateTime, Utc};
+use redb::{
+    Database, Durability, MultimapTableDefinition, ReadableDatabase, ReadableTable,
+    TableDefinition, WriteTransaction,
+};
+use std::path::Path;
+
+/// id -> WorkItem JSON.
+const ITEMS: TableDefinition<&str, &[u8]> = TableDefinition::new("items");
+/// The claim index: one key per claimable item (ready, every blocker done), ordered the way
+/// claims take them: priority rank, then creation time, then id. See [`claim_key`].
+const CLAIMABLE: TableDefinition<&[u8], ()> = TableDefinition::new("claimable");
+/// seq -> Event JSON; the most recent [`EVENTS_RETAINED`] events.
+const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+/// Counters: `next_seq`, and `count:<status>` for each status.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// id -> JSON list of StatusChange.
+const HISTORY: TableDefinition<&str, &[u8]> = TableDefinition::new("history");
+/// session id -> AgentSession JSON.
+const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
+/// item id -> its sessions' ids.
+const ITEM_SESSIONS: MultimapTableDefinition<&str, &str> =
+    MultimapTableDefinition::new("item_sessions");
+
+/// How many events stay replayable after they happened.
+pub const EVENTS_RETAINED: u64 = 20_000;
+
+/// The claim index key: `[rank][created_at micros, big endian][id]`, so byte order is claim
+/// order.
+fn claim_key(item: &WorkItem) -> Vec<u8> {
+    let mut key = Vec::with_capacity(9 + item.id.len());
+    key.push(item.priority.claim_rank());
+    let micros = item.created_at.timestamp_micros().max(0) as u64;
+    key.extend_from_slice(&micros.to_be_bytes());
+    key.extend_from_slice(item.id.as_bytes());
+    key
+}
+
+fn id_from_claim_key(key: &[u8]) -> Option<&str> {
+    key.get(9..).and_then(|b| std::str::from_utf8(b).ok())
+}
+
+fn count_key(status: Status) -> String {
+    format!("count:{status}")
+}
+
+/// The open redb database.
+pub struct Store {
+    db: Database,
+    next_seq: u64,
+}
+
+impl Store {
+    /// Opens (or creates) the store file and makes sure every table exists.
+    pub fn open(path: &Path) -> Result<Store, QueueError> {
+        let db = Database::create(path)?;
+        let txn = db.begin_write()?;
+        let next_seq;
+        {
+            txn.open_table(ITEMS)?;
+            txn.open_table(CLAIMABLE)?;
+            txn.open_table(EVENTS)?;
+            txn.open_table(HISTORY)?;
+            txn.open_table(SESSIONS)?;
+            txn.open_multimap_table(ITEM_SESSIONS)?;
+            let meta = txn.open_table(META)?;
+            next_seq = meta.get("next_seq")?.map(|v| v.value()).unwrap_or(1);
+        }
+        txn.commit()?;
+        Ok(Store { db, next_seq })
+    }
+
+    /// Runs `f` in one durable write transaction. Events `f` emits get their `seq` here and
+    /// are returned once the commit is durable; on any error nothing is kept.
+    pub fn write<T>(
+        &mut self,
+        f: impl FnOnce(&mut Tx) -> Result<T, QueueError>,
+    ) -> Result<(T, Vec<Event>), QueueError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        let mut tx = Tx {
+            txn: &txn,
+            now: Utc::now(),
+            events: Vec::new(),
+            next_seq: self.next_seq,
+            dirty: false,
+        };
+        let value = f(&mut tx)?;
+        let events = tx.flush_events()?;
+        let next_seq = tx.next_seq;
+        let dirty = tx.dirty;
+        drop(tx);
+        if !dirty {
+            // Nothing was written (say, a claim that found nothing): skip the fsync.
+            txn.abort()?;
+            return Ok((value, events));
+        }
+        txn.commit()?;
+        self.next_seq = next_seq;
+        Ok((value, events))
+    }
+
+    /// The `seq` of the last event ever stored (0 before the first).
+    pub fn last_seq(&self) -> u64 {
+        self.next_seq - 1
+    }
+
+    /// The most recent `limit` events, oldest first (to seed the Monitor's replay window).
+    pub fn recent_events(&self, limit: u64) -> Result<Vec<Event>, QueueError> {
+        self.read(|snap| snap.last_events(limit))
+    }
+
+    /// Runs `f` against a consistent read snapshot.
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&Snapshot) -> Result<T, QueueError>,
+    ) -> Result<T, QueueError> {
+        let txn = self.db.begin_read()?;
+        f(&Snapshot { txn })
+    }
+}
+
+/// A read-only view of the store at one moment.
+pub struct Snapshot {
+    txn: redb::ReadTransaction,
+}
+
+impl Snapshot {
+    pub fn item(&self, id: &str) -> Result<Option<WorkItem>, QueueError> {
+        let table = self.txn.open_table(ITEMS)?;
+        let found = table.get(id)?;
+        Ok(match found {
+            Some(bytes) => Some(serde_json::from_slice(bytes.value())?),
+            None => None,
+        })
+    }
+
+    /// Every item id that starts with `prefix`, at most `limit` of them.
+    pub fn ids_with_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<String>, QueueError> {
+        let table = self.txn.open_table(ITEMS)?;
+        let mut out = Vec::new();
+        for entry in table.range(prefix..)? {
+            let (key, _) = entry?;
+            let key = key.value();
+            if !key.starts_with(prefix) || out.len() >= limit {
+                break;
+            }
+            out.push(key.to_string());
+        }
+        Ok(out)
+    }
+
+    pub fn all_items(&self) -> Result<Vec<WorkItem>, QueueError> {
+        let table = self.txn.open_table(ITEMS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (_, v) = entry?;
+            out.push(serde_json::from_slice(v.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn count(&self, status: Status) -> Result<u64, QueueError> {
+        let meta = self.txn.open_table(META)?;
+        let value = meta.get(count_key(status).as_str())?;
+        Ok(value.map(|v| v.value()).unwrap_or(0))
+    }
+
+    pub fn history(&self, id: &str) -> Result<Vec<StatusChange>, QueueError> {
+        let table = self.txn.open_table(HISTORY)?;
+        let found = table.get(id)?;
+        Ok(match found {
+            Some(bytes) => serde_json::from_slice(bytes.value())?,
+            None => Vec::new(),
+        })
+    }
+
+    pub fn events_after(&self, since: u64, limit: usize) -> Result<Vec<Event>, QueueError> {
+        let table = self.txn.open_table(EVENTS)?;
+        let mut out = Vec::new();
+        for entry in table.range(since.saturating_add(1)..)?.take(limit) {
+            let (_, v) = entry?;
+            out.push(serde_json::from_slice(v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// The most recent `limit` events, oldest first.
+    pub fn last_events(&self, limit: u64) -> Result<Vec<Event>, QueueError> {
+        let table = self.txn.open_table(EVENTS)?;
+        let last = match table.last()? {
+            Some((k, _)) => k.value(),
+            None => return Ok(Vec::new()),
+        };
+        self.events_after(last.saturating_sub(limit), limit as usize)
+    }
+
+    pub fn session(&self, id: &str) -> Result<Option<AgentSession>, QueueError> {
+        let table = self.txn.open_table(SESSIONS)?;
+        let found = table.get(id)?;
+        Ok(match found {
+            Some(bytes) => Some(serde_json::from_slice(bytes.value())?),
+            None => None,
+        })
+    }
+
+    pub fn all_sessions(&self) -> Result<Vec<AgentSession>, QueueError> {
+        let table = self.txn.open_table(SESSIONS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (_, v) = entry?;
+            out.push(serde_json::from_slice(v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// The sessions that worked on `item_id`, oldest first.
+    pub fn sessions_of(&self, item_id: &str) -> Result<Vec<AgentSession>, QueueError> {
+        let index = self.txn.open_multimap_table(ITEM_SESSIONS)?;
+        let mut out = Vec::new();
+        for id in index.get(item_id)? {
+            if let Some(s) = self.session(id?.value())? {
+                out.push(s);
+            }
+        }
+        out.sort_by(|a: &AgentSession, b| a.started_at.cmp(&b.started_at));
+        Ok(out)
+    }
+}
+
+/// One write transaction in progress, with the events it will publish.
+pub struct Tx<'a> {
+    txn: &'a WriteTransaction,
+    pub now: DateTime<Utc>,
+    events: Vec<(EventKind, serde_json::Value)>,
+    next_seq: u64,
+    /// Whether anything was written; a clean transaction is aborted instead of committed.
+    dirty: bool,
+}
+
+impl Tx<'_> {
+    pub fn emit(&mut self, kind: EventKind, data: serde_json::Value) {
+        self.events.push((kind, data));
+    }
+
+    pub fn item(&self, id: &str) -> Result<Option<WorkItem>, QueueError> {
+        let table = self.txn.open_table(ITEMS)?;
+        let found = table.get(id)?;
+        Ok(match found {
+            Some(bytes) => Some(serde_json::from_slice(bytes.value())?),
+            None => None,
+        })
+    }
+
+    pub fn require(&self, id: &str) -> Result<WorkItem, QueueError> {
+        self.item(id)?
+            .ok_or_else(|| QueueError::not_found("item", id))
+    }
+
+    /// Is `item` claimable right now as far as the store knows: ready, and every blocker done.
+    fn claimable(&self, item: &WorkItem) -> Result<bool, QueueError> {
+        if item.status != Status::Ready {
+            return Ok(false);
+        }
+        for blocker in &item.blocked_by {
+            match self.item(blocker)? {
+                Some(b) if b.status == Status::Done => {}
+                _ => return Ok(false),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Writes `item`, keeping the status counts and the claim index in step. `old` is the item
+    /// as it was stored (None for a new one).
+    pub fn put(&mut self, old: Option<&WorkItem>, item: &WorkItem) -> Result<(), QueueError> {
+        self.dirty = true;
+        {
+            let mut table = self.txn.open_table(ITEMS)?;
+            table.insert(item.id.as_str(), serde_json::to_vec(item)?.as_slice())?;
+        }
+        if old.map(|o| o.status) != Some(item.status) {
+            if let Some(o) = old {
+                self.add_count(o.status, -1)?;
+            }
+            self.add_count(item.status, 1)?;
+        }
+        self.reindex(old, item)
+    }
+
+    fn reindex(&mut self, old: Option<&WorkItem>, item: &WorkItem) -> Result<(), QueueError> {
+        let claimable = self.claimable(item)?;
+        let mut index = self.txn.open_table(CLAIMABLE)?;
+        if let Some(o) = old {
+            index.remove(claim_key(o).as_slice())?;
+        }
+        if claimable {
+            index.insert(claim_key(item).as_slice(), ())?;
+        }
+        Ok(())
+    }
+
+    /// Re-evaluates whether the items with these ids are claimable (after a blocker finished
+    /// or went away).
+    pub fn refresh_claimable(&mut self, ids: &[String]) -> Result<(), QueueError> {
+        for id in ids {
+            if let Some(item) = self.item(id)? {
+                self.reindex(Some(&item), &item)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn delete(&mut self, item: &WorkItem) -> Result<(), QueueError> {
+        self.dirty = true;
+        self.txn.open_table(ITEMS)?.remove(item.id.as_str())?;
+        self.txn
+            .open_table(CLAIMABLE)?
+            .remove(claim_key(item).as_slice())?;
+        self.txn.open_table(HISTORY)?.remove(item.id.as_str())?;
+        self.add_count(item.status, -1)
+    }
+
+    fn add_count(&mut self, status: Status, delta: i64) -> Result<(), QueueError> {
+        let mut meta = self.txn.open_table(META)?;
+        let key = count_key(status);
+        let now = meta.get(key.as_str())?.map(|v| v.value()).unwrap_or(0);
+        meta.insert(key.as_str(), now.saturating_add_signed(delta))?;
+        Ok(())
+    }
+
+    /// The ids of claimable items in claim order, up to `limit`.
+    pub fn claim_candidates(&self, limit: usize) -> Result<Vec<String>, QueueError> {
+        let index = self.txn.open_table(CLAIMABLE)?;
+        let mut out = Vec::new();
+        for entry in index.iter()?.take(limit) {
+            let (key, _) = entry?;
+            if let Some(id) = id_from_claim_key(key.value()) {
+                out.push(id.to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn record_change(
+        &mut self,
+        id: &str,
+        from: Option<Status>,
+        to: Status,
+        reason: Option<&str>,
+    ) -> Result<(), QueueError> {
+        let mut table = self.txn.open_table(HISTORY)?;
+        let mut history: Vec<StatusChange> = match table.get(id)? {
+            Some(bytes) => serde_json::from_slice(bytes.value())?,
+            None => Vec::new(),
+        };
+        history.push(StatusChange {
+            at: self.now,
+            from,
+            to,
+            reason: reason.map(str::to_string),
+        });
+        table.insert(id, serde_json::to_vec(&history)?.as_slice())?;
+        Ok(())
+    }
+
+    pub fn session(&self, id: &str) -> Result<Option<AgentSession>, QueueError> {
+        let table = self.txn.open_table(SESSIONS)?;
+        let found = table.get(id)?;
+        Ok(match found {
+            Some(bytes) => Some(serde_json::from_slice(bytes.value())?),
+            None => None,
+        })
+    }
+
+    pub fn put_session(&mut self, session: &AgentSession) -> Result<(), QueueError> {
+        self.dirty = true;
+        self.txn
+            .open_table(SESSIONS)?
+            .insert(session.id.as_str(), serde_json::to_vec(session)?.as_slice())?;
+        self.txn
+            .open_multimap_table(ITEM_SESSIONS)?
+            .insert(session.work_item_id.as_str(), session.id.as_str())?;
+        Ok(())
+    }
+
+    /// Sessions not yet finished: after a crash, these are the ones whose agents died with it.
+    pub fn unfinished_sessions(&self) -> Result<Vec<AgentSession>, QueueError> {
+        let table = self.txn.open_table(SESSIONS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (_, v) = entry?;
+            let s: AgentSession = serde_json::from_slice(v.value())?;
+            if !s.status.is_finished() {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn items_in(&self, status: Status) -> Result<Vec<WorkItem>, QueueError> {
+        let table = self.txn.open_table(ITEMS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (_, v) = entry?;
+            let item: WorkItem = serde_json::from_slice(v.value())?;
+            if item.status == status {
+                out.push(item);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Gives the emitted events their sequence numbers and stores them, trimming the log to
+    /// the retained window.
+    fn flush_events(&mut self) -> Result<Vec<Event>, QueueError> {
+        if self.events.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.dirty = true;
+        let mut table = self.txn.open_table(EVENTS)?;
+        let mut out = Vec::with_capacity(self.events.len());
+        for (kind, data) in self.events.drain(..) {
+            let event = Event {
+                seq: self.next_seq,
+                kind,
+                at: self.now,
+                data,
+            };
+            table.insert(event.seq, serde_json::to_vec(&event)?.as_slice())?;
+            self.next_seq += 1;
+            out.push(event);
+        }
+        let keep_from = self.next_seq.saturating_sub(EVENTS_RETAINED);
+        loop {
+            let oldest = match table.first()? {
+                Some((k, _)) => k.value(),
+                None => break,
+            };
+            if oldest >= keep_from {
+                break;
+            }
+            table.remove(oldest)?;
+        }
+        drop(table);
+        self.txn
+            .open_table(META)?
+            .insert("next_seq", self.next_seq)?;
+        Ok(out)
+    }
+}
