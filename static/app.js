@@ -1232,7 +1232,7 @@ function historyEntry(change) {
   return el(
     'li',
     { className: 'history-entry' },
-    el('time', { dateTime: change.at, datetime: change.at, text: formatTime(change.at) }),
+    el('time', { datetime: change.at, text: formatTime(change.at) }),
     ' ',
     el('strong', { text: move }),
     change.reason ? el('span', { className: 'muted', text: ` — ${change.reason}` }) : null,

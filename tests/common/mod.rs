@@ -1,0 +1,244 @@
+//! Test harness: the real `flightdeck` binary on a free port with a temporary data dir, and
+//! typed helpers to drive it over HTTP, so tests read like what a user does.
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_flightdeck");
+
+pub struct TestServer {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    child: Option<Child>,
+    agent: ureq::Agent,
+    token: Option<String>,
+}
+
+/// A config for tests: the given TOML is appended to `[server]` settings that put the data
+/// dir in the temp folder and the server on a free port.
+pub fn config_text(dir: &Path, extra: &str) -> String {
+    format!(
+        "[server]\nbind = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n{}\n",
+        dir.join("data").display(),
+        extra
+    )
+}
+
+impl TestServer {
+    /// A server with default settings, except `extra` TOML (tables other than `[server]`,
+    /// or `token = ".."` lines right after `[server]`).
+    pub fn start(extra: &str) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("config.toml"), config_text(dir.path(), extra))
+            .expect("write config");
+        let mut server = TestServer {
+            url: String::new(),
+            dir,
+            child: None,
+            agent: ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(30))
+                .build(),
+            token: None,
+        };
+        server.boot();
+        server
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("config.toml")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn set_token(&mut self, token: &str) {
+        self.token = Some(token.to_string());
+    }
+
+    /// Starts the binary and waits for the line that says where it listens.
+    pub fn boot(&mut self) {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(self.config_path())
+            .current_dir(self.dir.path())
+            .env(
+                "RUST_LOG",
+                std::env::var("FLIGHTDECK_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .env_remove("FLIGHTDECK_BIND")
+            .env_remove("FLIGHTDECK_DATA_DIR")
+            .env_remove("FLIGHTDECK_TOKEN")
+            .env_remove("FLIGHTDECK_POOL_SIZE")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start flightdeck");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let url = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(url) = line.strip_prefix("flightdeck listening on ") {
+                        break url.trim().to_string();
+                    }
+                }
+                _ => panic!("flightdeck exited before listening"),
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        self.url = url;
+        self.child = Some(child);
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, and wait for the process to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        unsafe_kill(child.id(), 15);
+        child.wait().expect("wait")
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        self.boot();
+    }
+
+    fn req(&self, method: &str, path: &str) -> ureq::Request {
+        let r = self.agent.request(method, &format!("{}{path}", self.url));
+        match &self.token {
+            Some(t) => r.set("Authorization", &format!("Bearer {t}")),
+            None => r,
+        }
+    }
+
+    fn answer(result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
+        let resp = match result {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("transport error: {e}"),
+        };
+        let status = resp.status();
+        let text = resp.into_string().unwrap_or_default();
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    }
+
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        Self::answer(self.req("GET", path).call())
+    }
+
+    pub fn send(&self, method: &str, path: &str, body: Value) -> (u16, Value) {
+        Self::answer(self.req(method, path).send_json(body))
+    }
+
+    /// Sends a raw body with the given content type.
+    pub fn send_raw(&self, method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
+        Self::answer(self.req(method, path).set("Content-Type", content_type).send_bytes(body))
+    }
+
+    pub fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send("POST", path, body)
+    }
+
+    /// Creates an item; panics unless 201.
+    pub fn create(&self, body: Value) -> Value {
+        let (status, item) = self.post("/api/items", body);
+        assert_eq!(status, 201, "create failed: {item}");
+        item
+    }
+
+    pub fn create_ready(&self, title: &str) -> Value {
+        self.create(json!({"title": title, "status": "ready"}))
+    }
+
+    pub fn item(&self, id: &str) -> Value {
+        let (status, item) = self.get(&format!("/api/items/{id}"));
+        assert_eq!(status, 200, "get {id}: {item}");
+        item
+    }
+
+    pub fn move_to(&self, id: &str, status: &str) -> (u16, Value) {
+        self.post(&format!("/api/items/{id}/move"), json!({"status": status}))
+    }
+
+    pub fn claim(&self, agent: &str) -> (u16, Value) {
+        self.post("/api/claim", json!({"agentId": agent, "sessionKey": format!("key-{agent}")}))
+    }
+
+    pub fn events_since(&self, since: u64) -> Vec<Value> {
+        let (status, events) = self.get(&format!("/api/events?since={since}&limit=20000"));
+        assert_eq!(status, 200);
+        events.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Polls `check` until it returns Some, or panics after `timeout` naming `what`.
+    pub fn wait_for<T>(&self, what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+        let start = Instant::now();
+        loop {
+            if let Some(v) = check() {
+                return v;
+            }
+            if start.elapsed() > timeout {
+                panic!("timed out after {timeout:?} waiting for {what}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until the item has the given status; returns it.
+    pub fn wait_status(&self, id: &str, status: &str, timeout: Duration) -> Value {
+        self.wait_for(&format!("item {id} to be {status}"), timeout, || {
+            let item = self.item(id);
+            (item["status"] == status).then_some(item)
+        })
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn unsafe_kill(pid: u32, signal: i32) {
+    let _ = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+/// Is a process with this pid alive (and not a zombie)?
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// The path of a fixture under tests/fixtures.
+pub fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+        .display()
+        .to_string()
+}

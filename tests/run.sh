@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every test flightdeck has, on a fresh machine too: installs what the browser tests need
+# (Debian's chromium, playwright-core from npm) if it is missing, builds once, then runs the
+# Rust tests (unit + integration, against the real binary) and the browser tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n== %s\n' "$*"; }
+
+say "formatting and lints"
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings
+
+say "Rust tests (unit and integration)"
+cargo test --all-targets 2>&1 | tee target/rust-tests.log
+
+if [ -d tests/browser ]; then
+  say "browser tests"
+  if ! command -v chromium >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+  if [ ! -d tests/browser/node_modules/playwright-core ]; then
+    (cd tests/browser && npm install --no-audit --no-fund --silent)
+  fi
+  FLIGHTDECK_BIN="$PWD/target/debug/flightdeck" node --test tests/browser/
+fi
