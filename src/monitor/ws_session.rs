@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const PING_EVERY_BYTES: u64 = 1 << 20;
-pub const UNREAD_LIMIT: u64 = 32 << 20;
+pub const UNREAD_LIMIT: u64 = 8 << 20;
 /// Largest frame a client may send.
 pub const MAX_FRAME: usize = 64 << 10;
 /// Event batches a session may have waiting before the Monitor calls it too slow.
