@@ -318,7 +318,10 @@ fn client_command(client: &Client, command: Command) -> Result<(), ClientError> 
             let path = format!("/api/items/{}/log", encode(&id));
             let mut shown = client.get_text(&path)?;
             print!("{shown}");
-            while follow {
+            if !follow {
+                return Ok(());
+            }
+            loop {
                 std::thread::sleep(std::time::Duration::from_millis(500));
                 let now = client.get_text(&path)?;
                 if let Some(rest) = now.strip_prefix(shown.as_str()) {

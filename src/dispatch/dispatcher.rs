@@ -119,7 +119,7 @@ enum Claimed {
     Held(String),
     Nothing,
     Item {
-        item: crate::model::WorkItem,
+        item: Box<crate::model::WorkItem>,
         previous: Option<PathBuf>,
         session_id: String,
         session_key: String,
@@ -224,7 +224,7 @@ impl Dispatcher {
                 .map_err(|e| e.to_string())?;
             Ok::<_, String>(Claimed::Item {
                 previous: sessions.first().map(|s| PathBuf::from(&s.workspace_dir)),
-                item,
+                item: Box::new(item),
                 session_id,
                 session_key,
             })
@@ -239,7 +239,7 @@ impl Dispatcher {
                     session_key,
                 }) => {
                     act.held = None;
-                    act.launch(ctx, item, previous, session_id, session_key)
+                    act.launch(ctx, *item, previous, session_id, session_key)
                 }
                 Ok(Claimed::Held(why)) => {
                     if act.held.as_ref() != Some(&why) {
@@ -332,6 +332,26 @@ impl Dispatcher {
         self.fill(ctx);
     }
 
+    /// A finished item's worktree goes; its branch stays for people to review and merge.
+    fn remove_worktree(&self, ctx: &mut Context<Self>, repo: PathBuf, item_id: String) {
+        let sessions = self.queue.send(ListSessions {
+            item_id: Some(item_id.clone()),
+        });
+        ctx.spawn(fut::wrap_future::<_, Self>(async move {
+            let Ok(Ok(sessions)) = sessions.await else {
+                return;
+            };
+            if let Some(latest) = sessions.first() {
+                let ws = PathBuf::from(&latest.workspace_dir);
+                if ws.exists() {
+                    if let Err(e) = workspace::remove_worktree(&repo, &ws) {
+                        log::warn!("could not remove the worktree of {item_id}: {e}");
+                    }
+                }
+            }
+        }));
+    }
+
     /// Applies an edit of `pool.size` in the config file; a broken edit is logged and ignored.
     fn check_config_file(&mut self, ctx: &mut Context<Self>) {
         let Some(watch) = &mut self.watch else { return };
@@ -400,6 +420,17 @@ impl Handler<Deliver> for Dispatcher {
         });
         if wakes && self.claiming == 0 {
             self.fill(ctx);
+        }
+        if let Some(repo) = self.settings.git_repo.clone() {
+            for e in m
+                .events
+                .iter()
+                .filter(|e| e.kind == EventKind::WorkStatusChanged && e.data["to"] == "done")
+            {
+                if let Some(item_id) = e.data["itemId"].as_str() {
+                    self.remove_worktree(ctx, repo.clone(), item_id.to_string());
+                }
+            }
         }
     }
 }

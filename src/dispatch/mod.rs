@@ -12,4 +12,4 @@ pub use dispatcher::{
     CancelItem, CancelSession, DispatchNow, Dispatcher, GetPool, PoolInfo, Resize, ShutdownPool,
 };
 pub use session::AgentSettings;
-pub use workspace::{remove_worktree, resolve_artifact, session_log_path};
+pub use workspace::{resolve_artifact, session_log_path};

@@ -497,7 +497,7 @@ impl Handler<ListSessions> for QueueManager {
                 Some(id) => snap.sessions_of(&id)?,
                 None => snap.all_sessions()?,
             };
-            sessions.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+            sessions.sort_by_key(|s| std::cmp::Reverse(s.started_at));
             Ok(sessions)
         })
     }

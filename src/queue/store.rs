@@ -231,7 +231,7 @@ impl Snapshot {
                 out.push(s);
             }
         }
-        out.sort_by(|a: &AgentSession, b| a.started_at.cmp(&b.started_at));
+        out.sort_by_key(|s: &AgentSession| s.started_at);
         Ok(out)
     }
 }
