@@ -112,10 +112,12 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         if let Some(path) = config.path.as_ref().and_then(|p| p.canonicalize().ok()) {
             denied.push(path);
         }
-        SandboxPlan {
-            writable: vec![PathBuf::from("/dev")],
-            denied,
+        let mut writable = vec![PathBuf::from("/dev")];
+        if !config.workspace.git_repo.is_empty() {
+            // A worktree's commits land in the repository's own .git folder.
+            writable.push(PathBuf::from(&config.workspace.git_repo).join(".git"));
         }
+        SandboxPlan { writable, denied }
     });
     let settings = AgentSettings {
         preset: config.agent.preset,

@@ -396,8 +396,17 @@ impl AgentSession {
                             &ws.artifacts,
                             &a.path,
                         ) {
-                            Ok(path) if artifacts.iter().any(|x| x.path == path) => continue,
-                            Ok(path) => a.path = path,
+                            Ok(path) => {
+                                // Every declared file is in the artifacts folder, so it was
+                                // collected above: keep the agent's own description.
+                                if let Some(found) = artifacts.iter_mut().find(|x| x.path == path) {
+                                    if !a.description.trim().is_empty() {
+                                        found.description = a.description;
+                                    }
+                                    continue;
+                                }
+                                a.path = path;
+                            }
                             Err(e) => {
                                 unmet.push(e);
                                 continue;
