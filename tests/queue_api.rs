@@ -21,7 +21,8 @@ fn error_of(v: &Value) -> (&str, &str, Option<&str>) {
 #[test]
 fn create_fills_defaults_and_get_returns_it() {
     let s = TestServer::start(MANUAL);
-    let item = s.create(json!({"title": "  Build login page  ", "acceptanceCriteria": ["form", "tests"]}));
+    let item =
+        s.create(json!({"title": "  Build login page  ", "acceptanceCriteria": ["form", "tests"]}));
     assert_eq!(item["title"], "Build login page");
     assert_eq!(item["status"], "inbox");
     assert_eq!(item["priority"], "medium");
@@ -47,17 +48,32 @@ fn bad_input_is_400_naming_the_field_and_changes_nothing() {
     let cases = [
         (json!({"title": "   "}), "title"),
         (json!({"title": long}), "title"),
-        (json!({"title": "t", "description": "d".repeat(20_001)}), "description"),
-        (json!({"title": "t", "acceptanceCriteria": (0..51).map(|i| i.to_string()).collect::<Vec<_>>()}), "acceptanceCriteria"),
-        (json!({"title": "t", "acceptanceCriteria": ["ok", ""]}), "acceptanceCriteria[1]"),
-        (json!({"title": "t", "acceptanceCriteria": ["c".repeat(501)]}), "acceptanceCriteria[0]"),
+        (
+            json!({"title": "t", "description": "d".repeat(20_001)}),
+            "description",
+        ),
+        (
+            json!({"title": "t", "acceptanceCriteria": (0..51).map(|i| i.to_string()).collect::<Vec<_>>()}),
+            "acceptanceCriteria",
+        ),
+        (
+            json!({"title": "t", "acceptanceCriteria": ["ok", ""]}),
+            "acceptanceCriteria[1]",
+        ),
+        (
+            json!({"title": "t", "acceptanceCriteria": ["c".repeat(501)]}),
+            "acceptanceCriteria[0]",
+        ),
         (json!({"title": "t", "priority": "asap"}), "priority"),
         (json!({"title": "t", "complexity": "huge"}), "complexity"),
         (json!({"title": "t", "status": "done"}), "status"),
         (json!({"title": "t", "colour": "red"}), "colour"),
         (json!({"title": 5}), "title"),
         (json!({"description": "no title"}), "title"),
-        (json!({"title": "t", "blockedBy": "not-a-list"}), "blockedBy"),
+        (
+            json!({"title": "t", "blockedBy": "not-a-list"}),
+            "blockedBy",
+        ),
     ];
     for (body, field) in cases {
         let (status, err) = s.post("/api/items", body.clone());
@@ -79,7 +95,10 @@ fn every_error_status_has_a_json_body() {
     let (status, err) = s.send_raw("POST", "/api/items", "text/plain", b"{\"title\":\"x\"}");
     assert_eq!(status, 415, "{err}");
     assert!(error_of(&err).1.contains("application/json"));
-    let big = format!("{{\"title\":\"x\",\"description\":\"{}\"}}", "a".repeat(1_100_000));
+    let big = format!(
+        "{{\"title\":\"x\",\"description\":\"{}\"}}",
+        "a".repeat(1_100_000)
+    );
     let (status, err) = s.send_raw("POST", "/api/items", "application/json", big.as_bytes());
     assert_eq!(status, 413, "{err}");
     assert!(error_of(&err).1.contains("1 MiB"));
@@ -114,19 +133,31 @@ fn dependencies_mirror_reject_unknown_ids_and_cycles() {
     let c = s.create(json!({"title": "C", "blockedBy": [b_id]}));
     let c_id = c["id"].as_str().unwrap();
     // A -> C would close A <- B <- C <- A.
-    let (status, err) = s.send("PATCH", &format!("/api/items/{a_id}"), json!({"blockedBy": [c_id]}));
+    let (status, err) = s.send(
+        "PATCH",
+        &format!("/api/items/{a_id}"),
+        json!({"blockedBy": [c_id]}),
+    );
     assert_eq!(status, 422, "{err}");
     assert_eq!(error_of(&err).0, "dependency_cycle");
     let message = error_of(&err).1;
     for id in [a_id, b_id, c_id] {
         assert!(message.contains(id), "the cycle is named: {message}");
     }
-    let (status, _) = s.send("PATCH", &format!("/api/items/{a_id}"), json!({"blockedBy": [a_id]}));
+    let (status, _) = s.send(
+        "PATCH",
+        &format!("/api/items/{a_id}"),
+        json!({"blockedBy": [a_id]}),
+    );
     assert_eq!(status, 422, "an item cannot wait for itself");
     assert_eq!(s.item(a_id)["blockedBy"], json!([]), "nothing changed");
 
     // Re-pointing C from B to A moves the mirror too.
-    let (status, _) = s.send("PATCH", &format!("/api/items/{c_id}"), json!({"blockedBy": [a_id]}));
+    let (status, _) = s.send(
+        "PATCH",
+        &format!("/api/items/{c_id}"),
+        json!({"blockedBy": [a_id]}),
+    );
     assert_eq!(status, 200);
     assert_eq!(s.item(b_id)["blocks"], json!([]));
     let mut blocks: Vec<String> = serde_json::from_value(s.item(a_id)["blocks"].clone()).unwrap();
@@ -147,10 +178,18 @@ fn dependencies_mirror_reject_unknown_ids_and_cycles() {
 #[test]
 fn the_state_machine_is_enforced_with_409_naming_allowed_moves() {
     let s = TestServer::start(MANUAL);
-    let id = s.create(json!({"title": "flow"}))["id"].as_str().unwrap().to_string();
+    let id = s.create(json!({"title": "flow"}))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (status, err) = s.move_to(&id, "done");
     assert_eq!(status, 409);
-    assert!(error_of(&err).1.contains("allowed moves from inbox: planning, blocked"), "{err}");
+    assert!(
+        error_of(&err)
+            .1
+            .contains("allowed moves from inbox: planning, blocked"),
+        "{err}"
+    );
     let (status, err) = s.move_to(&id, "in_flight");
     assert_eq!(status, 409, "{err}");
     assert_eq!(s.move_to(&id, "planning").0, 200);
@@ -170,7 +209,10 @@ fn the_state_machine_is_enforced_with_409_naming_allowed_moves() {
     assert_eq!(status, 200, "{item}");
     assert_eq!(item["item"]["status"], "review");
     assert_eq!(item["accepted"], true);
-    assert!(item["item"].get("assignedAgentId").is_none(), "assignment released");
+    assert!(
+        item["item"].get("assignedAgentId").is_none(),
+        "assignment released"
+    );
     let (status, rejected) = s.post(
         &format!("/api/items/{id}/move"),
         json!({"status": "ready", "reason": "needs tests"}),
@@ -180,8 +222,25 @@ fn the_state_machine_is_enforced_with_409_naming_allowed_moves() {
     assert_eq!(s.move_to(&id, "blocked").0, 200);
     assert_eq!(s.move_to(&id, "inbox").0, 200);
     let (_, history) = s.get(&format!("/api/items/{id}/history"));
-    let tos: Vec<&str> = history.as_array().unwrap().iter().map(|h| h["to"].as_str().unwrap()).collect();
-    assert_eq!(tos, ["inbox", "planning", "ready", "in_flight", "review", "ready", "blocked", "inbox"]);
+    let tos: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["to"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        tos,
+        [
+            "inbox",
+            "planning",
+            "ready",
+            "in_flight",
+            "review",
+            "ready",
+            "blocked",
+            "inbox"
+        ]
+    );
     assert_eq!(history[5]["reason"], "needs tests");
     // done is final.
     assert_eq!(s.move_to(&id, "planning").0, 200);
@@ -203,8 +262,13 @@ fn claims_take_priority_then_age_and_respect_blockers() {
     let urgent_blocked = s.create(json!({"title": "urgent but blocked", "priority": "urgent", "status": "ready", "blockedBy": [blocker["id"]]}));
     let high1 = s.create(json!({"title": "high 1", "priority": "high", "status": "ready"}));
     let high2 = s.create(json!({"title": "high 2", "priority": "high", "status": "ready"}));
-    let order: Vec<Value> = (0..3).map(|i| s.claim(&format!("a{i}")).1["item"]["id"].clone()).collect();
-    assert_eq!(order, vec![high1["id"].clone(), high2["id"].clone(), low["id"].clone()]);
+    let order: Vec<Value> = (0..3)
+        .map(|i| s.claim(&format!("a{i}")).1["item"]["id"].clone())
+        .collect();
+    assert_eq!(
+        order,
+        vec![high1["id"].clone(), high2["id"].clone(), low["id"].clone()]
+    );
     let (status, _) = s.claim("a9");
     assert_eq!(status, 204, "the urgent item waits for its blocker");
     // Finish the blocker; the urgent item becomes claimable.
@@ -242,7 +306,10 @@ fn concurrent_claims_never_hand_out_the_same_item() {
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
     });
     let unique: HashSet<&String> = claimed.iter().collect();
     assert_eq!(claimed.len(), 60, "every item claimed once");
@@ -258,8 +325,14 @@ fn completing_checks_acceptance_criteria_against_artifacts() {
     let (status, out) = s.post(&format!("/api/items/{id}/complete"), json!({}));
     assert_eq!(status, 200);
     assert_eq!(out["accepted"], false);
-    assert_eq!(out["item"]["status"], "ready", "a failed attempt goes back to ready");
-    assert!(out["item"]["statusReason"].as_str().unwrap().contains("no artifact"));
+    assert_eq!(
+        out["item"]["status"], "ready",
+        "a failed attempt goes back to ready"
+    );
+    assert!(out["item"]["statusReason"]
+        .as_str()
+        .unwrap()
+        .contains("no artifact"));
     s.claim("b");
     let (_, out) = s.post(
         &format!("/api/items/{id}/complete"),
@@ -273,11 +346,20 @@ fn completing_checks_acceptance_criteria_against_artifacts() {
     assert!(out["unmet"][0].as_str().unwrap().contains("has tests"));
     assert_eq!(out["item"]["artifacts"].as_array().unwrap().len(), 1);
     // Artifacts declared over the API cannot point outside the data dir.
-    let (status, err) = s.post(&format!("/api/items/{id}/artifacts"), json!({"type": "file", "path": "../../etc/passwd"}));
+    let (status, err) = s.post(
+        &format!("/api/items/{id}/artifacts"),
+        json!({"type": "file", "path": "../../etc/passwd"}),
+    );
     assert_eq!(status, 422, "{err}");
-    let (status, err) = s.post(&format!("/api/items/{id}/artifacts"), json!({"type": "file", "path": "/etc/passwd"}));
+    let (status, err) = s.post(
+        &format!("/api/items/{id}/artifacts"),
+        json!({"type": "file", "path": "/etc/passwd"}),
+    );
     assert_eq!(status, 422, "{err}");
-    let (status, art) = s.post(&format!("/api/items/{id}/artifacts"), json!({"type": "link", "path": "https://example.invalid", "description": "docs"}));
+    let (status, art) = s.post(
+        &format!("/api/items/{id}/artifacts"),
+        json!({"type": "link", "path": "https://example.invalid", "description": "docs"}),
+    );
     assert_eq!(status, 201, "{art}");
     assert_eq!(art["type"], "link");
 }
@@ -288,13 +370,20 @@ fn events_are_numbered_and_replayable() {
     let a = s.create(json!({"title": "A"}));
     let id = a["id"].as_str().unwrap();
     s.move_to(id, "planning");
-    s.send("PATCH", &format!("/api/items/{id}"), json!({"priority": "high"}));
+    s.send(
+        "PATCH",
+        &format!("/api/items/{id}"),
+        json!({"priority": "high"}),
+    );
     let events = s.events_since(0);
     let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["work:added", "work:status_changed", "work:updated"]);
     let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, [1, 2, 3]);
-    assert_eq!(events[1]["data"], json!({"itemId": id, "from": "inbox", "to": "planning", "reason": null}));
+    assert_eq!(
+        events[1]["data"],
+        json!({"itemId": id, "from": "inbox", "to": "planning", "reason": null})
+    );
     assert_eq!(s.events_since(2).len(), 1);
     // Numbering continues across restarts.
     let mut s = s;
@@ -316,12 +405,20 @@ fn everything_acknowledged_survives_kill_and_restart() {
     s.kill();
     s.boot();
     let (_, items) = s.get("/api/items");
-    let got: HashSet<Value> = items.as_array().unwrap().iter().map(|i| i["id"].clone()).collect();
+    let got: HashSet<Value> = items
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].clone())
+        .collect();
     assert_eq!(got, ids.iter().cloned().collect::<HashSet<_>>());
     // The item claimed when the server died is not left in flight.
     let recovered = s.item(claimed["item"]["id"].as_str().unwrap());
     assert_eq!(recovered["status"], "ready");
-    assert!(recovered["statusReason"].as_str().unwrap().contains("interrupted"));
+    assert!(recovered["statusReason"]
+        .as_str()
+        .unwrap()
+        .contains("interrupted"));
     let (_, status) = s.get("/api/status");
     assert_eq!(status["counts"]["ready"], 25);
     assert_eq!(status["counts"]["in_flight"], 0);
@@ -334,7 +431,12 @@ fn list_filters_and_sorts() {
     s.create(json!({"title": "Fix login bug", "priority": "urgent", "status": "ready"}));
     s.create(json!({"title": "Login page", "priority": "high"}));
     let (_, all) = s.get("/api/items");
-    let titles: Vec<&str> = all.as_array().unwrap().iter().map(|i| i["title"].as_str().unwrap()).collect();
+    let titles: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["title"].as_str().unwrap())
+        .collect();
     assert_eq!(titles, ["Fix login bug", "Login page", "Write docs"]);
     let (_, found) = s.get("/api/items?q=login");
     assert_eq!(found.as_array().unwrap().len(), 2);
@@ -353,7 +455,10 @@ fn the_token_guards_the_api_but_not_health_or_the_board() {
     assert_eq!(status, 200);
     let (status, page) = s.get("/");
     assert_eq!(status, 200);
-    assert!(page.as_str().unwrap_or("").contains("<html"), "the board is served");
+    assert!(
+        page.as_str().unwrap_or("").contains("<html"),
+        "the board is served"
+    );
     s.set_token("wrong");
     assert_eq!(s.get("/api/items").0, 401);
     s.set_token("s3cret-token");
@@ -369,16 +474,32 @@ fn cli_talks_to_the_server() {
             .args(args)
             .output()
             .unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
     };
-    let (ok, out, err) = run(&["add", "Build login page", "--priority", "high", "--criterion", "a form", "--status", "ready"]);
+    let (ok, out, err) = run(&[
+        "add",
+        "Build login page",
+        "--priority",
+        "high",
+        "--criterion",
+        "a form",
+        "--status",
+        "ready",
+    ]);
     assert!(ok, "{err}");
     assert!(out.starts_with("added "), "{out}");
     let prefix = out.split_whitespace().nth(1).unwrap().to_string();
     let (ok, out, _) = run(&["list"]);
     assert!(ok);
     assert!(out.lines().next().unwrap().starts_with("ID"));
-    assert!(out.contains("Build login page") && out.contains("high"), "{out}");
+    assert!(
+        out.contains("Build login page") && out.contains("high"),
+        "{out}"
+    );
     let (ok, out, _) = run(&["show", &prefix]);
     assert!(ok);
     assert!(out.contains("a form"));
@@ -397,5 +518,8 @@ fn cli_talks_to_the_server() {
         .unwrap();
     assert!(!gone.status.success());
     let msg = String::from_utf8_lossy(&gone.stderr);
-    assert!(msg.contains("flightdeck serve") && msg.lines().count() == 1, "{msg}");
+    assert!(
+        msg.contains("flightdeck serve") && msg.lines().count() == 1,
+        "{msg}"
+    );
 }

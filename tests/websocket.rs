@@ -78,7 +78,11 @@ fn live_events_arrive_in_order_under_concurrent_writes() {
     let stored = s.events_since(0);
     assert_eq!(stored.len(), 240 + 60);
     let received = read_events(&mut ws, stored.len());
-    assert_eq!(seqs(&received), (1..=300).collect::<Vec<u64>>(), "none skipped or doubled");
+    assert_eq!(
+        seqs(&received),
+        (1..=300).collect::<Vec<u64>>(),
+        "none skipped or doubled"
+    );
     assert_eq!(received, stored, "the stream and the log agree");
 }
 
@@ -119,6 +123,9 @@ fn a_client_that_stops_reading_is_dropped_without_slowing_others() {
             break false;
         }
     };
-    assert!(closed, "the slow client was dropped (it read {got} of {total} events)");
+    assert!(
+        closed,
+        "the slow client was dropped (it read {got} of {total} events)"
+    );
     assert!(got < total);
 }

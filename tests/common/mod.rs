@@ -33,8 +33,11 @@ impl TestServer {
     /// or `token = ".."` lines right after `[server]`).
     pub fn start(extra: &str) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::write(dir.path().join("config.toml"), config_text(dir.path(), extra))
-            .expect("write config");
+        std::fs::write(
+            dir.path().join("config.toml"),
+            config_text(dir.path(), extra),
+        )
+        .expect("write config");
         let mut server = TestServer {
             url: String::new(),
             dir,
@@ -149,8 +152,18 @@ impl TestServer {
     }
 
     /// Sends a raw body with the given content type.
-    pub fn send_raw(&self, method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
-        Self::answer(self.req(method, path).set("Content-Type", content_type).send_bytes(body))
+    pub fn send_raw(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> (u16, Value) {
+        Self::answer(
+            self.req(method, path)
+                .set("Content-Type", content_type)
+                .send_bytes(body),
+        )
     }
 
     pub fn post(&self, path: &str, body: Value) -> (u16, Value) {
@@ -179,7 +192,10 @@ impl TestServer {
     }
 
     pub fn claim(&self, agent: &str) -> (u16, Value) {
-        self.post("/api/claim", json!({"agentId": agent, "sessionKey": format!("key-{agent}")}))
+        self.post(
+            "/api/claim",
+            json!({"agentId": agent, "sessionKey": format!("key-{agent}")}),
+        )
     }
 
     pub fn events_since(&self, since: u64) -> Vec<Value> {
@@ -189,7 +205,12 @@ impl TestServer {
     }
 
     /// Polls `check` until it returns Some, or panics after `timeout` naming `what`.
-    pub fn wait_for<T>(&self, what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    pub fn wait_for<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl FnMut() -> Option<T>,
+    ) -> T {
         let start = Instant::now();
         loop {
             if let Some(v) = check() {
