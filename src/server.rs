@@ -90,7 +90,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         max_attempts: config.pool.max_attempts,
         retry_backoff_secs: config.pool.retry_backoff_secs,
     };
-    let queue = queue::start(store, policy, monitor.clone());
+    let (queue, queue_system) = queue::start(store, policy, monitor.clone())?;
 
     let interrupted = queue
         .send(Recover)
@@ -199,5 +199,6 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             log::warn!("second signal: stopping at once");
         }
     }
+    queue_system.stop();
     Ok(())
 }

@@ -522,10 +522,27 @@ impl Handler<SetPolicy> for QueueManager {
     }
 }
 
-/// Starts the QueueManager on its own thread, owning `store`.
-pub fn start(store: Store, policy: QueuePolicy, monitor: Addr<Monitor>) -> Addr<QueueManager> {
-    let arbiter = Arbiter::new();
-    QueueManager::start_in_arbiter(&arbiter.handle(), move |_| {
-        QueueManager::new(store, policy, monitor)
-    })
+/// Starts the QueueManager on its own thread, in an actix system of its own, so that neither
+/// its blocking redb calls nor the HTTP server's shutdown (which stops the arbiters it knows)
+/// touch it. It runs until the returned [`System`] is stopped.
+pub fn start(
+    store: Store,
+    policy: QueuePolicy,
+    monitor: Addr<Monitor>,
+) -> std::io::Result<(Addr<QueueManager>, System)> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("queue-manager".into())
+        .spawn(move || {
+            let system = System::new();
+            system.block_on(async {
+                let addr = QueueManager::new(store, policy, monitor).start();
+                let _ = tx.send((addr, System::current()));
+            });
+            if let Err(e) = system.run() {
+                log::error!("queue manager thread ended: {e}");
+            }
+        })?;
+    rx.recv()
+        .map_err(|_| std::io::Error::other("the queue manager thread did not start"))
 }
