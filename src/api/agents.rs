@@ -1,20 +1,23 @@
 //! `/api/agents`, `/api/pool` and `/api/dispatch`: the agent pool over HTTP.
 
-use super::{ApiError, AppState, Json};
+use super::{ApiError, AppState, ErrorBody, Json};
 use crate::config::POOL_SIZE_MAX;
-use crate::dispatch::{CancelSession, DispatchNow, GetPool, Resize};
-use crate::model::{ValidationError, REASON_MAX};
+use crate::dispatch::{CancelSession, DispatchNow, GetPool, PoolInfo, Resize};
+use crate::model::{AgentSession, ValidationError, REASON_MAX};
 use crate::queue::{GetSession, ListSessions};
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
-use serde_json::json;
 
-#[derive(Deserialize)]
+/// Filters of `GET /api/agents`.
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AgentsQuery {
+    /// Only the sessions of this item (id or unique prefix).
     item: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/agents", tag = "agents", params(AgentsQuery), responses((status = 200, description = "Sessions, newest first", body = [AgentSession]), (status = 404, body = ErrorBody), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
 pub async fn list(
     state: web::Data<AppState>,
     query: web::Query<AgentsQuery>,
@@ -28,6 +31,7 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(sessions))
 }
 
+#[utoipa::path(get, path = "/api/agents/{id}", tag = "agents", params(("id" = String, Path, description = "Session id")), responses((status = 200, body = AgentSession), (status = 404, body = ErrorBody), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
 pub async fn get(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -41,7 +45,7 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(session))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelRequest {
     reason: Option<String>,
@@ -49,6 +53,7 @@ pub struct CancelRequest {
 
 /// Stops a running agent (TERM, then KILL) and sends its item back to ready. The body is
 /// optional: `{"reason": "..."}`.
+#[utoipa::path(post, path = "/api/agents/{id}/cancel", tag = "agents", params(("id" = String, Path, description = "Session id")), request_body(content = Option<CancelRequest>, description = "Optional reason"), responses((status = 200, body = AgentSession), (status = 404, body = ErrorBody), (status = 409, description = "The session already ended", body = ErrorBody), (status = 400, description = "Bad input: the field is named", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 413, description = "Body over 1 MiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
 pub async fn cancel(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -84,16 +89,18 @@ pub async fn cancel(
     Ok(HttpResponse::Ok().json(session))
 }
 
+#[utoipa::path(get, path = "/api/pool", tag = "agents", responses((status = 200, body = PoolInfo), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
 pub async fn pool(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(state.dispatcher.send(GetPool).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResizeRequest {
     size: usize,
 }
 
+#[utoipa::path(put, path = "/api/pool", tag = "agents", request_body = ResizeRequest, responses((status = 200, body = PoolInfo), (status = 400, description = "Bad input: the field is named", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 413, description = "Body over 1 MiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
 pub async fn resize(
     state: web::Data<AppState>,
     Json(req): Json<ResizeRequest>,
@@ -107,12 +114,19 @@ pub async fn resize(
     Ok(HttpResponse::Ok().json(info))
 }
 
+/// What `POST /api/dispatch` started.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Dispatched {
+    started: Vec<AgentSession>,
+}
+
 /// Fills one free slot now (the way to run items when `pool.auto_dispatch` is off).
+#[utoipa::path(post, path = "/api/dispatch", tag = "agents", responses((status = 200, description = "The sessions started (at most one)", body = Dispatched), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
 pub async fn dispatch(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let started = state
         .dispatcher
         .send(DispatchNow)
         .await?
         .map_err(ApiError::unavailable)?;
-    Ok(HttpResponse::Ok().json(json!({ "started": started })))
+    Ok(HttpResponse::Ok().json(Dispatched { started }))
 }

@@ -5,7 +5,6 @@ use crate::model::ValidationError;
 use crate::queue::QueueError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::json;
 
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -53,15 +52,35 @@ impl std::fmt::Display for ApiError {
     }
 }
 
+/// The body of every error answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable kind: invalid, malformed_json, not_found, conflict, ...
+    code: String,
+    /// What went wrong, for people.
+    message: String,
+    /// The request field at fault, when there is one.
+    field: Option<String>,
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         self.status
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(json!({
-            "error": {"code": self.code, "message": self.message, "field": self.field}
-        }))
+        HttpResponse::build(self.status).json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message.clone(),
+                field: self.field.clone(),
+            },
+        })
     }
 }
 

@@ -1,11 +1,12 @@
 //! `/api/items` and `/api/claim`: the work queue over HTTP.
 
-use super::{ApiError, AppState, Json};
+use super::{ApiError, AppState, ErrorBody, Json};
 use crate::dispatch::{session_log_path, CancelItem};
 use crate::model::{
-    render_agents_md, ArtifactInput, ArtifactKind, CompleteRequest, ItemPatch, MoveRequest,
-    NewWorkItem, Priority, Status, ValidationError,
+    render_agents_md, Artifact, ArtifactInput, ArtifactKind, CompleteRequest, ItemPatch,
+    MoveRequest, NewWorkItem, Priority, Status, StatusChange, ValidationError, WorkItem,
 };
+use crate::queue::CompleteOutcome;
 use crate::queue::{
     AddArtifacts, Claim, Complete, CreateItem, DeleteItem, GetHistory, GetItem, ListItems,
     ListSessions, MoveItem, UpdateItem,
@@ -13,16 +14,21 @@ use crate::queue::{
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use serde_json::json;
 
-#[derive(Deserialize)]
+/// Filters of `GET /api/items`.
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only items in this status.
     status: Option<String>,
+    /// Only items of this priority.
     priority: Option<String>,
+    /// Only items whose title contains this text (case-insensitive).
     q: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/items", tag = "items", params(ListQuery), responses((status = 200, description = "Items, by priority then age", body = [WorkItem]), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
 pub async fn list(
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
@@ -57,6 +63,7 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(items))
 }
 
+#[utoipa::path(post, path = "/api/items", tag = "items", request_body = NewWorkItem, responses((status = 201, description = "Created", body = WorkItem), (status = 422, description = "Unknown dependency", body = ErrorBody), (status = 400, description = "Bad input: the field is named", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 413, description = "Body over 1 MiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
 pub async fn create(
     state: web::Data<AppState>,
     Json(new): Json<NewWorkItem>,
@@ -65,6 +72,7 @@ pub async fn create(
     Ok(HttpResponse::Created().json(item))
 }
 
+#[utoipa::path(get, path = "/api/items/{id}", tag = "items", params(("id" = String, Path, description = "Item id, or a unique prefix of one (4+ characters)")), responses((status = 200, body = WorkItem), (status = 404, body = ErrorBody), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
 pub async fn get(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -78,6 +86,7 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(item))
 }
 
+#[utoipa::path(patch, path = "/api/items/{id}", tag = "items", params(("id" = String, Path, description = "Item id, or a unique prefix of one (4+ characters)")), request_body = ItemPatch, responses((status = 200, body = WorkItem), (status = 404, body = ErrorBody), (status = 409, description = "Dependencies of an in-flight item", body = ErrorBody), (status = 422, description = "Unknown dependency or a cycle", body = ErrorBody), (status = 400, description = "Bad input: the field is named", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 413, description = "Body over 1 MiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
 pub async fn update(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -93,6 +102,7 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(item))
 }
 
+#[utoipa::path(delete, path = "/api/items/{id}", tag = "items", params(("id" = String, Path, description = "Item id, or a unique prefix of one (4+ characters)")), responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody), (status = 409, description = "The item is in flight", body = ErrorBody), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
 pub async fn delete(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -108,6 +118,7 @@ pub async fn delete(
 
 /// A manual move. An item in flight has its agent stopped first, so no agent keeps working on
 /// (or later completes) an item that has moved on.
+#[utoipa::path(post, path = "/api/items/{id}/move", tag = "items", params(("id" = String, Path, description = "Item id, or a unique prefix of one (4+ characters)")), request_body = MoveRequest, responses((status = 200, body = WorkItem), (status = 404, body = ErrorBody), (status = 409, description = "The state machine forbids this move; the message lists the allowed ones", body = ErrorBody), (status = 400, description = "Bad input: the field is named", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 413, description = "Body over 1 MiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
 pub async fn move_item(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -144,14 +155,22 @@ pub async fn move_item(
     Ok(HttpResponse::Ok().json(item))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClaimRequest {
     agent_id: String,
     session_key: String,
 }
 
+/// A claimed item and the AGENTS.md text an agent would get for it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Claimed {
+    item: WorkItem,
+    context: String,
+}
+
 /// The seed's Dequeue, for remote workers: 200 with the item and its AGENTS.md text, or 204.
+#[utoipa::path(post, path = "/api/claim", tag = "items", request_body = ClaimRequest, responses((status = 200, description = "The claimed item and its scoped AGENTS.md", body = Claimed), (status = 204, description = "Nothing is claimable"), (status = 400, description = "Bad input: the field is named", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 413, description = "Body over 1 MiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
 pub async fn claim(
     state: web::Data<AppState>,
     Json(req): Json<ClaimRequest>,
@@ -172,12 +191,13 @@ pub async fn claim(
     Ok(match claimed {
         Some(item) => {
             let context = render_agents_md(&item, None);
-            HttpResponse::Ok().json(json!({"item": item, "context": context}))
+            HttpResponse::Ok().json(Claimed { item, context })
         }
         None => HttpResponse::NoContent().finish(),
     })
 }
 
+#[utoipa::path(post, path = "/api/items/{id}/complete", tag = "items", params(("id" = String, Path, description = "Item id, or a unique prefix of one (4+ characters)")), request_body = CompleteRequest, responses((status = 200, description = "Accepted (to review or done), or a failed attempt with the unmet rules", body = CompleteOutcome), (status = 404, body = ErrorBody), (status = 409, description = "The item is not in flight", body = ErrorBody), (status = 422, description = "An artifact path outside the data dir", body = ErrorBody), (status = 400, description = "Bad input: the field is named", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 413, description = "Body over 1 MiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
 pub async fn complete(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -217,6 +237,7 @@ fn check_artifact_path(state: &AppState, a: &ArtifactInput) -> Result<(), ApiErr
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_artifact_path", e))
 }
 
+#[utoipa::path(post, path = "/api/items/{id}/artifacts", tag = "items", params(("id" = String, Path, description = "Item id, or a unique prefix of one (4+ characters)")), request_body = ArtifactInput, responses((status = 201, body = Artifact), (status = 404, body = ErrorBody), (status = 422, description = "A file path outside the data dir", body = ErrorBody), (status = 400, description = "Bad input: the field is named", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 413, description = "Body over 1 MiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
 pub async fn add_artifact(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -235,6 +256,7 @@ pub async fn add_artifact(
 }
 
 /// Serves a `file` artifact's content; never anything outside the data dir.
+#[utoipa::path(get, path = "/api/items/{id}/artifacts/{artifact}", tag = "items", params(("id" = String, Path, description = "Item id, or a unique prefix of one (4+ characters)"), ("artifact" = String, Path, description = "Artifact id")), responses((status = 200, description = "The file", content_type = "application/octet-stream", body = Vec<u8>), (status = 404, body = ErrorBody), (status = 409, description = "Not a file artifact", body = ErrorBody), (status = 410, description = "The file is gone", body = ErrorBody), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
 pub async fn download_artifact(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -270,6 +292,7 @@ pub async fn download_artifact(
     Ok(named.use_etag(true).prefer_utf8(true).into_response(&req))
 }
 
+#[utoipa::path(get, path = "/api/items/{id}/history", tag = "items", params(("id" = String, Path, description = "Item id, or a unique prefix of one (4+ characters)")), responses((status = 200, body = [StatusChange]), (status = 404, body = ErrorBody), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
 pub async fn history(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -284,6 +307,7 @@ pub async fn history(
 }
 
 /// The agents' output for an item: every attempt, oldest first, as plain text.
+#[utoipa::path(get, path = "/api/items/{id}/log", tag = "items", params(("id" = String, Path, description = "Item id, or a unique prefix of one (4+ characters)")), responses((status = 200, description = "Every attempt's output, oldest first", content_type = "text/plain", body = String), (status = 404, body = ErrorBody), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
 pub async fn log(
     state: web::Data<AppState>,
     id: web::Path<String>,

@@ -7,11 +7,13 @@ mod body;
 mod error;
 mod events;
 mod items;
+mod openapi;
 mod status;
 
 pub use auth::{guard, TokenGuard};
 pub use body::{parse as parse_json, Json, MAX_BODY};
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody};
+pub use openapi::ApiDoc;
 
 use crate::dispatch::Dispatcher;
 use crate::monitor::Monitor;
@@ -46,6 +48,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::scope("/api")
             .route("/status", web::get().to(status::status))
+            .route("/openapi.json", web::get().to(openapi::document))
             .route("/events", web::get().to(events::list))
             .route("/claim", web::post().to(items::claim))
             .route("/dispatch", web::post().to(agents::dispatch))

@@ -75,7 +75,7 @@ pub struct ShutdownPool {
     pub grace: Duration,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PoolInfo {
     pub size: usize,

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// The kinds of event, spelled as on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum EventKind {
     #[serde(rename = "work:added")]
     WorkAdded,
@@ -31,11 +31,12 @@ pub enum EventKind {
 }
 
 /// One event as stored and sent: `{"seq","type","at","data"}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
     pub seq: u64,
     #[serde(rename = "type")]
     pub kind: EventKind,
     pub at: DateTime<Utc>,
+    #[schema(value_type = Object)]
     pub data: serde_json::Value,
 }

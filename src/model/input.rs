@@ -106,7 +106,7 @@ fn clean_blocked_by(ids: &[String]) -> Result<Vec<String>, ValidationError> {
 }
 
 /// `POST /api/items`: a new work item.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewWorkItem {
     pub title: String,
@@ -148,7 +148,7 @@ impl NewWorkItem {
 
 /// `PATCH /api/items/{id}`: fields to change; absent fields stay as they are. Status changes
 /// go through `move`, so `status` is not accepted here.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ItemPatch {
     pub title: Option<String>,
@@ -178,7 +178,7 @@ impl ItemPatch {
 }
 
 /// `POST /api/items/{id}/move`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MoveRequest {
     pub status: Status,
@@ -205,7 +205,7 @@ pub fn clean_reason(reason: Option<String>) -> Result<Option<String>, Validation
 }
 
 /// An artifact as declared by an agent or a client; the queue gives it an id and a time.
-#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ArtifactInput {
     #[serde(rename = "type")]
@@ -228,7 +228,7 @@ impl ArtifactInput {
 }
 
 /// One line of an acceptance report: was this criterion met, and what shows it.
-#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AcceptanceEntry {
     pub criterion: String,
@@ -238,7 +238,7 @@ pub struct AcceptanceEntry {
 }
 
 /// `POST /api/items/{id}/complete`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CompleteRequest {
     #[serde(default)]
