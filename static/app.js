@@ -40,6 +40,7 @@ const BACKOFF_MAX_MS = 10000;
 const POOL_REFRESH_MS = 200;
 const ITEM_REFETCH_MS = 250;
 const RESYNC_RETRY_MS = 3000;
+const RENDER_FALLBACK_MS = 100;
 const CANCEL_REASON = 'cancelled from the board';
 
 /* ------------------------------------------------------------------ state */
@@ -68,6 +69,7 @@ const view = {
   dirtyColumns: new Set(),
   drawerDirty: false,
   frame: 0,
+  timer: 0,
 };
 
 const sync = { gen: 0, loading: false, buffer: [] };
@@ -377,8 +379,14 @@ function filterActive() {
 
 /* ------------------------------------------------------------------ rendering: scheduling */
 
+/**
+ * One redraw for any number of changes: on the next animation frame, or after a short timer
+ * when frames are throttled (a board in a window that is visible but not in front).
+ */
 function scheduleRender() {
-  if (!view.frame) view.frame = requestAnimationFrame(flushRender);
+  if (view.frame) return;
+  view.frame = requestAnimationFrame(flushRender);
+  view.timer = setTimeout(flushRender, RENDER_FALLBACK_MS);
 }
 
 function markCard(id) {
@@ -412,7 +420,10 @@ function placeCard(id) {
 }
 
 function flushRender() {
+  cancelAnimationFrame(view.frame);
+  clearTimeout(view.timer);
   view.frame = 0;
+  view.timer = 0;
   const focused = document.activeElement;
   for (const id of view.dirtyCards) refreshCard(id);
   view.dirtyCards.clear();
@@ -455,11 +466,13 @@ function claimOrder(a, b) {
   );
 }
 
+/** Done, newest first; a card still on its way there counts as the newest. */
 function newestFirst(a, b) {
-  return (
-    compareText(timeKey(b.completedAt || b.updatedAt), timeKey(a.completedAt || a.updatedAt)) ||
-    compareText(a.id, b.id)
-  );
+  return compareText(doneKey(b), doneKey(a)) || compareText(a.id, b.id);
+}
+
+function doneKey(item) {
+  return state.pending.has(item.id) ? '~' : timeKey(item.completedAt || item.updatedAt);
 }
 
 function renderColumn(status) {
@@ -634,7 +647,7 @@ function applyEvent(event, live) {
   }
 }
 
-function applyStatusChange({ itemId, to }, at, live) {
+function applyStatusChange({ itemId, from, to, reason }, at, live) {
   const current = state.items.get(itemId);
   if (!current) {
     if (live) refetchItemSoon(itemId);
@@ -643,15 +656,24 @@ function applyStatusChange({ itemId, to }, at, live) {
   if (isOlder(at, current.updatedAt) || current.status === to) return;
   const next = { ...current, status: to, updatedAt: at || current.updatedAt };
   if (to !== 'in_flight') {
+    // Every way out of in_flight releases the agent and records the reason as statusReason.
     delete next.assignedAgentId;
     delete next.assignedSessionKey;
+    if (reason) next.statusReason = reason;
+    else delete next.statusReason;
   }
+  if (to !== 'ready') delete next.retryAt;
   if (to === 'done' && !next.completedAt) next.completedAt = at;
   state.items.set(itemId, next);
   itemChanged(current, next);
-  // The event names only the status; attempts, reason and the rest come with the item.
-  refetchItemSoon(itemId);
-  if (state.drawerId === itemId) loadHistory(itemId);
+  // Claims and agent outcomes change more than the event says (attempts, retryAt): fetch the
+  // item. They are paced by the pool size, so this stays cheap even on a busy board.
+  if (from === 'in_flight' || to === 'in_flight') refetchItemSoon(itemId);
+  if (state.drawerId === itemId) {
+    loadHistory(itemId);
+    // A new attempt or its end adds the log's attempt header / outcome line.
+    if (from === 'in_flight' || to === 'in_flight') loadLog(itemId);
+  }
 }
 
 function applyAssignment({ itemId, agentId, sessionKey }, at, live) {
@@ -778,7 +800,12 @@ function scheduleReconnect() {
 
 /** Skips the backoff wait: the token changed, or the browser says it is back online. */
 function reconnectNow() {
-  if (socket.ws) return;
+  const current = socket.ws;
+  if (current && current.readyState === WebSocket.OPEN) return;
+  if (current) {
+    socket.ws = null; // its close event is ignored from now on
+    current.close();
+  }
   socket.attempt = 0;
   connectSocket();
 }
@@ -1110,6 +1137,20 @@ function renderDrawerActions(item) {
   $('approve').hidden = item.status !== 'review';
   $('reject').hidden = item.status !== 'review';
   $('cancel-agent').hidden = item.status !== 'in_flight';
+  renderMoveTargets(item);
+}
+
+/** Every other column; the server decides which moves are allowed and says so when not. */
+function renderMoveTargets(item) {
+  const select = $('move-to');
+  const targets = STATUS_ORDER.filter((status) => status !== item.status && status !== 'in_flight');
+  if (select.dataset.from === item.status && select.options.length === targets.length) return;
+  select.dataset.from = item.status;
+  select.replaceChildren(...targets.map((status) => el('option', { value: status, text: `Move to ${STATUS_LABEL[status]}` })));
+}
+
+async function moveDrawerItem() {
+  if (state.drawerId) await requestMove(state.drawerId, $('move-to').value);
 }
 
 function fillList(list, values, render, emptyText) {
@@ -1121,7 +1162,7 @@ function renderFacts(item) {
   const facts = [
     ['Status', STATUS_LABEL[item.status] || item.status],
     ['Priority', item.priority],
-    ['Complexity', item.complexity],
+    ['Complexity', String(item.complexity).toUpperCase()],
     ['Attempts', String(item.attempts ?? 0)],
     ['Agent', item.assignedAgentId ? `${shortId(item.assignedAgentId)} (${item.assignedSessionKey || 'session'})` : null],
     ['Tokens used', formatNumber(itemTokens(item.id))],
@@ -1527,6 +1568,7 @@ function wirePanels() {
   $('cancel-agent').addEventListener('click', cancelDrawerAgent);
   $('edit').addEventListener('click', editDrawerItem);
   $('delete').addEventListener('click', deleteDrawerItem);
+  $('move-button').addEventListener('click', moveDrawerItem);
   $('drawer-artifacts').addEventListener('click', downloadArtifact);
   document.addEventListener('click', onDocumentClick);
   document.addEventListener('keydown', onDocumentKeydown);
