@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test flightdeck has, on a fresh machine too: installs what the browser tests need
-# (Debian's chromium, playwright-core from npm) if it is missing, builds once, then runs the
-# Rust tests (unit + integration, against the real binary) and the browser tests.
+# (Debian's chromium, playwright-core from npm, schemathesis from PyPI) if it is missing, builds
+# once, then runs the Rust tests (unit + integration, against the real binary), fuzzes the API
+# against its OpenAPI document, and runs the browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,9 @@ cargo clippy --all-targets -- -D warnings
 
 say "Rust tests (unit and integration)"
 cargo test --all-targets 2>&1 | tee target/rust-tests.log
+
+say "API fuzzing (schemathesis against /api/openapi.json)"
+bash tests/schemathesis/run.sh "$PWD/target/debug/flightdeck"
 
 if [ -d tests/browser ]; then
   say "browser tests"

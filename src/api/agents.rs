@@ -1,6 +1,6 @@
 //! `/api/agents`, `/api/pool` and `/api/dispatch`: the agent pool over HTTP.
 
-use super::{ApiError, AppState, ErrorBody, Json};
+use super::{ApiError, AppState, ErrorBody, Json, Query};
 use crate::config::POOL_SIZE_MAX;
 use crate::dispatch::{CancelSession, DispatchNow, GetPool, PoolInfo, Resize};
 use crate::model::{AgentSession, ValidationError, REASON_MAX};
@@ -14,18 +14,19 @@ use serde::Deserialize;
 #[into_params(parameter_in = Query)]
 pub struct AgentsQuery {
     /// Only the sessions of this item (id or unique prefix).
+    #[param(max_length = 64)]
     item: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/agents", tag = "agents", params(AgentsQuery), responses((status = 200, description = "Sessions, newest first", body = [AgentSession]), (status = 404, body = ErrorBody), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
 pub async fn list(
     state: web::Data<AppState>,
-    query: web::Query<AgentsQuery>,
+    Query(query): Query<AgentsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let sessions = state
         .queue
         .send(ListSessions {
-            item_id: query.into_inner().item.filter(|i| !i.is_empty()),
+            item_id: query.item.filter(|i| !i.is_empty()),
         })
         .await??;
     Ok(HttpResponse::Ok().json(sessions))
@@ -48,6 +49,7 @@ pub async fn get(
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelRequest {
+    #[schema(max_length = 2000)]
     reason: Option<String>,
 }
 
@@ -62,7 +64,7 @@ pub async fn cancel(
     let req: CancelRequest = if body.iter().all(u8::is_ascii_whitespace) {
         CancelRequest::default()
     } else {
-        super::parse_json(&body)?
+        super::parse_json::<Option<CancelRequest>>(&body)?.unwrap_or_default()
     };
     let reason = crate::model::clean_reason(req.reason)?
         .unwrap_or_else(|| "cancelled by a person".to_string());
@@ -97,7 +99,8 @@ pub async fn pool(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResizeRequest {
-    size: usize,
+    #[schema(value_type = u32, minimum = 0, maximum = 256)]
+    size: serde_json::Number,
 }
 
 #[utoipa::path(put, path = "/api/pool", tag = "agents", request_body = ResizeRequest, responses((status = 200, body = PoolInfo), (status = 400, description = "Bad input: the field is named", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 413, description = "Body over 1 MiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
@@ -105,12 +108,29 @@ pub async fn resize(
     state: web::Data<AppState>,
     Json(req): Json<ResizeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    if req.size > POOL_SIZE_MAX {
-        return Err(
-            ValidationError::new("size", format!("must be at most {POOL_SIZE_MAX}")).into(),
-        );
-    }
-    let info = state.dispatcher.send(Resize { size: req.size }).await?;
+    // JSON Schema's integers include 42.0; anything else is refused with the field named.
+    let size = req
+        .size
+        .as_u64()
+        .or_else(|| {
+            req.size
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                .map(|f| f as u64)
+        })
+        .filter(|n| *n <= POOL_SIZE_MAX as u64)
+        .ok_or_else(|| {
+            ValidationError::new(
+                "size",
+                format!("must be a whole number from 0 to {POOL_SIZE_MAX}"),
+            )
+        })?;
+    let info = state
+        .dispatcher
+        .send(Resize {
+            size: size as usize,
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(info))
 }
 

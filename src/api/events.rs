@@ -1,7 +1,7 @@
 //! Events over HTTP: `GET /api/events?since=SEQ` replays the retained log, and `/ws?since=SEQ`
 //! replays then streams live through a WebSocket session actor.
 
-use super::{ApiError, AppState, ErrorBody};
+use super::{ApiError, AppState, ErrorBody, Query};
 use crate::model::Event;
 use crate::monitor::{WsSession, MAX_FRAME};
 use crate::queue::{EventsSince, EVENTS_RETAINED};
@@ -15,9 +15,11 @@ use serde::Deserialize;
 #[into_params(parameter_in = Query)]
 pub struct SinceQuery {
     /// Events after this seq (default 0: all retained).
-    since: Option<u64>,
+    #[param(minimum = 0)]
+    since: Option<i64>,
     /// At most this many (default 1000).
-    limit: Option<usize>,
+    #[param(minimum = 1, maximum = 20000)]
+    limit: Option<i64>,
     /// Browsers cannot set headers on a WebSocket: the token may come as a parameter.
     #[allow(dead_code)]
     token: Option<String>,
@@ -26,14 +28,24 @@ pub struct SinceQuery {
 #[utoipa::path(get, path = "/api/events", tag = "events", params(SinceQuery), responses((status = 200, description = "Retained events after since, oldest first", body = [Event]), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
 pub async fn list(
     state: web::Data<AppState>,
-    query: web::Query<SinceQuery>,
+    Query(query): Query<SinceQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = query.limit.unwrap_or(1000).min(EVENTS_RETAINED as usize);
+    let since = query.since.unwrap_or(0);
+    if since < 0 {
+        return Err(ApiError::bad_request("since must be 0 or more").with_field("since"));
+    }
+    let limit = query.limit.unwrap_or(1000);
+    if !(1..=EVENTS_RETAINED as i64).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {EVENTS_RETAINED}"
+        ))
+        .with_field("limit"));
+    }
     let events = state
         .queue
         .send(EventsSince {
-            since: query.since.unwrap_or(0),
-            limit,
+            since: since as u64,
+            limit: limit as usize,
         })
         .await??;
     Ok(HttpResponse::Ok().json(events))
@@ -43,9 +55,10 @@ pub async fn websocket(
     state: web::Data<AppState>,
     req: HttpRequest,
     stream: web::Payload,
-    query: web::Query<SinceQuery>,
+    Query(query): Query<SinceQuery>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let session = WsSession::new(state.monitor.clone(), query.since);
+    let since = query.since.map(|s| s.max(0) as u64);
+    let session = WsSession::new(state.monitor.clone(), since);
     ws::WsResponseBuilder::new(session, &req, stream)
         .frame_size(MAX_FRAME)
         .start()

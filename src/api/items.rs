@@ -1,6 +1,6 @@
 //! `/api/items` and `/api/claim`: the work queue over HTTP.
 
-use super::{ApiError, AppState, ErrorBody, Json};
+use super::{ApiError, AppState, ErrorBody, Json, Query};
 use crate::dispatch::{session_log_path, CancelItem};
 use crate::model::{
     render_agents_md, Artifact, ArtifactInput, ArtifactKind, CompleteRequest, ItemPatch,
@@ -21,42 +21,27 @@ use serde::Deserialize;
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only items in this status.
-    status: Option<String>,
+    status: Option<Status>,
     /// Only items of this priority.
-    priority: Option<String>,
+    priority: Option<Priority>,
     /// Only items whose title contains this text (case-insensitive).
+    #[param(max_length = 200)]
     q: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/items", tag = "items", params(ListQuery), responses((status = 200, description = "Items, by priority then age", body = [WorkItem]), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
 pub async fn list(
     state: web::Data<AppState>,
-    query: web::Query<ListQuery>,
+    Query(query): Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = query.into_inner();
-    let status = match query.status.as_deref().filter(|s| !s.is_empty()) {
-        Some(s) => Some(Status::parse(s).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "unknown status {s:?}: use inbox, planning, ready, in_flight, review, done or blocked"
-            ))
-            .with_field("status")
-        })?),
-        None => None,
-    };
-    let priority = match query.priority.as_deref().filter(|s| !s.is_empty()) {
-        Some(p) => Some(Priority::parse(p).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "unknown priority {p:?}: use low, medium, high or urgent"
-            ))
-            .with_field("priority")
-        })?),
-        None => None,
-    };
+    if query.q.as_ref().is_some_and(|q| q.chars().count() > 200) {
+        return Err(ApiError::bad_request("q must be at most 200 characters").with_field("q"));
+    }
     let items = state
         .queue
         .send(ListItems {
-            status,
-            priority,
+            status: query.status,
+            priority: query.priority,
             query: query.q.filter(|q| !q.is_empty()),
         })
         .await??;
@@ -158,7 +143,11 @@ pub async fn move_item(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClaimRequest {
+    /// Who claims: an agent or worker id.
+    #[schema(value_type = crate::model::schema::Name)]
     agent_id: String,
+    /// The session of that agent, recorded on the item.
+    #[schema(value_type = crate::model::schema::Name)]
     session_key: String,
 }
 
@@ -175,8 +164,10 @@ pub async fn claim(
     state: web::Data<AppState>,
     Json(req): Json<ClaimRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    for (field, value) in [("agentId", &req.agent_id), ("sessionKey", &req.session_key)] {
-        let n = value.trim().chars().count();
+    let agent_id = req.agent_id.trim_matches(crate::model::is_blank_char);
+    let session_key = req.session_key.trim_matches(crate::model::is_blank_char);
+    for (field, value) in [("agentId", agent_id), ("sessionKey", session_key)] {
+        let n = value.chars().count();
         if n == 0 || n > 200 {
             return Err(ValidationError::new(field, "must be 1 to 200 characters").into());
         }
@@ -184,8 +175,8 @@ pub async fn claim(
     let claimed = state
         .queue
         .send(Claim {
-            agent_id: req.agent_id.trim().to_string(),
-            session_key: req.session_key.trim().to_string(),
+            agent_id: agent_id.to_string(),
+            session_key: session_key.to_string(),
         })
         .await??;
     Ok(match claimed {

@@ -8,12 +8,14 @@ mod error;
 mod events;
 mod items;
 mod openapi;
+mod query;
 mod status;
 
 pub use auth::{guard, TokenGuard};
 pub use body::{parse as parse_json, Json, MAX_BODY};
 pub use error::{ApiError, ErrorBody};
 pub use openapi::ApiDoc;
+pub use query::Query;
 
 use crate::dispatch::Dispatcher;
 use crate::monitor::Monitor;
@@ -36,44 +38,69 @@ pub struct AppState {
 /// Registers every route under `/api`, plus `/healthz` and `/ws`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
-        web::QueryConfig::default()
-            .error_handler(|e, _| ApiError::bad_request(format!("query string: {e}")).into()),
-    )
-    .app_data(
         web::PathConfig::default()
             .error_handler(|e, _| ApiError::bad_request(format!("path: {e}")).into()),
     )
-    .route("/healthz", web::get().to(status::healthz))
-    .route("/ws", web::get().to(events::websocket))
+    .service(resource("/healthz", "GET").get(status::healthz))
+    .service(resource("/ws", "GET").get(events::websocket))
     .service(
         web::scope("/api")
-            .route("/status", web::get().to(status::status))
-            .route("/openapi.json", web::get().to(openapi::document))
-            .route("/events", web::get().to(events::list))
-            .route("/claim", web::post().to(items::claim))
-            .route("/dispatch", web::post().to(agents::dispatch))
-            .service(web::resource("/pool").get(agents::pool).put(agents::resize))
-            .route("/agents", web::get().to(agents::list))
-            .route("/agents/{id}", web::get().to(agents::get))
-            .route("/agents/{id}/cancel", web::post().to(agents::cancel))
-            .service(web::resource("/items").get(items::list).post(items::create))
+            .service(resource("/status", "GET").get(status::status))
+            .service(resource("/openapi.json", "GET").get(openapi::document))
+            .service(resource("/events", "GET").get(events::list))
+            .service(resource("/claim", "POST").post(items::claim))
+            .service(resource("/dispatch", "POST").post(agents::dispatch))
             .service(
-                web::resource("/items/{id}")
+                resource("/pool", "GET, PUT")
+                    .get(agents::pool)
+                    .put(agents::resize),
+            )
+            .service(resource("/agents", "GET").get(agents::list))
+            .service(resource("/agents/{id}", "GET").get(agents::get))
+            .service(resource("/agents/{id}/cancel", "POST").post(agents::cancel))
+            .service(
+                resource("/items", "GET, POST")
+                    .get(items::list)
+                    .post(items::create),
+            )
+            .service(
+                resource("/items/{id}", "GET, PATCH, DELETE")
                     .get(items::get)
                     .patch(items::update)
                     .delete(items::delete),
             )
-            .route("/items/{id}/move", web::post().to(items::move_item))
-            .route("/items/{id}/complete", web::post().to(items::complete))
-            .route("/items/{id}/artifacts", web::post().to(items::add_artifact))
-            .route(
-                "/items/{id}/artifacts/{artifact}",
-                web::get().to(items::download_artifact),
+            .service(resource("/items/{id}/move", "POST").post(items::move_item))
+            .service(resource("/items/{id}/complete", "POST").post(items::complete))
+            .service(resource("/items/{id}/artifacts", "POST").post(items::add_artifact))
+            .service(
+                resource("/items/{id}/artifacts/{artifact}", "GET").get(items::download_artifact),
             )
-            .route("/items/{id}/history", web::get().to(items::history))
-            .route("/items/{id}/log", web::get().to(items::log))
+            .service(resource("/items/{id}/history", "GET").get(items::history))
+            .service(resource("/items/{id}/log", "GET").get(items::log))
             .default_service(web::to(not_found)),
     );
+}
+
+/// A route whose other methods are answered 405 with an `Allow` header naming `allow`.
+fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move |req: actix_web::HttpRequest| async move {
+        use actix_web::ResponseError;
+        let mut response = ApiError::new(
+            actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!(
+                "{} is not allowed on {}; use {allow}",
+                req.method(),
+                req.path()
+            ),
+        )
+        .error_response();
+        response.headers_mut().insert(
+            actix_web::http::header::ALLOW,
+            actix_web::http::header::HeaderValue::from_static(allow),
+        );
+        response
+    }))
 }
 
 pub async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {

@@ -4,6 +4,10 @@
 //! `validate` step then checks lengths and counts, so the queue only ever handles input that
 //! is known to be well formed. A [`ValidationError`] names the field at fault.
 
+use super::schema::{
+    ArtifactPath, Criterion, Description, Evidence, ItemRef, Name, Reason, ReportCriterion,
+    ShortText, Title,
+};
 use super::{ArtifactKind, Complexity, Priority, Status};
 use serde::Deserialize;
 
@@ -35,6 +39,20 @@ impl ValidationError {
     }
 }
 
+/// Characters that count as blank at the ends of text: Unicode white space, plus the few that
+/// some regular-expression engines also call white space (U+001C..U+001F, U+FEFF), so the
+/// "not blank" pattern in the API document means the same here as in any client.
+pub fn is_blank_char(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c) || c == '\u{feff}'
+}
+
+/// The JSON Schema pattern of text that is not blank.
+pub const NOT_BLANK_PATTERN: &str = r"[^\s\u0085\u001c-\u001f\ufeff]";
+
+fn trim_blank(text: &str) -> &str {
+    text.trim_matches(is_blank_char)
+}
+
 fn check_len(field: &str, text: &str, min: usize, max: usize) -> Result<(), ValidationError> {
     let n = text.chars().count();
     if n < min {
@@ -57,7 +75,7 @@ fn check_len(field: &str, text: &str, min: usize, max: usize) -> Result<(), Vali
 }
 
 fn clean_title(title: &str) -> Result<String, ValidationError> {
-    let title = title.trim();
+    let title = trim_blank(title);
     check_len("title", title, 1, TITLE_MAX)?;
     Ok(title.to_string())
 }
@@ -80,7 +98,7 @@ fn clean_criteria(criteria: &[String]) -> Result<Vec<String>, ValidationError> {
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let c = c.trim();
+            let c = trim_blank(c);
             check_len(&format!("acceptanceCriteria[{i}]"), c, 1, CRITERION_MAX)?;
             Ok(c.to_string())
         })
@@ -96,7 +114,7 @@ fn clean_blocked_by(ids: &[String]) -> Result<Vec<String>, ValidationError> {
     }
     let mut out: Vec<String> = Vec::with_capacity(ids.len());
     for (i, id) in ids.iter().enumerate() {
-        let id = id.trim();
+        let id = trim_blank(id);
         check_len(&format!("blockedBy[{i}]"), id, 1, 64)?;
         if !out.iter().any(|o| o == id) {
             out.push(id.to_string());
@@ -109,19 +127,43 @@ fn clean_blocked_by(ids: &[String]) -> Result<Vec<String>, ValidationError> {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewWorkItem {
+    #[schema(value_type = Title)]
     pub title: String,
     #[serde(default)]
+    #[schema(value_type = Description)]
     pub description: String,
     #[serde(default)]
+    #[schema(value_type = Vec<Criterion>, max_items = 50)]
     pub acceptance_criteria: Vec<String>,
     #[serde(default)]
     pub priority: Priority,
     #[serde(default)]
     pub complexity: Complexity,
     #[serde(default)]
+    #[schema(value_type = Vec<ItemRef>, max_items = 100)]
     pub blocked_by: Vec<String>,
-    pub status: Option<Status>,
+    pub status: Option<InitialStatus>,
+    #[schema(value_type = Option<Name>)]
     pub created_by: Option<String>,
+}
+
+/// The statuses an item may be created in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InitialStatus {
+    Inbox,
+    Planning,
+    Ready,
+}
+
+impl From<InitialStatus> for Status {
+    fn from(s: InitialStatus) -> Status {
+        match s {
+            InitialStatus::Inbox => Status::Inbox,
+            InitialStatus::Planning => Status::Planning,
+            InitialStatus::Ready => Status::Ready,
+        }
+    }
 }
 
 impl NewWorkItem {
@@ -131,16 +173,8 @@ impl NewWorkItem {
         check_description(&self.description)?;
         self.acceptance_criteria = clean_criteria(&self.acceptance_criteria)?;
         self.blocked_by = clean_blocked_by(&self.blocked_by)?;
-        if let Some(status) = self.status {
-            if !Status::INITIAL.contains(&status) {
-                return Err(ValidationError::new(
-                    "status",
-                    format!("an item can be created in inbox, planning or ready, not {status}"),
-                ));
-            }
-        }
         if let Some(by) = &self.created_by {
-            check_len("createdBy", by.trim(), 1, NAME_MAX)?;
+            check_len("createdBy", trim_blank(by), 1, NAME_MAX)?;
         }
         Ok(self)
     }
@@ -151,11 +185,15 @@ impl NewWorkItem {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ItemPatch {
+    #[schema(value_type = Option<Title>)]
     pub title: Option<String>,
+    #[schema(value_type = Option<Description>)]
     pub description: Option<String>,
+    #[schema(value_type = Option<Vec<Criterion>>, max_items = 50)]
     pub acceptance_criteria: Option<Vec<String>>,
     pub priority: Option<Priority>,
     pub complexity: Option<Complexity>,
+    #[schema(value_type = Option<Vec<ItemRef>>, max_items = 100)]
     pub blocked_by: Option<Vec<String>>,
 }
 
@@ -182,6 +220,7 @@ impl ItemPatch {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MoveRequest {
     pub status: Status,
+    #[schema(value_type = Option<Reason>)]
     pub reason: Option<String>,
 }
 
@@ -194,7 +233,7 @@ impl MoveRequest {
 
 /// Trims a free-text reason; an empty one counts as none.
 pub fn clean_reason(reason: Option<String>) -> Result<Option<String>, ValidationError> {
-    match reason.map(|r| r.trim().to_string()) {
+    match reason.map(|r| trim_blank(&r).to_string()) {
         Some(r) if r.is_empty() => Ok(None),
         Some(r) => {
             check_len("reason", &r, 1, REASON_MAX)?;
@@ -210,8 +249,10 @@ pub fn clean_reason(reason: Option<String>) -> Result<Option<String>, Validation
 pub struct ArtifactInput {
     #[serde(rename = "type")]
     pub kind: ArtifactKind,
+    #[schema(value_type = ArtifactPath)]
     pub path: String,
     #[serde(default)]
+    #[schema(value_type = ShortText)]
     pub description: String,
 }
 
@@ -231,9 +272,11 @@ impl ArtifactInput {
 #[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AcceptanceEntry {
+    #[schema(value_type = ReportCriterion)]
     pub criterion: String,
     pub met: bool,
     #[serde(default)]
+    #[schema(value_type = Evidence)]
     pub evidence: String,
 }
 
@@ -242,7 +285,9 @@ pub struct AcceptanceEntry {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CompleteRequest {
     #[serde(default)]
+    #[schema(max_items = 200)]
     pub artifacts: Vec<ArtifactInput>,
+    #[schema(max_items = 50)]
     pub acceptance: Option<Vec<AcceptanceEntry>>,
 }
 
@@ -320,7 +365,7 @@ mod tests {
             .contains("asap"));
         assert!(new_item(r#"{"title":"a","status":"done"}"#)
             .unwrap_err()
-            .starts_with("status"));
+            .contains("unknown variant `done`"));
     }
 
     #[test]

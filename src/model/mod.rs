@@ -6,14 +6,15 @@ mod context;
 mod event;
 mod input;
 mod item;
+pub mod schema;
 mod status;
 
 pub use agent::{AgentSession, AgentStatus};
 pub use context::render_agents_md;
 pub use event::{Event, EventKind};
 pub use input::{
-    clean_reason, AcceptanceEntry, ArtifactInput, CompleteRequest, ItemPatch, MoveRequest,
-    NewWorkItem, ValidationError, REASON_MAX,
+    clean_reason, is_blank_char, AcceptanceEntry, ArtifactInput, CompleteRequest, InitialStatus,
+    ItemPatch, MoveRequest, NewWorkItem, ValidationError, NOT_BLANK_PATTERN, REASON_MAX,
 };
 pub use item::{Artifact, ArtifactKind, Complexity, Priority, StatusChange, WorkItem};
 pub use status::{Status, Transition};

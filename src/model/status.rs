@@ -53,9 +53,6 @@ impl Status {
         Status::Blocked,
     ];
 
-    /// The statuses an item may be created in.
-    pub const INITIAL: [Status; 3] = [Status::Inbox, Status::Planning, Status::Ready];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Inbox => "inbox",

@@ -60,7 +60,7 @@ fn save(
 pub fn create(tx: &mut Tx, new: NewWorkItem) -> Result<WorkItem, QueueError> {
     let id = uuid::Uuid::new_v4().to_string();
     dependencies::check(tx, &id, &new.blocked_by)?;
-    let status = new.status.unwrap_or(Status::Inbox);
+    let status = new.status.map(Status::from).unwrap_or(Status::Inbox);
     let item = WorkItem {
         id: id.clone(),
         title: new.title,
@@ -75,7 +75,7 @@ pub fn create(tx: &mut Tx, new: NewWorkItem) -> Result<WorkItem, QueueError> {
         updated_at: tx.now,
         created_by: new
             .created_by
-            .map(|s| s.trim().to_string())
+            .map(|s| s.trim_matches(crate::model::is_blank_char).to_string())
             .unwrap_or_else(|| "api".into()),
         artifacts: Vec::new(),
         blocked_by: new.blocked_by,
