@@ -129,3 +129,37 @@ fn a_client_that_stops_reading_is_dropped_without_slowing_others() {
     );
     assert!(got < total);
 }
+
+#[test]
+fn foreign_origins_and_missing_tokens_are_refused() {
+    use tungstenite::client::IntoClientRequest;
+    let s = TestServer::start("token = \"ws-secret\"\n[pool]\nsize = 0\n");
+    let base = s.url.replace("http://", "ws://");
+    let host = s.url.trim_start_matches("http://").to_string();
+    let refused = |url: String, origin: Option<&str>| {
+        let mut req = url.into_client_request().unwrap();
+        if let Some(o) = origin {
+            req.headers_mut().insert("Origin", o.parse().unwrap());
+        }
+        match connect(req) {
+            Err(tungstenite::Error::Http(resp)) => resp.status().as_u16(),
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => 101,
+        }
+    };
+    assert_eq!(refused(format!("{base}/ws"), None), 401, "no token");
+    assert_eq!(refused(format!("{base}/ws?token=wrong"), None), 401);
+    assert_eq!(
+        refused(
+            format!("{base}/ws?token=ws-secret"),
+            Some("http://evil.example")
+        ),
+        403,
+        "another site's page"
+    );
+    let own = format!("http://{host}");
+    assert_eq!(
+        refused(format!("{base}/ws?token=ws-secret"), Some(&own)),
+        101
+    );
+}
