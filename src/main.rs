@@ -293,8 +293,9 @@ fn client_command(client: &Client, command: Command) -> Result<(), ClientError> 
             if json {
                 print_json(&status);
             } else {
-                for (name, n) in status["counts"].as_object().into_iter().flatten() {
-                    println!("{name:<10}{}", n.as_u64().unwrap_or(0));
+                for s in flightdeck::model::Status::ALL {
+                    let n = status["counts"][s.as_str()].as_u64().unwrap_or(0);
+                    println!("{:<10}{n}", s.as_str());
                 }
                 let pool = &status["pool"];
                 println!(

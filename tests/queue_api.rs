@@ -380,9 +380,16 @@ fn events_are_numbered_and_replayable() {
     assert_eq!(kinds, ["work:added", "work:status_changed", "work:updated"]);
     let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, [1, 2, 3]);
+    let changed = &events[1]["data"];
+    assert_eq!(changed["itemId"], id);
     assert_eq!(
-        events[1]["data"],
-        json!({"itemId": id, "from": "inbox", "to": "planning", "reason": null})
+        (changed["from"].as_str(), changed["to"].as_str()),
+        (Some("inbox"), Some("planning"))
+    );
+    assert_eq!(changed["reason"], Value::Null);
+    assert_eq!(
+        changed["item"]["status"], "planning",
+        "the event carries the item"
     );
     assert_eq!(s.events_since(2).len(), 1);
     // Numbering continues across restarts.

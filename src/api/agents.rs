@@ -3,7 +3,7 @@
 use super::{ApiError, AppState, ErrorBody, Json, Query};
 use crate::config::POOL_SIZE_MAX;
 use crate::dispatch::{CancelSession, DispatchNow, GetPool, PoolInfo, Resize};
-use crate::model::{AgentSession, ValidationError, REASON_MAX};
+use crate::model::{AgentSession, AgentStatus, ValidationError, REASON_MAX};
 use crate::queue::{GetSession, ListSessions};
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
@@ -16,6 +16,8 @@ pub struct AgentsQuery {
     /// Only the sessions of this item (id or unique prefix).
     #[param(max_length = 64)]
     item: Option<String>,
+    /// Only sessions in this status (e.g. `working` for the running ones).
+    status: Option<AgentStatus>,
 }
 
 #[utoipa::path(get, path = "/api/agents", tag = "agents", params(AgentsQuery), responses((status = 200, description = "Sessions, newest first", body = [AgentSession]), (status = 404, body = ErrorBody), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
@@ -23,12 +25,15 @@ pub async fn list(
     state: web::Data<AppState>,
     Query(query): Query<AgentsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let sessions = state
+    let mut sessions = state
         .queue
         .send(ListSessions {
             item_id: query.item.filter(|i| !i.is_empty()),
         })
         .await??;
+    if let Some(status) = query.status {
+        sessions.retain(|s| s.status == status);
+    }
     Ok(HttpResponse::Ok().json(sessions))
 }
 

@@ -48,7 +48,7 @@ fn save(
         tx.record_change(&new.id, Some(old.status), new.status, reason)?;
         tx.emit(
             EventKind::WorkStatusChanged,
-            json!({"itemId": new.id, "from": old.status, "to": new.status, "reason": reason}),
+            json!({"itemId": new.id, "from": old.status, "to": new.status, "reason": reason, "item": new}),
         );
         if new.status == Status::Done {
             tx.refresh_claimable(&new.blocks)?;
