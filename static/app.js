@@ -647,13 +647,24 @@ function applyEvent(event, live) {
   }
 }
 
-function applyStatusChange({ itemId, from, to, reason }, at, live) {
+function applyStatusChange({ itemId, from, to, reason, item }, at, live) {
   const current = state.items.get(itemId);
   if (!current) {
-    if (live) refetchItemSoon(itemId);
+    if (item) upsertItem(item);
+    else if (live) refetchItemSoon(itemId);
     return;
   }
   if (isOlder(at, current.updatedAt) || current.status === to) return;
+  if (item) {
+    // The event carries the whole item after the change (attempts, retryAt, reason included).
+    state.items.set(itemId, item);
+    itemChanged(current, item);
+    if (state.drawerId === itemId) {
+      loadHistory(itemId);
+      if (from === 'in_flight' || to === 'in_flight') loadLog(itemId);
+    }
+    return;
+  }
   const next = { ...current, status: to, updatedAt: at || current.updatedAt };
   if (to !== 'in_flight') {
     // Every way out of in_flight releases the agent and records the reason as statusReason.
