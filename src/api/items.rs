@@ -212,6 +212,7 @@ pub async fn complete(
             acceptance: req.acceptance,
             session_key: None,
             unmet: Vec::new(),
+            session: None,
         })
         .await??;
     Ok(HttpResponse::Ok().json(outcome))

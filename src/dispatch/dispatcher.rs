@@ -284,6 +284,7 @@ impl Dispatcher {
                     id: item.id.clone(),
                     session_key: Some(session_key),
                     reason: format!("workspace could not be prepared: {e}"),
+                    session: None,
                 });
                 return None;
             }

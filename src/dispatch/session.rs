@@ -301,13 +301,17 @@ impl AgentSession {
             None => None,
         };
         match self.stop.clone() {
-            Some(Stop::Cancelled(reason)) => {
-                self.end(ctx, AgentStatus::Failed, format!("cancelled: {reason}"))
-            }
+            Some(Stop::Cancelled(reason)) => self.end(
+                ctx,
+                AgentStatus::Failed,
+                format!("cancelled: {reason}"),
+                false,
+            ),
             Some(Stop::Shutdown) => self.end(
                 ctx,
                 AgentStatus::Failed,
                 "interrupted: flightdeck is shutting down".into(),
+                false,
             ),
             Some(Stop::TimedOut(reason)) => self.fail(ctx, reason),
             None => match exit {
@@ -344,17 +348,22 @@ impl AgentSession {
                 id: self.item.id.clone(),
                 session_key: Some(self.record.session_key.clone()),
                 reason: reason.clone(),
+                session: Some(self.record.clone()),
             })
             .into_actor(self)
             .then(move |result, act, ctx| {
-                match result {
-                    Ok(Ok(_)) => {}
+                let recorded = match result {
+                    Ok(Ok(_)) => true,
                     Ok(Err(e)) => {
-                        log::warn!("session {}: failure not recorded: {e}", act.record.id)
+                        log::warn!("session {}: failure not recorded: {e}", act.record.id);
+                        false
                     }
-                    Err(e) => log::warn!("session {}: failure not recorded: {e}", act.record.id),
-                }
-                act.end(ctx, AgentStatus::Failed, reason);
+                    Err(e) => {
+                        log::warn!("session {}: failure not recorded: {e}", act.record.id);
+                        false
+                    }
+                };
+                act.end(ctx, AgentStatus::Failed, reason, recorded);
                 fut::ready(())
             })
             .wait(ctx);
@@ -449,18 +458,27 @@ impl AgentSession {
         }
     }
 
-    /// Records how the session ended and tells the Dispatcher its slot is free.
-    fn end(&mut self, ctx: &mut Context<Self>, status: AgentStatus, outcome: String) {
+    /// Records how the session ended (unless the queue already did, with the item's outcome)
+    /// and tells the Dispatcher its slot is free.
+    fn end(
+        &mut self,
+        ctx: &mut Context<Self>,
+        status: AgentStatus,
+        outcome: String,
+        recorded: bool,
+    ) {
         let now = Utc::now();
         self.record.status = status;
         self.record.outcome = Some(outcome.clone());
         self.record.finished_at = Some(now);
         self.record.last_activity_at = now;
         self.record.current_work_item_id = None;
-        self.queue.do_send(SessionChanged {
-            session: self.record.clone(),
-            reason: Some(outcome),
-        });
+        if !recorded {
+            self.queue.do_send(SessionChanged {
+                session: self.record.clone(),
+                reason: Some(outcome),
+            });
+        }
         self.dispatcher.do_send(SessionEnded {
             session_id: self.record.id.clone(),
             item_id: self.item.id.clone(),
@@ -543,6 +561,7 @@ impl Handler<Collected> for AgentSession {
                 acceptance: m.acceptance,
                 session_key: Some(self.record.session_key.clone()),
                 unmet: m.unmet,
+                session: Some(self.record.clone()),
             })
             .into_actor(self)
             .then(|result, act, ctx| {
@@ -551,16 +570,26 @@ impl Handler<Collected> for AgentSession {
                         ctx,
                         AgentStatus::Completed,
                         format!("completed: item moved to {}", outcome.item.status),
+                        true,
                     ),
                     Ok(Ok(outcome)) => act.end(
                         ctx,
                         AgentStatus::Failed,
                         format!("acceptance not met: {}", outcome.unmet.join("; ")),
+                        true,
                     ),
-                    Ok(Err(e)) => {
-                        act.end(ctx, AgentStatus::Failed, format!("could not complete: {e}"))
-                    }
-                    Err(e) => act.end(ctx, AgentStatus::Failed, format!("could not complete: {e}")),
+                    Ok(Err(e)) => act.end(
+                        ctx,
+                        AgentStatus::Failed,
+                        format!("could not complete: {e}"),
+                        false,
+                    ),
+                    Err(e) => act.end(
+                        ctx,
+                        AgentStatus::Failed,
+                        format!("could not complete: {e}"),
+                        false,
+                    ),
                 }
                 fut::ready(())
             })

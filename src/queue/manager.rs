@@ -71,6 +71,8 @@ pub struct Complete {
     pub acceptance: Option<Vec<AcceptanceEntry>>,
     pub session_key: Option<String>,
     pub unmet: Vec<String>,
+    /// The session that did the work: its end is recorded in the same transaction.
+    pub session: Option<AgentSession>,
 }
 
 /// A failed attempt: retry later, or block when attempts are used up.
@@ -80,6 +82,8 @@ pub struct FailAttempt {
     pub id: String,
     pub session_key: Option<String>,
     pub reason: String,
+    /// The session whose attempt failed: its end is recorded in the same transaction.
+    pub session: Option<AgentSession>,
 }
 
 /// Attach artifacts to an item.
@@ -348,14 +352,16 @@ write_handler!(Complete, CompleteOutcome, |m, tx, p| operations::complete(
     m.artifacts,
     m.acceptance,
     m.session_key.as_deref(),
-    m.unmet
+    m.unmet,
+    m.session
 ));
 write_handler!(FailAttempt, WorkItem, |m, tx, p| operations::fail_attempt(
     tx,
     p,
     &m.id,
     m.session_key.as_deref(),
-    &m.reason
+    &m.reason,
+    m.session
 ));
 write_handler!(SessionStarted, (), |m, tx, p| operations::session_started(
     tx, &m.0

@@ -313,6 +313,7 @@ pub fn complete(
     report: Option<Vec<AcceptanceEntry>>,
     session_key: Option<&str>,
     mut unmet: Vec<String>,
+    session: Option<AgentSession>,
 ) -> Result<CompleteOutcome, QueueError> {
     let old = tx.require(id)?;
     require_in_flight(&old, session_key)?;
@@ -338,6 +339,20 @@ pub fn complete(
         EventKind::WorkCompleted,
         json!({"item": item, "accepted": accepted, "unmet": unmet}),
     );
+    if let Some(session) = session {
+        let (status, outcome) = if accepted {
+            (
+                AgentStatus::Completed,
+                format!("completed: item moved to {}", item.status),
+            )
+        } else {
+            (
+                AgentStatus::Failed,
+                format!("acceptance not met: {}", unmet.join("; ")),
+            )
+        };
+        session_ended(tx, session, status, outcome)?;
+    }
     Ok(CompleteOutcome {
         item,
         accepted,
@@ -352,11 +367,32 @@ pub fn fail_attempt(
     id: &str,
     session_key: Option<&str>,
     reason: &str,
+    session: Option<AgentSession>,
 ) -> Result<WorkItem, QueueError> {
     let old = tx.require(id)?;
     require_in_flight(&old, session_key)?;
     let item = old.clone();
-    retry_or_block(tx, policy, &old, item, reason)
+    let item = retry_or_block(tx, policy, &old, item, reason)?;
+    if let Some(session) = session {
+        session_ended(tx, session, AgentStatus::Failed, reason.to_string())?;
+    }
+    Ok(item)
+}
+
+/// Records how a session ended, in the same transaction as what it did to its item, so the
+/// session and the item never disagree.
+fn session_ended(
+    tx: &mut Tx,
+    mut session: AgentSession,
+    status: AgentStatus,
+    outcome: String,
+) -> Result<(), QueueError> {
+    session.status = status;
+    session.finished_at = Some(tx.now);
+    session.last_activity_at = tx.now;
+    session.current_work_item_id = None;
+    session.outcome = Some(outcome.clone());
+    session_changed(tx, &session, Some(&outcome))
 }
 
 fn retry_or_block(
