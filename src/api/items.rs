@@ -6,11 +6,11 @@ use crate::model::{
     render_agents_md, Artifact, ArtifactInput, ArtifactKind, CompleteRequest, ItemPatch,
     MoveRequest, NewWorkItem, Priority, Status, StatusChange, ValidationError, WorkItem,
 };
-use crate::queue::CompleteOutcome;
 use crate::queue::{
     AddArtifacts, Claim, Complete, CreateItem, DeleteItem, GetHistory, GetItem, ListItems,
     ListSessions, MoveItem, UpdateItem,
 };
+use crate::queue::{CompleteOutcome, Completion};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -208,11 +208,11 @@ pub async fn complete(
         .queue
         .send(Complete {
             id: item.id,
-            artifacts: req.artifacts,
-            acceptance: req.acceptance,
-            session_key: None,
-            unmet: Vec::new(),
-            session: None,
+            work: Completion {
+                artifacts: req.artifacts,
+                acceptance: req.acceptance,
+                ..Completion::default()
+            },
         })
         .await??;
     Ok(HttpResponse::Ok().json(outcome))

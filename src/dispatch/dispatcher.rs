@@ -412,7 +412,7 @@ impl Handler<Deliver> for Dispatcher {
     fn handle(&mut self, m: Deliver, ctx: &mut Context<Self>) {
         let wakes = m.events.iter().any(|e| {
             matches!(
-                e.kind,
+                e.event.kind,
                 EventKind::WorkAdded
                     | EventKind::WorkStatusChanged
                     | EventKind::WorkUpdated
@@ -426,6 +426,7 @@ impl Handler<Deliver> for Dispatcher {
             for e in m
                 .events
                 .iter()
+                .map(|e| &e.event)
                 .filter(|e| e.kind == EventKind::WorkStatusChanged && e.data["to"] == "done")
             {
                 if let Some(item_id) = e.data["itemId"].as_str() {

@@ -15,7 +15,9 @@ use crate::model::{
     render_agents_md, AcceptanceEntry, AgentSession as SessionRecord, AgentStatus, ArtifactInput,
     ArtifactKind, WorkItem,
 };
-use crate::queue::{Complete, FailAttempt, Progress, QueueManager, SessionChanged, SessionStarted};
+use crate::queue::{
+    Complete, Completion, FailAttempt, Progress, QueueManager, SessionChanged, SessionStarted,
+};
 use actix::prelude::*;
 use chrono::Utc;
 use std::fs::File;
@@ -557,11 +559,13 @@ impl Handler<Collected> for AgentSession {
         self.queue
             .send(Complete {
                 id: self.item.id.clone(),
-                artifacts: m.artifacts,
-                acceptance: m.acceptance,
-                session_key: Some(self.record.session_key.clone()),
-                unmet: m.unmet,
-                session: Some(self.record.clone()),
+                work: Completion {
+                    artifacts: m.artifacts,
+                    acceptance: m.acceptance,
+                    session_key: Some(self.record.session_key.clone()),
+                    unmet: m.unmet,
+                    session: Some(self.record.clone()),
+                },
             })
             .into_actor(self)
             .then(|result, act, ctx| {

@@ -40,3 +40,20 @@ pub struct Event {
     #[schema(value_type = Object)]
     pub data: serde_json::Value,
 }
+
+/// An event with its JSON text, encoded once (when it is stored) and shared, without copying,
+/// by every subscriber that sends it on.
+#[derive(Debug, Clone)]
+pub struct SharedEvent {
+    pub event: std::sync::Arc<Event>,
+    pub json: bytestring::ByteString,
+}
+
+impl SharedEvent {
+    pub fn new(event: Event, json: String) -> Self {
+        SharedEvent {
+            event: std::sync::Arc::new(event),
+            json: json.into(),
+        }
+    }
+}

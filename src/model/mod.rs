@@ -11,7 +11,7 @@ mod status;
 
 pub use agent::{AgentSession, AgentStatus};
 pub use context::render_agents_md;
-pub use event::{Event, EventKind};
+pub use event::{Event, EventKind, SharedEvent};
 pub use input::{
     clean_reason, is_blank_char, AcceptanceEntry, ArtifactInput, CompleteRequest, InitialStatus,
     ItemPatch, MoveRequest, NewWorkItem, ValidationError, NOT_BLANK_PATTERN, REASON_MAX,

@@ -4,7 +4,7 @@
 //! mailbox is full is not read from fast enough; it is kicked (and resyncs when it reconnects)
 //! rather than buffered without bound or slowing anyone else.
 
-use crate::model::Event;
+use crate::model::SharedEvent;
 use actix::prelude::*;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -15,14 +15,14 @@ pub const REPLAY_WINDOW: usize = 5_000;
 /// Committed events, in `seq` order.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Publish(pub Vec<Event>);
+pub struct Publish(pub Vec<SharedEvent>);
 
 /// Events for one subscriber. `gap` is set when the subscriber asked to start from a `seq`
 /// older than the replay window: it must reload the state it shows.
 #[derive(Message, Clone)]
 #[rtype(result = "()")]
 pub struct Deliver {
-    pub events: Arc<Vec<Event>>,
+    pub events: Arc<Vec<SharedEvent>>,
     pub gap: bool,
 }
 
@@ -53,7 +53,7 @@ struct Subscriber {
 }
 
 pub struct Monitor {
-    recent: VecDeque<Event>,
+    recent: VecDeque<SharedEvent>,
     last_seq: u64,
     subscribers: HashMap<u64, Subscriber>,
     next_id: u64,
@@ -61,7 +61,7 @@ pub struct Monitor {
 
 impl Monitor {
     /// A Monitor that continues after `last_seq`, with `recent` (oldest first) for replay.
-    pub fn new(last_seq: u64, recent: Vec<Event>) -> Self {
+    pub fn new(last_seq: u64, recent: Vec<SharedEvent>) -> Self {
         Monitor {
             recent: recent.into(),
             last_seq,
@@ -103,7 +103,7 @@ impl Handler<Publish> for Monitor {
 
     fn handle(&mut self, Publish(events): Publish, _: &mut Context<Self>) {
         let Some(last) = events.last() else { return };
-        self.last_seq = last.seq;
+        self.last_seq = last.event.seq;
         self.recent.extend(events.iter().cloned());
         while self.recent.len() > REPLAY_WINDOW {
             self.recent.pop_front();
@@ -132,13 +132,13 @@ impl Handler<Subscribe> for Monitor {
             let oldest = self
                 .recent
                 .front()
-                .map(|e| e.seq)
+                .map(|e| e.event.seq)
                 .unwrap_or(self.last_seq + 1);
             let gap = since + 1 < oldest;
-            let replay: Vec<Event> = self
+            let replay: Vec<SharedEvent> = self
                 .recent
                 .iter()
-                .filter(|e| e.seq > since)
+                .filter(|e| e.event.seq > since)
                 .cloned()
                 .collect();
             if (gap || !replay.is_empty())

@@ -98,14 +98,9 @@ impl Handler<Deliver> for WsSession {
             self.written += notice.len() as u64;
             ctx.text(notice);
         }
-        for event in m.events.iter() {
-            match serde_json::to_string(event) {
-                Ok(text) => {
-                    self.written += text.len() as u64;
-                    ctx.text(text);
-                }
-                Err(e) => log::error!("event {} not encodable: {e}", event.seq),
-            }
+        for shared in m.events.iter() {
+            self.written += shared.json.len() as u64;
+            ctx.text(shared.json.clone());
         }
         if self.written - self.acknowledged > UNREAD_LIMIT {
             log::warn!("WebSocket client left {UNREAD_LIMIT} bytes unread; dropping it");

@@ -10,12 +10,12 @@
 //! The actor runs on its own arbiter (thread), so blocking redb calls never stall the HTTP
 //! workers.
 
-use super::operations::{self, CompleteOutcome, QueuePolicy};
+use super::operations::{self, CompleteOutcome, Completion, QueuePolicy};
 use super::store::{Snapshot, Store, Tx};
 use super::QueueError;
 use crate::model::{
-    AcceptanceEntry, AgentSession, Artifact, ArtifactInput, Event, EventKind, ItemPatch,
-    NewWorkItem, Priority, Status, StatusChange, WorkItem,
+    AgentSession, Artifact, ArtifactInput, Event, EventKind, ItemPatch, NewWorkItem, Priority,
+    Status, StatusChange, WorkItem,
 };
 use crate::monitor::{Monitor, Publish};
 use actix::prelude::*;
@@ -61,18 +61,12 @@ pub struct Claim {
     pub session_key: String,
 }
 
-/// Finish claimed work. `session_key` (from the Dispatcher) makes sure a stale session cannot
-/// complete an item that has moved on; `unmet` carries rules already found broken (verify).
+/// Finish claimed work.
 #[derive(Message)]
 #[rtype(result = "Result<CompleteOutcome, QueueError>")]
 pub struct Complete {
     pub id: String,
-    pub artifacts: Vec<ArtifactInput>,
-    pub acceptance: Option<Vec<AcceptanceEntry>>,
-    pub session_key: Option<String>,
-    pub unmet: Vec<String>,
-    /// The session that did the work: its end is recorded in the same transaction.
-    pub session: Option<AgentSession>,
+    pub work: Completion,
 }
 
 /// A failed attempt: retry later, or block when attempts are used up.
@@ -346,14 +340,7 @@ write_handler!(Claim, Option<WorkItem>, |m, tx, p| operations::claim(
     &m.session_key
 ));
 write_handler!(Complete, CompleteOutcome, |m, tx, p| operations::complete(
-    tx,
-    p,
-    &m.id,
-    m.artifacts,
-    m.acceptance,
-    m.session_key.as_deref(),
-    m.unmet,
-    m.session
+    tx, p, &m.id, m.work
 ));
 write_handler!(FailAttempt, WorkItem, |m, tx, p| operations::fail_attempt(
     tx,

@@ -302,6 +302,20 @@ pub fn unmet_criteria(item: &WorkItem, report: Option<&[AcceptanceEntry]>) -> Ve
     unmet
 }
 
+/// What a completion hands in.
+#[derive(Debug, Clone, Default)]
+pub struct Completion {
+    pub artifacts: Vec<ArtifactInput>,
+    /// The acceptance report, if any.
+    pub acceptance: Option<Vec<AcceptanceEntry>>,
+    /// From the Dispatcher: a stale session cannot complete an item that has moved on.
+    pub session_key: Option<String>,
+    /// Rules the caller already found broken (a failed verify command).
+    pub unmet: Vec<String>,
+    /// The session that did the work: its end is recorded in the same transaction.
+    pub session: Option<AgentSession>,
+}
+
 /// Completes claimed work: records the artifacts, checks acceptance (plus any rules the caller
 /// already found broken, such as a failed verify command), then moves the item to review (or
 /// done), or fails the attempt with the unmet rules as the reason.
@@ -309,14 +323,17 @@ pub fn complete(
     tx: &mut Tx,
     policy: &QueuePolicy,
     id: &str,
-    artifacts: Vec<ArtifactInput>,
-    report: Option<Vec<AcceptanceEntry>>,
-    session_key: Option<&str>,
-    mut unmet: Vec<String>,
-    session: Option<AgentSession>,
+    work: Completion,
 ) -> Result<CompleteOutcome, QueueError> {
+    let Completion {
+        artifacts,
+        acceptance: report,
+        session_key,
+        mut unmet,
+        session,
+    } = work;
     let old = tx.require(id)?;
-    require_in_flight(&old, session_key)?;
+    require_in_flight(&old, session_key.as_deref())?;
     let mut item = old.clone();
     item.artifacts.extend(new_artifacts(tx, artifacts));
     unmet.extend(unmet_criteria(&item, report.as_deref()));

@@ -5,7 +5,7 @@
 //! everything it wrote commits durably, or nothing does.
 
 use super::QueueError;
-use crate::model::{AgentSession, Event, EventKind, Status, StatusChange, WorkItem};
+use crate::model::{AgentSession, Event, EventKind, SharedEvent, Status, StatusChange, WorkItem};
 use chrono::{DateTime, Utc};
 use redb::{
     Database, Durability, MultimapTableDefinition, ReadableDatabase, ReadableTable,
@@ -83,7 +83,7 @@ impl Store {
     pub fn write<T>(
         &mut self,
         f: impl FnOnce(&mut Tx) -> Result<T, QueueError>,
-    ) -> Result<(T, Vec<Event>), QueueError> {
+    ) -> Result<(T, Vec<SharedEvent>), QueueError> {
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
         let mut tx = Tx {
@@ -114,7 +114,7 @@ impl Store {
     }
 
     /// The most recent `limit` events, oldest first (to seed the Monitor's replay window).
-    pub fn recent_events(&self, limit: u64) -> Result<Vec<Event>, QueueError> {
+    pub fn recent_events(&self, limit: u64) -> Result<Vec<SharedEvent>, QueueError> {
         self.read(|snap| snap.last_events(limit))
     }
 
@@ -193,14 +193,22 @@ impl Snapshot {
         Ok(out)
     }
 
-    /// The most recent `limit` events, oldest first.
-    pub fn last_events(&self, limit: u64) -> Result<Vec<Event>, QueueError> {
+    /// The most recent `limit` events, oldest first, with their stored JSON.
+    pub fn last_events(&self, limit: u64) -> Result<Vec<SharedEvent>, QueueError> {
         let table = self.txn.open_table(EVENTS)?;
         let last = match table.last()? {
             Some((k, _)) => k.value(),
             None => return Ok(Vec::new()),
         };
-        self.events_after(last.saturating_sub(limit), limit as usize)
+        let mut out = Vec::new();
+        for entry in table.range(last.saturating_sub(limit) + 1..)? {
+            let (_, v) = entry?;
+            let bytes = v.value();
+            let event: Event = serde_json::from_slice(bytes)?;
+            let json = String::from_utf8_lossy(bytes).into_owned();
+            out.push(SharedEvent::new(event, json));
+        }
+        Ok(out)
     }
 
     pub fn session(&self, id: &str) -> Result<Option<AgentSession>, QueueError> {
@@ -421,7 +429,7 @@ impl Tx<'_> {
 
     /// Gives the emitted events their sequence numbers and stores them, trimming the log to
     /// the retained window.
-    fn flush_events(&mut self) -> Result<Vec<Event>, QueueError> {
+    fn flush_events(&mut self) -> Result<Vec<SharedEvent>, QueueError> {
         if self.events.is_empty() {
             return Ok(Vec::new());
         }
@@ -435,9 +443,10 @@ impl Tx<'_> {
                 at: self.now,
                 data,
             };
-            table.insert(event.seq, serde_json::to_vec(&event)?.as_slice())?;
+            let json = serde_json::to_string(&event)?;
+            table.insert(event.seq, json.as_bytes())?;
             self.next_seq += 1;
-            out.push(event);
+            out.push(SharedEvent::new(event, json));
         }
         let keep_from = self.next_seq.saturating_sub(EVENTS_RETAINED);
         loop {
