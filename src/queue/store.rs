@@ -26,6 +26,8 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const HISTORY: TableDefinition<&str, &[u8]> = TableDefinition::new("history");
 /// session id -> AgentSession JSON.
 const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
+/// Sessions not yet finished (id -> nothing): what a crash leaves behind, found without a scan.
+const LIVE_SESSIONS: TableDefinition<&str, ()> = TableDefinition::new("live_sessions");
 /// item id -> its sessions' ids.
 const ITEM_SESSIONS: MultimapTableDefinition<&str, &str> =
     MultimapTableDefinition::new("item_sessions");
@@ -70,6 +72,7 @@ impl Store {
             txn.open_table(EVENTS)?;
             txn.open_table(HISTORY)?;
             txn.open_table(SESSIONS)?;
+            txn.open_table(LIVE_SESSIONS)?;
             txn.open_multimap_table(ITEM_SESSIONS)?;
             let meta = txn.open_table(META)?;
             next_seq = meta.get("next_seq")?.map(|v| v.value()).unwrap_or(1);
@@ -397,24 +400,44 @@ impl Tx<'_> {
         self.txn
             .open_multimap_table(ITEM_SESSIONS)?
             .insert(session.work_item_id.as_str(), session.id.as_str())?;
+        let mut live = self.txn.open_table(LIVE_SESSIONS)?;
+        if session.status.is_finished() {
+            live.remove(session.id.as_str())?;
+        } else {
+            live.insert(session.id.as_str(), ())?;
+        }
         Ok(())
     }
 
     /// Sessions not yet finished: after a crash, these are the ones whose agents died with it.
     pub fn unfinished_sessions(&self) -> Result<Vec<AgentSession>, QueueError> {
-        let table = self.txn.open_table(SESSIONS)?;
+        let ids: Vec<String> = {
+            let live = self.txn.open_table(LIVE_SESSIONS)?;
+            let mut ids = Vec::new();
+            for entry in live.iter()? {
+                ids.push(entry?.0.value().to_string());
+            }
+            ids
+        };
         let mut out = Vec::new();
-        for entry in table.iter()? {
-            let (_, v) = entry?;
-            let s: AgentSession = serde_json::from_slice(v.value())?;
-            if !s.status.is_finished() {
+        for id in ids {
+            if let Some(s) = self.session(&id)? {
                 out.push(s);
             }
         }
         Ok(out)
     }
 
+    /// Every item in `status`. Scans the items, so only when the counts say there are some.
     pub fn items_in(&self, status: Status) -> Result<Vec<WorkItem>, QueueError> {
+        let count = {
+            let meta = self.txn.open_table(META)?;
+            let n = meta.get(count_key(status).as_str())?.map(|v| v.value());
+            n.unwrap_or(0)
+        };
+        if count == 0 {
+            return Ok(Vec::new());
+        }
         let table = self.txn.open_table(ITEMS)?;
         let mut out = Vec::new();
         for entry in table.iter()? {
