@@ -495,3 +495,99 @@ impl Tx<'_> {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Complexity, Priority};
+    use chrono::TimeZone;
+
+    fn item(id: &str, priority: Priority, secs: i64) -> WorkItem {
+        let at = Utc.timestamp_opt(1_800_000_000 + secs, 0).single().unwrap();
+        WorkItem {
+            id: id.into(),
+            title: id.into(),
+            description: String::new(),
+            acceptance_criteria: Vec::new(),
+            status: Status::Ready,
+            priority,
+            complexity: Complexity::M,
+            assigned_agent_id: None,
+            assigned_session_key: None,
+            created_at: at,
+            updated_at: at,
+            created_by: "test".into(),
+            artifacts: Vec::new(),
+            blocked_by: Vec::new(),
+            blocks: Vec::new(),
+            attempts: 0,
+            status_reason: None,
+            completed_at: None,
+            retry_at: None,
+        }
+    }
+
+    #[test]
+    fn claim_keys_sort_by_priority_then_age_then_id() {
+        let mut items = [
+            item("a-low-old", Priority::Low, 0),
+            item("b-urgent-new", Priority::Urgent, 50),
+            item("c-high-new", Priority::High, 40),
+            item("d-high-old", Priority::High, 10),
+            item("e-medium", Priority::Medium, 5),
+            item("f-urgent-old", Priority::Urgent, 1),
+            item("g-high-old", Priority::High, 10),
+        ];
+        items.sort_by_key(claim_key);
+        let order: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(
+            order,
+            [
+                "f-urgent-old",
+                "b-urgent-new",
+                "d-high-old",
+                "g-high-old",
+                "c-high-new",
+                "e-medium",
+                "a-low-old"
+            ]
+        );
+        assert_eq!(
+            id_from_claim_key(&claim_key(&items[0])),
+            Some("f-urgent-old")
+        );
+    }
+
+    #[test]
+    fn a_claim_takes_the_best_claimable_item_and_group_writes_commit_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("q.redb")).unwrap();
+        let ((), events) = store
+            .write(|tx| {
+                for it in [
+                    item("low", Priority::Low, 0),
+                    item("high", Priority::High, 5),
+                ] {
+                    tx.put(None, &it)?;
+                    tx.emit(EventKind::WorkAdded, serde_json::json!({"id": it.id}));
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(
+            events.iter().map(|e| e.event.seq).collect::<Vec<_>>(),
+            [1, 2]
+        );
+        let (first, _) = store.write(|tx| tx.claim_candidates(10)).unwrap();
+        assert_eq!(first, ["high", "low"]);
+        assert_eq!(store.read(|s| s.count(Status::Ready)).unwrap(), 2);
+        // A failing write keeps nothing.
+        let failed = store.write(|tx| {
+            tx.put(None, &item("ghost", Priority::Urgent, 9))?;
+            Err::<(), _>(QueueError::Conflict("no".into()))
+        });
+        assert!(failed.is_err());
+        assert_eq!(store.read(|s| s.item("ghost")).unwrap(), None);
+        assert_eq!(store.last_seq(), 2);
+    }
+}
