@@ -31,6 +31,8 @@ const PROGRESS_FLUSH: Duration = Duration::from_millis(200);
 /// After the agent exits, how long to wait for output still in its pipes (a grandchild may
 /// hold them open).
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
+/// Most output kept in one session's log file, so a runaway agent cannot fill the disk.
+const LOG_LIMIT: u64 = 32 << 20;
 /// Between SIGTERM and SIGKILL when an agent is stopped.
 pub const KILL_GRACE: Duration = Duration::from_secs(5);
 
@@ -93,6 +95,8 @@ pub struct AgentSession {
     dispatcher: Addr<Dispatcher>,
     parser: Box<dyn OutputParser>,
     log: Option<File>,
+    /// Bytes written to the log so far; past [`LOG_LIMIT`] lines are no longer kept.
+    logged: u64,
     pending: Vec<String>,
     declared: Vec<ArtifactInput>,
     acceptance: Option<Vec<AcceptanceEntry>>,
@@ -125,6 +129,7 @@ impl AgentSession {
             queue,
             dispatcher,
             log: None,
+            logged: 0,
             pending: Vec::new(),
             declared: Vec::new(),
             acceptance: None,
@@ -221,7 +226,16 @@ impl AgentSession {
     fn on_line(&mut self, line: String) {
         self.last_output = Instant::now();
         if let Some(log) = &mut self.log {
-            if let Err(e) = writeln!(log, "{line}") {
+            let written = if self.logged + line.len() as u64 >= LOG_LIMIT {
+                let marker = "[flightdeck: log limit reached; further output is not kept]";
+                let result = writeln!(log, "{marker}");
+                self.log = None;
+                result
+            } else {
+                writeln!(log, "{line}")
+            };
+            self.logged += line.len() as u64 + 1;
+            if let Err(e) = written {
                 log::warn!("session {}: cannot write its log: {e}", self.record.id);
             }
         }
