@@ -33,11 +33,26 @@ impl TestServer {
     /// or `token = ".."` lines right after `[server]`).
     pub fn start(extra: &str) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::write(
-            dir.path().join("config.toml"),
-            config_text(dir.path(), extra),
-        )
-        .expect("write config");
+        Self::start_with(dir, None, extra)
+    }
+
+    /// Like [`TestServer::start`], with the data dir at `data_parent/data` (say, on a small
+    /// file system of the test's own).
+    pub fn start_in(data_parent: &Path, extra: &str) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_with(dir, Some(data_parent.join("data")), extra)
+    }
+
+    fn start_with(dir: tempfile::TempDir, data: Option<PathBuf>, extra: &str) -> TestServer {
+        let text = match &data {
+            Some(data) => format!(
+                "[server]\nbind = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n{}\n",
+                data.display(),
+                extra
+            ),
+            None => config_text(dir.path(), extra),
+        };
+        std::fs::write(dir.path().join("config.toml"), text).expect("write config");
         let mut server = TestServer {
             url: String::new(),
             dir,
