@@ -180,7 +180,7 @@ pub async fn claim(
         })
         .await??;
     Ok(match claimed {
-        Some(item) => {
+        Some(crate::queue::Claimed { item, .. }) => {
             let context = render_agents_md(&item, None);
             HttpResponse::Ok().json(Claimed { item, context })
         }

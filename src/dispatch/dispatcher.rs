@@ -212,19 +212,12 @@ impl Dispatcher {
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;
-            let Some(item) = claimed else {
+            let Some(claimed) = claimed else {
                 return Ok(Claimed::Nothing);
             };
-            let sessions = queue
-                .send(ListSessions {
-                    item_id: Some(item.id.clone()),
-                })
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
             Ok::<_, String>(Claimed::Item {
-                previous: sessions.first().map(|s| PathBuf::from(&s.workspace_dir)),
-                item: Box::new(item),
+                previous: claimed.previous_workspace.map(PathBuf::from),
+                item: Box::new(claimed.item),
                 session_id,
                 session_key,
             })

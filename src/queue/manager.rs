@@ -10,7 +10,7 @@
 //! The actor runs on its own arbiter (thread), so blocking redb calls never stall the HTTP
 //! workers.
 
-use super::operations::{self, CompleteOutcome, Completion, QueuePolicy};
+use super::operations::{self, Claimed, CompleteOutcome, Completion, QueuePolicy};
 use super::store::{Snapshot, Store, Tx};
 use super::QueueError;
 use crate::model::{
@@ -55,7 +55,7 @@ pub struct MoveItem {
 
 /// Take the next claimable item for an agent; `None` when nothing is claimable.
 #[derive(Message)]
-#[rtype(result = "Result<Option<WorkItem>, QueueError>")]
+#[rtype(result = "Result<Option<Claimed>, QueueError>")]
 pub struct Claim {
     pub agent_id: String,
     pub session_key: String,
@@ -334,13 +334,10 @@ macro_rules! write_handler {
 }
 
 write_handler!(CreateItem, WorkItem, |m, tx, p| operations::create(tx, m.0));
-write_handler!(Claim, Option<WorkItem>, |m, tx, p| operations::claim(
+write_handler!(Claim, Option<Claimed>, |m, tx, p| operations::claim(
     tx,
     &m.agent_id,
     &m.session_key
-));
-write_handler!(Complete, CompleteOutcome, |m, tx, p| operations::complete(
-    tx, p, &m.id, m.work
 ));
 write_handler!(FailAttempt, WorkItem, |m, tx, p| operations::fail_attempt(
     tx,
@@ -376,6 +373,9 @@ write_handler!(Recover, Vec<AgentSession>, |m, tx, p| operations::recover(
 /// Writes addressed by an id that may be a prefix: resolved first, then queued.
 macro_rules! write_by_id_handler {
     ($msg:ty, $out:ty, |$m:ident, $id:ident, $tx:ident| $body:expr) => {
+        write_by_id_handler!($msg, $out, |$m, $id, $tx, _policy| $body);
+    };
+    ($msg:ty, $out:ty, |$m:ident, $id:ident, $tx:ident, $policy:ident| $body:expr) => {
         impl Handler<$msg> for QueueManager {
             type Result = ResponseFuture<Result<$out, QueueError>>;
 
@@ -384,7 +384,7 @@ macro_rules! write_by_id_handler {
                     Ok(id) => id,
                     Err(e) => return Box::pin(async move { Err(e) }),
                 };
-                self.write(ctx, move |$tx, _| $body)
+                self.write(ctx, move |$tx, $policy| $body)
             }
         }
     };
@@ -393,6 +393,9 @@ macro_rules! write_by_id_handler {
 write_by_id_handler!(UpdateItem, WorkItem, |m, id, tx| operations::update(
     tx, &id, m.patch
 ));
+write_by_id_handler!(Complete, CompleteOutcome, |m, id, tx, p| {
+    operations::complete(tx, p, &id, m.work)
+});
 write_by_id_handler!(DeleteItem, (), |m, id, tx| operations::delete(tx, &id));
 write_by_id_handler!(MoveItem, WorkItem, |m, id, tx| operations::move_item(
     tx, &id, m.status, m.reason

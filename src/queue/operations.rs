@@ -204,34 +204,44 @@ fn release(item: &mut WorkItem) {
     item.assigned_session_key = None;
 }
 
+/// A claimed item, and the workspace of its previous attempt (which the next one continues in).
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub item: WorkItem,
+    pub previous_workspace: Option<String>,
+}
+
 /// Takes the first claimable item in claim order (priority, then age), skipping items still
 /// waiting out a retry backoff, and hands it to the agent.
 pub fn claim(
     tx: &mut Tx,
     agent_id: &str,
     session_key: &str,
-) -> Result<Option<WorkItem>, QueueError> {
-    const LOOKAHEAD: usize = 256;
-    for id in tx.claim_candidates(LOOKAHEAD)? {
-        let old = tx.require(&id)?;
-        if old.retry_at.is_some_and(|t| t > tx.now) {
-            continue;
-        }
-        let mut item = old.clone();
-        item.status = Status::InFlight;
-        item.assigned_agent_id = Some(agent_id.to_string());
-        item.assigned_session_key = Some(session_key.to_string());
-        item.attempts += 1;
-        item.retry_at = None;
-        let reason = format!("claimed by {agent_id} (attempt {})", item.attempts);
-        let item = save(tx, &old, item, Some(&reason))?;
-        tx.emit(
-            EventKind::WorkAssigned,
-            json!({"itemId": id, "agentId": agent_id, "sessionKey": session_key}),
-        );
-        return Ok(Some(item));
-    }
-    Ok(None)
+) -> Result<Option<Claimed>, QueueError> {
+    let Some(old) = tx.first_claimable()? else {
+        return Ok(None);
+    };
+    let mut item = old.clone();
+    item.status = Status::InFlight;
+    item.assigned_agent_id = Some(agent_id.to_string());
+    item.assigned_session_key = Some(session_key.to_string());
+    item.attempts += 1;
+    item.retry_at = None;
+    let reason = format!("claimed by {agent_id} (attempt {})", item.attempts);
+    let item = save(tx, &old, item, Some(&reason))?;
+    tx.emit(
+        EventKind::WorkAssigned,
+        json!({"itemId": item.id, "agentId": agent_id, "sessionKey": session_key}),
+    );
+    let previous_workspace = if item.attempts > 1 {
+        tx.latest_workspace(&item.id)?
+    } else {
+        None
+    };
+    Ok(Some(Claimed {
+        item,
+        previous_workspace,
+    }))
 }
 
 fn require_in_flight(item: &WorkItem, session_key: Option<&str>) -> Result<(), QueueError> {

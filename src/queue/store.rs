@@ -8,8 +8,8 @@ use super::QueueError;
 use crate::model::{AgentSession, Event, EventKind, SharedEvent, Status, StatusChange, WorkItem};
 use chrono::{DateTime, Utc};
 use redb::{
-    Database, Durability, MultimapTableDefinition, ReadableDatabase, ReadableTable,
-    TableDefinition, WriteTransaction,
+    Database, Durability, MultimapTable, MultimapTableDefinition, ReadableDatabase,
+    ReadableMultimapTable, ReadableTable, Table, TableDefinition, WriteTransaction,
 };
 use std::path::Path;
 
@@ -22,8 +22,8 @@ const CLAIMABLE: TableDefinition<&[u8], ()> = TableDefinition::new("claimable");
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 /// Counters: `next_seq`, and `count:<status>` for each status.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-/// id -> JSON list of StatusChange.
-const HISTORY: TableDefinition<&str, &[u8]> = TableDefinition::new("history");
+/// (item id, seq of its status_changed event) -> StatusChange JSON: appended, never rewritten.
+const HISTORY: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("status_history");
 /// session id -> AgentSession JSON.
 const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
 /// Sessions not yet finished (id -> nothing): what a crash leaves behind, found without a scan.
@@ -95,13 +95,7 @@ impl Store {
     ) -> Result<(T, Vec<SharedEvent>), QueueError> {
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
-        let mut tx = Tx {
-            txn: &txn,
-            now: Utc::now(),
-            events: Vec::new(),
-            next_seq: self.next_seq,
-            dirty: false,
-        };
+        let mut tx = Tx::open(&txn, self.next_seq)?;
         let value = f(&mut tx)?;
         let events = tx.flush_events()?;
         let next_seq = tx.next_seq;
@@ -185,11 +179,12 @@ impl Snapshot {
 
     pub fn history(&self, id: &str) -> Result<Vec<StatusChange>, QueueError> {
         let table = self.txn.open_table(HISTORY)?;
-        let found = table.get(id)?;
-        Ok(match found {
-            Some(bytes) => serde_json::from_slice(bytes.value())?,
-            None => Vec::new(),
-        })
+        let mut out = Vec::new();
+        for entry in table.range((id, 0)..=(id, u64::MAX))? {
+            let (_, v) = entry?;
+            out.push(serde_json::from_slice(v.value())?);
+        }
+        Ok(out)
     }
 
     pub fn events_after(&self, since: u64, limit: usize) -> Result<Vec<Event>, QueueError> {
@@ -253,9 +248,17 @@ impl Snapshot {
     }
 }
 
-/// One write transaction in progress, with the events it will publish.
+/// One write transaction in progress, with its tables open (once per batch, not per call) and
+/// the events it will publish.
 pub struct Tx<'a> {
-    txn: &'a WriteTransaction,
+    items: Table<'a, &'static str, &'static [u8]>,
+    claimable: Table<'a, &'static [u8], ()>,
+    event_log: Table<'a, u64, &'static [u8]>,
+    meta: Table<'a, &'static str, u64>,
+    history: Table<'a, (&'static str, u64), &'static [u8]>,
+    sessions: Table<'a, &'static str, &'static [u8]>,
+    live_sessions: Table<'a, &'static str, ()>,
+    item_sessions: MultimapTable<'a, &'static str, &'static str>,
     pub now: DateTime<Utc>,
     events: Vec<(EventKind, serde_json::Value)>,
     next_seq: u64,
@@ -263,15 +266,30 @@ pub struct Tx<'a> {
     dirty: bool,
 }
 
-impl Tx<'_> {
+impl<'a> Tx<'a> {
+    fn open(txn: &'a WriteTransaction, next_seq: u64) -> Result<Tx<'a>, QueueError> {
+        Ok(Tx {
+            items: txn.open_table(ITEMS)?,
+            claimable: txn.open_table(CLAIMABLE)?,
+            event_log: txn.open_table(EVENTS)?,
+            meta: txn.open_table(META)?,
+            history: txn.open_table(HISTORY)?,
+            sessions: txn.open_table(SESSIONS)?,
+            live_sessions: txn.open_table(LIVE_SESSIONS)?,
+            item_sessions: txn.open_multimap_table(ITEM_SESSIONS)?,
+            now: Utc::now(),
+            events: Vec::new(),
+            next_seq,
+            dirty: false,
+        })
+    }
+
     pub fn emit(&mut self, kind: EventKind, data: serde_json::Value) {
         self.events.push((kind, data));
     }
 
     pub fn item(&self, id: &str) -> Result<Option<WorkItem>, QueueError> {
-        let table = self.txn.open_table(ITEMS)?;
-        let found = table.get(id)?;
-        Ok(match found {
+        Ok(match self.items.get(id)? {
             Some(bytes) => Some(serde_json::from_slice(bytes.value())?),
             None => None,
         })
@@ -300,10 +318,8 @@ impl Tx<'_> {
     /// as it was stored (None for a new one).
     pub fn put(&mut self, old: Option<&WorkItem>, item: &WorkItem) -> Result<(), QueueError> {
         self.dirty = true;
-        {
-            let mut table = self.txn.open_table(ITEMS)?;
-            table.insert(item.id.as_str(), serde_json::to_vec(item)?.as_slice())?;
-        }
+        self.items
+            .insert(item.id.as_str(), serde_json::to_vec(item)?.as_slice())?;
         if old.map(|o| o.status) != Some(item.status) {
             if let Some(o) = old {
                 self.add_count(o.status, -1)?;
@@ -315,12 +331,15 @@ impl Tx<'_> {
 
     fn reindex(&mut self, old: Option<&WorkItem>, item: &WorkItem) -> Result<(), QueueError> {
         let claimable = self.claimable(item)?;
-        let mut index = self.txn.open_table(CLAIMABLE)?;
+        let key = claim_key(item);
         if let Some(o) = old {
-            index.remove(claim_key(o).as_slice())?;
+            let old_key = claim_key(o);
+            if old_key != key || !claimable {
+                self.claimable.remove(old_key.as_slice())?;
+            }
         }
         if claimable {
-            index.insert(claim_key(item).as_slice(), ())?;
+            self.claimable.insert(key.as_slice(), ())?;
         }
         Ok(())
     }
@@ -338,35 +357,52 @@ impl Tx<'_> {
 
     pub fn delete(&mut self, item: &WorkItem) -> Result<(), QueueError> {
         self.dirty = true;
-        self.txn.open_table(ITEMS)?.remove(item.id.as_str())?;
-        self.txn
-            .open_table(CLAIMABLE)?
-            .remove(claim_key(item).as_slice())?;
-        self.txn.open_table(HISTORY)?.remove(item.id.as_str())?;
+        let id = item.id.as_str();
+        self.items.remove(id)?;
+        self.claimable.remove(claim_key(item).as_slice())?;
+        self.history
+            .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
         self.add_count(item.status, -1)
     }
 
     fn add_count(&mut self, status: Status, delta: i64) -> Result<(), QueueError> {
-        let mut meta = self.txn.open_table(META)?;
         let key = count_key(status);
-        let now = meta.get(key.as_str())?.map(|v| v.value()).unwrap_or(0);
-        meta.insert(key.as_str(), now.saturating_add_signed(delta))?;
+        let now = self.meta.get(key.as_str())?.map(|v| v.value()).unwrap_or(0);
+        self.meta
+            .insert(key.as_str(), now.saturating_add_signed(delta))?;
         Ok(())
     }
 
-    /// The ids of claimable items in claim order, up to `limit`.
-    pub fn claim_candidates(&self, limit: usize) -> Result<Vec<String>, QueueError> {
-        let index = self.txn.open_table(CLAIMABLE)?;
-        let mut out = Vec::new();
-        for entry in index.iter()?.take(limit) {
-            let (key, _) = entry?;
-            if let Some(id) = id_from_claim_key(key.value()) {
-                out.push(id.to_string());
-            }
-        }
-        Ok(out)
+    pub fn count(&self, status: Status) -> Result<u64, QueueError> {
+        let n = self
+            .meta
+            .get(count_key(status).as_str())?
+            .map(|v| v.value());
+        Ok(n.unwrap_or(0))
     }
 
+    /// The first item in claim order that is not waiting out a retry backoff. Walks the claim
+    /// index, which holds only claimable items, so this reads one entry in the usual case.
+    pub fn first_claimable(&self) -> Result<Option<WorkItem>, QueueError> {
+        const LOOKAHEAD: usize = 256;
+        for entry in self.claimable.iter()?.take(LOOKAHEAD) {
+            let (key, _) = entry?;
+            let Some(id) = id_from_claim_key(key.value()) else {
+                continue;
+            };
+            let Some(item) = self.item(id)? else {
+                continue;
+            };
+            if item.retry_at.is_some_and(|t| t > self.now) {
+                continue;
+            }
+            return Ok(Some(item));
+        }
+        Ok(None)
+    }
+
+    /// Appends a status change to the item's history. The key is the item and the seq its
+    /// `work:status_changed` event gets, so the history reads back in order.
     pub fn record_change(
         &mut self,
         id: &str,
@@ -374,60 +410,59 @@ impl Tx<'_> {
         to: Status,
         reason: Option<&str>,
     ) -> Result<(), QueueError> {
-        let mut table = self.txn.open_table(HISTORY)?;
-        let mut history: Vec<StatusChange> = match table.get(id)? {
-            Some(bytes) => serde_json::from_slice(bytes.value())?,
-            None => Vec::new(),
-        };
-        history.push(StatusChange {
+        let change = StatusChange {
             at: self.now,
             from,
             to,
             reason: reason.map(str::to_string),
-        });
-        table.insert(id, serde_json::to_vec(&history)?.as_slice())?;
+        };
+        let seq = self.next_seq + self.events.len() as u64;
+        self.history
+            .insert((id, seq), serde_json::to_vec(&change)?.as_slice())?;
         Ok(())
     }
 
     pub fn session(&self, id: &str) -> Result<Option<AgentSession>, QueueError> {
-        let table = self.txn.open_table(SESSIONS)?;
-        let found = table.get(id)?;
-        Ok(match found {
+        Ok(match self.sessions.get(id)? {
             Some(bytes) => Some(serde_json::from_slice(bytes.value())?),
             None => None,
         })
     }
 
+    /// The workspace of the item's latest session, which its next attempt takes over.
+    pub fn latest_workspace(&self, item_id: &str) -> Result<Option<String>, QueueError> {
+        let mut latest: Option<AgentSession> = None;
+        for id in self.item_sessions.get(item_id)? {
+            if let Some(s) = self.session(id?.value())? {
+                if latest.as_ref().is_none_or(|l| s.started_at > l.started_at) {
+                    latest = Some(s);
+                }
+            }
+        }
+        Ok(latest.map(|s| s.workspace_dir))
+    }
+
     pub fn put_session(&mut self, session: &AgentSession) -> Result<(), QueueError> {
         self.dirty = true;
-        self.txn
-            .open_table(SESSIONS)?
-            .insert(session.id.as_str(), serde_json::to_vec(session)?.as_slice())?;
-        self.txn
-            .open_multimap_table(ITEM_SESSIONS)?
-            .insert(session.work_item_id.as_str(), session.id.as_str())?;
-        let mut live = self.txn.open_table(LIVE_SESSIONS)?;
+        let id = session.id.as_str();
+        self.sessions
+            .insert(id, serde_json::to_vec(session)?.as_slice())?;
+        self.item_sessions
+            .insert(session.work_item_id.as_str(), id)?;
         if session.status.is_finished() {
-            live.remove(session.id.as_str())?;
+            self.live_sessions.remove(id)?;
         } else {
-            live.insert(session.id.as_str(), ())?;
+            self.live_sessions.insert(id, ())?;
         }
         Ok(())
     }
 
     /// Sessions not yet finished: after a crash, these are the ones whose agents died with it.
     pub fn unfinished_sessions(&self) -> Result<Vec<AgentSession>, QueueError> {
-        let ids: Vec<String> = {
-            let live = self.txn.open_table(LIVE_SESSIONS)?;
-            let mut ids = Vec::new();
-            for entry in live.iter()? {
-                ids.push(entry?.0.value().to_string());
-            }
-            ids
-        };
         let mut out = Vec::new();
-        for id in ids {
-            if let Some(s) = self.session(&id)? {
+        for entry in self.live_sessions.iter()? {
+            let (id, _) = entry?;
+            if let Some(s) = self.session(id.value())? {
                 out.push(s);
             }
         }
@@ -436,17 +471,11 @@ impl Tx<'_> {
 
     /// Every item in `status`. Scans the items, so only when the counts say there are some.
     pub fn items_in(&self, status: Status) -> Result<Vec<WorkItem>, QueueError> {
-        let count = {
-            let meta = self.txn.open_table(META)?;
-            let n = meta.get(count_key(status).as_str())?.map(|v| v.value());
-            n.unwrap_or(0)
-        };
-        if count == 0 {
+        if self.count(status)? == 0 {
             return Ok(Vec::new());
         }
-        let table = self.txn.open_table(ITEMS)?;
         let mut out = Vec::new();
-        for entry in table.iter()? {
+        for entry in self.items.iter()? {
             let (_, v) = entry?;
             let item: WorkItem = serde_json::from_slice(v.value())?;
             if item.status == status {
@@ -463,9 +492,8 @@ impl Tx<'_> {
             return Ok(Vec::new());
         }
         self.dirty = true;
-        let mut table = self.txn.open_table(EVENTS)?;
         let mut out = Vec::with_capacity(self.events.len());
-        for (kind, data) in self.events.drain(..) {
+        for (kind, data) in std::mem::take(&mut self.events) {
             let event = Event {
                 seq: self.next_seq,
                 kind,
@@ -473,25 +501,13 @@ impl Tx<'_> {
                 data,
             };
             let json = serde_json::to_string(&event)?;
-            table.insert(event.seq, json.as_bytes())?;
+            self.event_log.insert(event.seq, json.as_bytes())?;
             self.next_seq += 1;
             out.push(SharedEvent::new(event, json));
         }
         let keep_from = self.next_seq.saturating_sub(EVENTS_RETAINED);
-        loop {
-            let oldest = match table.first()? {
-                Some((k, _)) => k.value(),
-                None => break,
-            };
-            if oldest >= keep_from {
-                break;
-            }
-            table.remove(oldest)?;
-        }
-        drop(table);
-        self.txn
-            .open_table(META)?
-            .insert("next_seq", self.next_seq)?;
+        self.event_log.retain_in(..keep_from, |_, _| false)?;
+        self.meta.insert("next_seq", self.next_seq)?;
         Ok(out)
     }
 }
@@ -578,8 +594,8 @@ mod tests {
             events.iter().map(|e| e.event.seq).collect::<Vec<_>>(),
             [1, 2]
         );
-        let (first, _) = store.write(|tx| tx.claim_candidates(10)).unwrap();
-        assert_eq!(first, ["high", "low"]);
+        let (first, _) = store.write(|tx| tx.first_claimable()).unwrap();
+        assert_eq!(first.map(|i| i.id), Some("high".to_string()));
         assert_eq!(store.read(|s| s.count(Status::Ready)).unwrap(), 2);
         // A failing write keeps nothing.
         let failed = store.write(|tx| {
