@@ -1,5 +1,5 @@
 //! The `flightdeck` command: `serve` runs the server; the other commands are HTTP clients of a
-//! running server; `demo-agent` and `sandbox-exec` are run by the server itself.
+//! running server; `demo-agent` and `exec-agent` are run by the server itself.
 
 use clap::{Parser, Subcommand};
 use flightdeck::cli::{item_table, print_item, Client, ClientError};
@@ -93,13 +93,20 @@ enum Command {
     /// The built-in demo agent (run by the server).
     #[command(hide = true)]
     DemoAgent { agents_md: Option<PathBuf> },
-    /// Run a command under the Landlock sandbox (run by the server).
+    /// Start an agent: tie it to the server, sandbox it, exec it (run by the server).
     #[command(hide = true)]
-    SandboxExec {
+    ExecAgent {
+        /// The server's pid: the agent dies with it.
+        #[arg(long)]
+        parent: Option<u32>,
+        /// Apply the Landlock sandbox described by --rw and --deny.
+        #[arg(long)]
+        sandbox: bool,
         #[arg(long)]
         rw: Vec<PathBuf>,
         #[arg(long)]
         deny: Vec<PathBuf>,
+        /// Only check that the kernel enforces Landlock.
         #[arg(long)]
         probe: bool,
         #[arg(last = true)]
@@ -130,7 +137,9 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::DemoAgent { agents_md } => {
             flightdeck::dispatch::demo_agent::run(agents_md.as_deref())
         }
-        Command::SandboxExec {
+        Command::ExecAgent {
+            parent,
+            sandbox,
             rw,
             deny,
             probe,
@@ -146,7 +155,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     false => Err("Landlock is not enforced by this kernel".into()),
                 };
             }
-            match flightdeck::sandbox::exec(&plan, &argv) {
+            match flightdeck::dispatch::launcher::run(parent, sandbox.then_some(&plan), &argv) {
                 Ok(never) => match never {},
                 Err(e) => Err(e),
             }
@@ -335,7 +344,7 @@ fn client_command(client: &Client, command: Command) -> Result<(), ClientError> 
                 shown = now;
             }
         }
-        Command::Serve | Command::DemoAgent { .. } | Command::SandboxExec { .. } => {}
+        Command::Serve | Command::DemoAgent { .. } | Command::ExecAgent { .. } => {}
     }
     Ok(())
 }

@@ -1,14 +1,14 @@
 //! Kernel-enforced isolation of agents with Landlock.
 //!
-//! An agent runs through `flightdeck sandbox-exec --rw DIR... --deny PATH... -- ARGV...`: that
-//! small, single-threaded process restricts itself and then execs the agent, so the
-//! restriction holds for the agent and everything it starts. The rules: read (and execute)
+//! An agent runs through `flightdeck exec-agent --sandbox --rw DIR... --deny PATH... -- ARGV...`
+//! (see `dispatch::launcher`): that small, single-threaded process restricts itself and then
+//! execs the agent, so the restriction holds for the agent and everything it starts. The rules: read (and execute)
 //! everywhere except the denied paths (the data dir, the config file that holds the token),
 //! write only in the `--rw` folders (the session's own folder, `/dev`). Landlock does not
 //! govern walking through directories, so the agent can still reach its own folder inside the
 //! data dir while nothing else there can be opened.
 //!
-//! Whether the kernel has Landlock is found by running `flightdeck sandbox-exec --probe` once
+//! Whether the kernel has Landlock is found by running `flightdeck exec-agent --probe` once
 //! at start-up: a child that restricts itself and says whether it worked.
 
 use landlock::{
@@ -25,24 +25,6 @@ const ABI_USED: ABI = ABI::V5;
 pub struct SandboxPlan {
     pub writable: Vec<PathBuf>,
     pub denied: Vec<PathBuf>,
-}
-
-impl SandboxPlan {
-    /// The arguments that put `argv` under this plan.
-    pub fn wrap(&self, exe: &Path, argv: &[String]) -> Vec<String> {
-        let mut out = vec![exe.display().to_string(), "sandbox-exec".to_string()];
-        for w in &self.writable {
-            out.push("--rw".into());
-            out.push(w.display().to_string());
-        }
-        for d in &self.denied {
-            out.push("--deny".into());
-            out.push(d.display().to_string());
-        }
-        out.push("--".into());
-        out.extend(argv.iter().cloned());
-        out
-    }
 }
 
 /// Restricts this process under `plan`. Returns whether the kernel enforced it.
@@ -89,22 +71,10 @@ fn readable_outside(dir: &Path, denied: &[PathBuf], out: &mut Vec<PathBuf>) {
     }
 }
 
-/// `flightdeck sandbox-exec`: restrict, then become the agent.
-pub fn exec(plan: &SandboxPlan, argv: &[String]) -> Result<std::convert::Infallible, String> {
-    match restrict_self(plan)? {
-        true => {}
-        false => return Err("the kernel does not enforce Landlock".into()),
-    }
-    let (program, args) = argv.split_first().ok_or("no command given after --")?;
-    use std::os::unix::process::CommandExt;
-    let err = Command::new(program).args(args).exec();
-    Err(format!("cannot run {program}: {err}"))
-}
-
 /// Whether agents can be sandboxed here: runs a probe child that restricts itself.
 pub fn probe(exe: &Path) -> bool {
     Command::new(exe)
-        .args(["sandbox-exec", "--probe"])
+        .args(["exec-agent", "--probe"])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

@@ -3,6 +3,7 @@
 
 pub mod demo_agent;
 mod dispatcher;
+pub mod launcher;
 pub mod parsers;
 pub mod process;
 mod session;

@@ -1,7 +1,8 @@
 //! The agent as an operating-system process: started from an argv (never a shell) in its own
-//! process group, with the orchestrator's secrets removed from its environment, dying with the
-//! server (parent-death signal), its output read line by line on two threads and its exit
-//! waited for on a third. Stopping it signals the whole group, so nothing it started is left.
+//! process group, through the launcher (which makes it die with the server and sandboxes it),
+//! with the orchestrator's secrets removed from its environment; its output read line by line
+//! on two threads and its exit waited for on a third. Stopping it signals the whole group, so
+//! nothing it started is left.
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
@@ -53,19 +54,6 @@ pub fn spawn(
     }
     for (k, v) in &launch.env {
         cmd.env(k, v);
-    }
-    // SAFETY: the closure runs in the forked child before exec and only makes async-signal-safe
-    // system calls (prctl, getppid), allocating nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if libc::getppid() == 1 {
-                return Err(std::io::Error::other("flightdeck exited while starting"));
-            }
-            Ok(())
-        });
     }
     let mut child = cmd.spawn()?;
     let pid = child.id();

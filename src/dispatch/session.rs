@@ -7,6 +7,7 @@
 //! Dispatcher. It never touches the store itself.
 
 use super::dispatcher::{Dispatcher, SessionEnded};
+use super::launcher;
 use super::parsers::{parser_for, AgentOutput, OutputParser};
 use super::process::{self, ProcessEvent};
 use super::workspace::{self, Workspace};
@@ -179,14 +180,12 @@ impl AgentSession {
                 _ => arg.clone(),
             })
             .collect();
-        match &self.settings.sandbox {
-            Some(plan) => {
-                let mut plan = plan.clone();
-                plan.writable.push(self.ws.root.clone());
-                plan.wrap(&self.settings.exe, &argv)
-            }
-            None => argv,
-        }
+        let plan = self.settings.sandbox.as_ref().map(|plan| {
+            let mut plan = plan.clone();
+            plan.writable.push(self.ws.root.clone());
+            plan
+        });
+        launcher::argv_for(&self.settings.exe, std::process::id(), plan.as_ref(), &argv)
     }
 
     fn start_agent(&mut self, ctx: &mut Context<Self>) -> std::io::Result<()> {
