@@ -319,10 +319,13 @@ impl Dispatcher {
         }
         log::info!("pool size {} -> {size}", self.size);
         self.size = size;
-        self.queue.do_send(Announce {
-            kind: EventKind::PoolResized,
-            data: serde_json::json!({ "size": size }),
-        });
+        match serde_json::value::to_raw_value(&serde_json::json!({ "size": size })) {
+            Ok(data) => self.queue.do_send(Announce {
+                kind: EventKind::PoolResized,
+                data,
+            }),
+            Err(e) => log::error!("pool:resized not announced: {e}"),
+        }
         self.fill(ctx);
     }
 
@@ -416,15 +419,21 @@ impl Handler<Deliver> for Dispatcher {
             self.fill(ctx);
         }
         if let Some(repo) = self.settings.git_repo.clone() {
-            for e in m
+            #[derive(serde::Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct Change {
+                item_id: String,
+                to: Status,
+            }
+            let finished: Vec<Change> = m
                 .events
                 .iter()
-                .map(|e| &e.event)
-                .filter(|e| e.kind == EventKind::WorkStatusChanged && e.data["to"] == "done")
-            {
-                if let Some(item_id) = e.data["itemId"].as_str() {
-                    self.remove_worktree(ctx, repo.clone(), item_id.to_string());
-                }
+                .filter(|e| e.event.kind == EventKind::WorkStatusChanged)
+                .filter_map(|e| serde_json::from_str::<Change>(e.event.data.get()).ok())
+                .filter(|c| c.to == Status::Done)
+                .collect();
+            for change in finished {
+                self.remove_worktree(ctx, repo.clone(), change.item_id);
             }
         }
     }

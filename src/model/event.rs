@@ -31,14 +31,15 @@ pub enum EventKind {
 }
 
 /// One event as stored and sent: `{"seq","type","at","data"}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
     pub seq: u64,
     #[serde(rename = "type")]
     pub kind: EventKind,
     pub at: DateTime<Utc>,
+    /// The payload, kept as JSON text: encoded once, never rebuilt as a value tree.
     #[schema(value_type = Object)]
-    pub data: serde_json::Value,
+    pub data: Box<serde_json::value::RawValue>,
 }
 
 /// An event with its JSON text, encoded once (when it is stored) and shared, without copying,

@@ -171,7 +171,7 @@ pub struct Recover;
 #[rtype(result = "Result<(), QueueError>")]
 pub struct Announce {
     pub kind: EventKind,
-    pub data: serde_json::Value,
+    pub data: Box<serde_json::value::RawValue>,
 }
 
 /// The policy changed (config reload).

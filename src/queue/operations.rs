@@ -10,7 +10,24 @@ use crate::model::{
     NewWorkItem, Status, Transition, WorkItem,
 };
 use chrono::Duration;
-use serde_json::json;
+
+/// An event payload as JSON text, each value serialised straight to text (no value tree):
+/// `event_data!{"item": &item, "accepted": accepted}`.
+macro_rules! event_data {
+    ($($key:literal : $value:expr),* $(,)?) => {{
+        let mut text = String::from("{");
+        $(
+            if text.len() > 1 {
+                text.push(',');
+            }
+            text.push_str(&serde_json::to_string($key)?);
+            text.push(':');
+            text.push_str(&serde_json::to_string(&$value)?);
+        )*
+        text.push('}');
+        serde_json::value::RawValue::from_string(text)?
+    }};
+}
 
 /// The parts of the config the queue's rules depend on.
 #[derive(Debug, Clone, Copy)]
@@ -48,7 +65,7 @@ fn save(
         tx.record_change(&new.id, Some(old.status), new.status, reason)?;
         tx.emit(
             EventKind::WorkStatusChanged,
-            json!({"itemId": new.id, "from": old.status, "to": new.status, "reason": reason, "item": new}),
+            event_data!{"itemId": new.id, "from": old.status, "to": new.status, "reason": reason, "item": new},
         );
         if new.status == Status::Done {
             tx.refresh_claimable(&new.blocks)?;
@@ -92,8 +109,7 @@ pub fn create(tx: &mut Tx, new: NewWorkItem) -> Result<WorkItem, QueueError> {
         tx.put(Some(&blocker), &updated)?;
     }
     tx.put(None, &item)?;
-    tx.record_change(&id, None, status, None)?;
-    tx.emit(EventKind::WorkAdded, json!({ "item": item }));
+    tx.emit(EventKind::WorkAdded, event_data! {"item": item});
     Ok(item)
 }
 
@@ -136,7 +152,7 @@ pub fn update(tx: &mut Tx, id: &str, patch: ItemPatch) -> Result<WorkItem, Queue
         return Ok(old);
     }
     let item = save(tx, &old, item, None)?;
-    tx.emit(EventKind::WorkUpdated, json!({ "item": item }));
+    tx.emit(EventKind::WorkUpdated, event_data! {"item": item});
     Ok(item)
 }
 
@@ -146,7 +162,7 @@ fn edit_item(tx: &mut Tx, id: &str, f: impl FnOnce(&mut WorkItem)) -> Result<(),
     let mut item = old.clone();
     f(&mut item);
     let item = save(tx, &old, item, None)?;
-    tx.emit(EventKind::WorkUpdated, json!({ "item": item }));
+    tx.emit(EventKind::WorkUpdated, event_data! {"item": item});
     Ok(())
 }
 
@@ -168,7 +184,7 @@ pub fn delete(tx: &mut Tx, id: &str) -> Result<(), QueueError> {
         }
     }
     tx.delete(&item)?;
-    tx.emit(EventKind::WorkDeleted, json!({ "itemId": id }));
+    tx.emit(EventKind::WorkDeleted, event_data! {"itemId": id});
     Ok(())
 }
 
@@ -231,7 +247,7 @@ pub fn claim(
     let item = save(tx, &old, item, Some(&reason))?;
     tx.emit(
         EventKind::WorkAssigned,
-        json!({"itemId": item.id, "agentId": agent_id, "sessionKey": session_key}),
+        event_data! {"itemId": item.id, "agentId": agent_id, "sessionKey": session_key},
     );
     let previous_workspace = if item.attempts > 1 {
         tx.latest_workspace(&item.id)?
@@ -285,7 +301,7 @@ pub fn add_artifacts(
     let mut item = old.clone();
     item.artifacts.extend(added.iter().cloned());
     let item = save(tx, &old, item, None)?;
-    tx.emit(EventKind::WorkUpdated, json!({ "item": item }));
+    tx.emit(EventKind::WorkUpdated, event_data! {"item": item});
     Ok(added)
 }
 
@@ -364,7 +380,7 @@ pub fn complete(
     };
     tx.emit(
         EventKind::WorkCompleted,
-        json!({"item": item, "accepted": accepted, "unmet": unmet}),
+        event_data! {"item": item, "accepted": accepted, "unmet": unmet},
     );
     if let Some(session) = session {
         let (status, outcome) = if accepted {
@@ -455,7 +471,7 @@ fn retry_or_block(
 /// Records a new session and announces it.
 pub fn session_started(tx: &mut Tx, session: &AgentSession) -> Result<(), QueueError> {
     tx.put_session(session)?;
-    tx.emit(EventKind::AgentSpawned, json!({ "agent": session }));
+    tx.emit(EventKind::AgentSpawned, event_data! {"agent": session});
     Ok(())
 }
 
@@ -470,7 +486,7 @@ pub fn session_changed(
     if let Some(old) = old.filter(|o| o.status != session.status) {
         tx.emit(
             EventKind::AgentStatusChanged,
-            json!({"agentId": session.id, "from": old.status, "to": session.status, "reason": reason}),
+            event_data!{"agentId": session.id, "from": old.status, "to": session.status, "reason": reason},
         );
     }
     Ok(())
@@ -492,7 +508,7 @@ pub fn progress(
     for message in messages {
         tx.emit(
             EventKind::WorkProgress,
-            json!({"itemId": item_id, "sessionId": session_id, "message": message, "tokensUsed": tokens_used}),
+            event_data!{"itemId": item_id, "sessionId": session_id, "message": message, "tokensUsed": tokens_used},
         );
     }
     Ok(())

@@ -11,6 +11,7 @@ use redb::{
     Database, Durability, MultimapTable, MultimapTableDefinition, ReadableDatabase,
     ReadableMultimapTable, ReadableTable, Table, TableDefinition, WriteTransaction,
 };
+use serde_json::value::RawValue;
 use std::path::Path;
 
 /// id -> WorkItem JSON.
@@ -177,14 +178,26 @@ impl Snapshot {
         Ok(value.map(|v| v.value()).unwrap_or(0))
     }
 
+    /// The item's status changes, oldest first. The first entry, its creation, is not stored
+    /// (it follows from the item and its first change), which saves a write per new item.
     pub fn history(&self, id: &str) -> Result<Vec<StatusChange>, QueueError> {
+        let Some(item) = self.item(id)? else {
+            return Err(QueueError::not_found("item", id));
+        };
         let table = self.txn.open_table(HISTORY)?;
-        let mut out = Vec::new();
+        let mut changes: Vec<StatusChange> = Vec::new();
         for entry in table.range((id, 0)..=(id, u64::MAX))? {
             let (_, v) = entry?;
-            out.push(serde_json::from_slice(v.value())?);
+            changes.push(serde_json::from_slice(v.value())?);
         }
-        Ok(out)
+        let created = StatusChange {
+            at: item.created_at,
+            from: None,
+            to: changes.first().and_then(|c| c.from).unwrap_or(item.status),
+            reason: None,
+        };
+        changes.insert(0, created);
+        Ok(changes)
     }
 
     pub fn events_after(&self, since: u64, limit: usize) -> Result<Vec<Event>, QueueError> {
@@ -260,7 +273,7 @@ pub struct Tx<'a> {
     live_sessions: Table<'a, &'static str, ()>,
     item_sessions: MultimapTable<'a, &'static str, &'static str>,
     pub now: DateTime<Utc>,
-    events: Vec<(EventKind, serde_json::Value)>,
+    events: Vec<(EventKind, Box<RawValue>)>,
     next_seq: u64,
     /// Whether anything was written; a clean transaction is aborted instead of committed.
     dirty: bool,
@@ -284,7 +297,7 @@ impl<'a> Tx<'a> {
         })
     }
 
-    pub fn emit(&mut self, kind: EventKind, data: serde_json::Value) {
+    pub fn emit(&mut self, kind: EventKind, data: Box<RawValue>) {
         self.events.push((kind, data));
     }
 
@@ -585,7 +598,8 @@ mod tests {
                     item("high", Priority::High, 5),
                 ] {
                     tx.put(None, &it)?;
-                    tx.emit(EventKind::WorkAdded, serde_json::json!({"id": it.id}));
+                    let data = RawValue::from_string(format!("{{\"id\":\"{}\"}}", it.id))?;
+                    tx.emit(EventKind::WorkAdded, data);
                 }
                 Ok(())
             })
