@@ -134,6 +134,13 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve => {
+            // mimalloc's arenas would otherwise be backed by transparent huge pages, which
+            // doubles the idle footprint (a fresh 2 MiB page per thread heap). Agents get the
+            // setting back before they run (see dispatch::launcher).
+            // SAFETY: prctl with integer arguments only.
+            unsafe {
+                libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+            }
             let config = Config::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
             actix_web::rt::System::new()
                 .block_on(flightdeck::server::serve(config))

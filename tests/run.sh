@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test flightdeck has, on a fresh machine too: installs what the browser tests need
 # (Debian's chromium, playwright-core from npm, schemathesis from PyPI) if it is missing, builds
-# once, then runs the Rust tests (unit + integration, against the real binary), fuzzes the API
-# against its OpenAPI document, and runs the browser tests.
+# the test binary once, then runs the Rust tests (unit + integration, against the real binary), fuzzes the API
+# against its OpenAPI document, runs the browser tests, and runs the benchmark suite in its
+# quick mode (PostgreSQL from Debian's packages) so it never rots.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,3 +30,6 @@ if [ -d tests/browser ]; then
   fi
   FLIGHTDECK_BIN="$PWD/target/debug/flightdeck" node --test tests/browser/
 fi
+
+say "benchmark suite, quick mode (keeps bench/ working; timings are not asserted)"
+bash bench/run --quick

@@ -64,6 +64,11 @@ pub fn run(
             return Err("flightdeck exited before the agent started".into());
         }
     }
+    // The server turned transparent huge pages off for itself; the agent gets the default.
+    // SAFETY: prctl with integer arguments only.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 0, 0, 0, 0);
+    }
     if let Some(plan) = plan {
         if !sandbox::restrict_self(plan)? {
             return Err("the kernel does not enforce Landlock".into());

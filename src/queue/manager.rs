@@ -255,7 +255,7 @@ impl QueueManager {
 
 fn resolve_id(store: &Store, id: &str) -> Result<String, QueueError> {
     store.read(|snap| {
-        if snap.item(id)?.is_some() {
+        if snap.contains(id)? {
             return Ok(id.to_string());
         }
         if id.len() < 4 || id.len() > 36 {

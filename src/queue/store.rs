@@ -147,6 +147,11 @@ impl Snapshot {
         })
     }
 
+    /// Whether an item with exactly this id exists (no decoding).
+    pub fn contains(&self, id: &str) -> Result<bool, QueueError> {
+        Ok(self.txn.open_table(ITEMS)?.get(id)?.is_some())
+    }
+
     /// Every item id that starts with `prefix`, at most `limit` of them.
     pub fn ids_with_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<String>, QueueError> {
         let table = self.txn.open_table(ITEMS)?;
