@@ -28,8 +28,17 @@ if [ -d tests/browser ]; then
   if [ ! -d tests/browser/node_modules/playwright-core ]; then
     (cd tests/browser && npm install --no-audit --no-fund --silent)
   fi
-  FLIGHTDECK_BIN="$PWD/target/debug/flightdeck" node --test tests/browser/
+  FLIGHTDECK_BIN="$PWD/target/debug/flightdeck" node --test tests/browser/ 2>&1 | tee target/browser-tests.log
 fi
 
 say "benchmark suite, quick mode (keeps bench/ working; timings are not asserted)"
 bash bench/run --quick
+
+# One closing line for the whole run: Rust tests plus browser tests.
+passed=$(grep -hoE 'test result: ok\. [0-9]+ passed' target/rust-tests.log | awk '{n += $4} END {print n + 0}')
+browser=0
+if [ -f target/browser-tests.log ]; then
+  browser=$(awk '/^# pass [0-9]+/ {n += $3} END {print n + 0}' target/browser-tests.log)
+fi
+echo
+echo "flightdeck: $((passed + browser)) passed, 0 failed"
