@@ -323,6 +323,55 @@ browserTest('after the server is killed and restarted the board catches up', asy
   }
 });
 
+browserTest('a board of 2,000 items shows every item in its column, and filters them', async () => {
+  const ws = makeWorkspace(0);
+  const srv = await startServer(ws);
+  let board;
+  try {
+    const plan = [
+      ...Array.from({ length: 1500 }, (_, i) => ({ title: `Bulk inbox item ${i}`, status: 'inbox' })),
+      ...Array.from({ length: 500 }, (_, i) => ({ title: `Bulk planning item ${i}`, status: 'planning' })),
+    ];
+    // 32 writers at once: the queue commits them in groups.
+    for (let i = 0; i < plan.length; i += 32) {
+      await Promise.all(plan.slice(i, i + 32).map((fields) => createItem(srv, fields)));
+    }
+    board = await openBoard(srv.url);
+    await board.locator('#conn[data-state="live"]').waitFor({ state: 'attached', timeout: WAIT_MS });
+    const counts = () =>
+      board.evaluate(() => ({
+        inbox: document.querySelectorAll('section.column[data-status="inbox"] article.card').length,
+        planning: document.querySelectorAll('section.column[data-status="planning"] article.card').length,
+      }));
+    await board.waitForFunction(
+      () => document.querySelectorAll('#board article.card').length === 2000,
+      null,
+      { timeout: 30_000 },
+    );
+    assert.deepEqual(await counts(), { inbox: 1500, planning: 500 });
+    assert.equal(await board.locator(`${column('inbox')} .column-head .count`).textContent(), '1500');
+    assert.equal(await board.locator(`${column('planning')} .column-head .count`).textContent(), '500');
+
+    // The text filter narrows 2,000 cards to the matching ones.
+    await board.locator('#filter-text').fill('Bulk planning item 42');
+    await board.waitForFunction(
+      () =>
+        [...document.querySelectorAll('#board article.card')].filter((c) => c.offsetParent !== null).length <= 12,
+      null,
+      { timeout: WAIT_MS },
+    );
+    const shown = await board.$$eval('#board article.card', (cards) =>
+      cards.filter((c) => c.offsetParent !== null).map((c) => c.querySelector('h3, .card-title, .title')?.textContent || c.textContent),
+    );
+    assert.ok(shown.length >= 1, 'the matching card stays visible');
+    assert.ok(shown.every((t) => t.includes('Bulk planning item 42')), `only matches are shown: ${shown}`);
+  } finally {
+    await board?.close().catch(() => {});
+    await srv.stop().catch(() => {});
+    ws.remove();
+  }
+});
+
 browserTest('no page raised an uncaught error', async () => {
   assert.deepEqual(pageErrors, []);
 });
