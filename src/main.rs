@@ -230,10 +230,10 @@ fn client_command(client: &Client, command: Command) -> Result<(), ClientError> 
             if json {
                 print_json(&item);
             } else {
+                let id = item["id"].as_str().unwrap_or("");
                 println!(
                     "added {} [{}] {}",
-                    &item["id"].as_str().unwrap_or("")
-                        [..8.min(item["id"].as_str().unwrap_or("").len())],
+                    id.get(..8).unwrap_or(id),
                     item["status"].as_str().unwrap_or(""),
                     item["title"].as_str().unwrap_or("")
                 );

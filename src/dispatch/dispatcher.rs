@@ -115,7 +115,9 @@ pub struct Dispatcher {
     waiting_for_empty: Vec<futures_channel::oneshot::Sender<()>>,
 }
 
-enum Claimed {
+/// What one claim attempt of the Dispatcher came to (not to be confused with the queue's
+/// `Claimed`, which is the item it hands out).
+enum ClaimOutcome {
     Held(String),
     Nothing,
     Item {
@@ -199,7 +201,7 @@ impl Dispatcher {
                     .map_err(|e| e.to_string())?;
                 let waiting = counts.get(&Status::Review).copied().unwrap_or(0);
                 if waiting >= limit as u64 {
-                    return Ok(Claimed::Held(format!(
+                    return Ok(ClaimOutcome::Held(format!(
                         "{waiting} items wait in review (queue.review_limit = {limit}): approve or reject some to resume"
                     )));
                 }
@@ -213,9 +215,9 @@ impl Dispatcher {
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;
             let Some(claimed) = claimed else {
-                return Ok(Claimed::Nothing);
+                return Ok(ClaimOutcome::Nothing);
             };
-            Ok::<_, String>(Claimed::Item {
+            Ok::<_, String>(ClaimOutcome::Item {
                 previous: claimed.previous_workspace.map(PathBuf::from),
                 item: Box::new(claimed.item),
                 session_id,
@@ -225,7 +227,7 @@ impl Dispatcher {
         fut::wrap_future::<_, Self>(work).map(|result, act, ctx| {
             act.claiming -= 1;
             match result {
-                Ok(Claimed::Item {
+                Ok(ClaimOutcome::Item {
                     item,
                     previous,
                     session_id,
@@ -234,14 +236,14 @@ impl Dispatcher {
                     act.held = None;
                     act.launch(ctx, *item, previous, session_id, session_key)
                 }
-                Ok(Claimed::Held(why)) => {
+                Ok(ClaimOutcome::Held(why)) => {
                     if act.held.as_ref() != Some(&why) {
                         log::info!("dispatch held: {why}");
                     }
                     act.held = Some(why);
                     None
                 }
-                Ok(Claimed::Nothing) => {
+                Ok(ClaimOutcome::Nothing) => {
                     act.held = None;
                     None
                 }
