@@ -42,6 +42,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .error_handler(|e, _| ApiError::bad_request(format!("path: {e}")).into()),
     )
     .service(resource("/healthz", "GET").get(status::healthz))
+    .service(resource("/readyz", "GET").get(status::readyz))
     .service(resource("/ws", "GET").get(events::websocket))
     .service(
         web::scope("/api")

@@ -14,6 +14,7 @@ use utoipa::OpenApi;
     ),
     paths(
         status::healthz,
+        status::readyz,
         status::status,
         events::list,
         items::list,

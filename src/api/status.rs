@@ -1,28 +1,119 @@
-//! `/healthz` for load balancers and `/api/status` for people: counts per status, the pool,
-//! uptime.
+//! `/healthz` (liveness) and `/readyz` (readiness) for load balancers and supervisors, and
+//! `/api/status` for people: counts per status, the pool, uptime.
+//!
+//! The two probes answer different questions. `/healthz` says the process answers HTTP; it
+//! stays 200 while the disk is full, so nothing restarts a server that will recover by itself.
+//! `/readyz` says the store takes writes: 503, with the reason in words, while it cannot (a full
+//! or read-only disk), and 200 again once it can, without a restart.
 
 use super::{ApiError, AppState, ErrorBody};
-use crate::dispatch::GetPool;
-use crate::queue::CountByStatus;
+use crate::dispatch::{GetPool, PoolInfo};
+use crate::model::Status;
+use crate::queue::{CountByStatus, Readiness};
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use serde_json::json;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
 
-#[utoipa::path(get, path = "/healthz", tag = "status", security(()), responses((status = 200, description = "Alive", body = Object)))]
-pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+/// The answer of `/healthz`: the process is alive.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    status: Alive,
 }
 
-#[utoipa::path(get, path = "/api/status", tag = "status", responses((status = 200, description = "Counts per status, pool, uptime, sandbox", body = Object), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum Alive {
+    Ok,
+}
+
+/// The answer of `/readyz` when the store takes writes.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Ready {
+    status: ReadyState,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum ReadyState {
+    Ready,
+}
+
+/// The answer of `/api/status`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StatusReport {
+    /// Items per status; every status is present.
+    counts: StatusCounts,
+    /// All items.
+    total: u64,
+    pool: PoolInfo,
+    /// Seconds since this server started.
+    uptime_secs: u64,
+    /// `landlock` when agents run in the Landlock sandbox, `none` when they do not.
+    #[schema(pattern = "^(landlock|none)$")]
+    sandbox: String,
+    /// The server's version.
+    version: String,
+}
+
+/// Item counts keyed by status name. Its schema lists every [`Status`], so a status missing
+/// from an answer (or one the schema does not know) breaks conformance.
+#[derive(Serialize)]
+#[serde(transparent)]
+pub struct StatusCounts(BTreeMap<Status, u64>);
+
+impl PartialSchema for StatusCounts {
+    fn schema() -> RefOr<Schema> {
+        let mut object = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        for status in Status::ALL {
+            let count = ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0));
+            object = object
+                .property(status.as_str(), count)
+                .required(status.as_str());
+        }
+        object.into()
+    }
+}
+
+impl ToSchema for StatusCounts {}
+
+#[utoipa::path(get, path = "/healthz", tag = "status", security(()), responses((status = 200, description = "Alive (says nothing about the store: see /readyz)", body = Health)))]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(Health { status: Alive::Ok })
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "status", security(()), responses((status = 200, description = "The store takes writes", body = Ready), (status = 503, description = "The store cannot write (full or read-only disk); the message says why", body = ErrorBody)))]
+pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    match state.queue.send(Readiness).await? {
+        None => Ok(HttpResponse::Ok().json(Ready {
+            status: ReadyState::Ready,
+        })),
+        Some(reason) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            reason,
+        )),
+    }
+}
+
+#[utoipa::path(get, path = "/api/status", tag = "status", responses((status = 200, description = "Counts per status, pool, uptime, sandbox", body = StatusReport), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
 pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let counts = state.queue.send(CountByStatus).await??;
     let pool = state.dispatcher.send(GetPool).await?;
-    let total: u64 = counts.values().sum();
-    Ok(HttpResponse::Ok().json(json!({
-        "counts": counts,
-        "total": total,
-        "pool": pool,
-        "uptimeSecs": state.started.elapsed().as_secs(),
-        "sandbox": state.sandbox,
-        "version": env!("CARGO_PKG_VERSION"),
-    })))
+    Ok(HttpResponse::Ok().json(StatusReport {
+        total: counts.values().sum(),
+        counts: StatusCounts(counts),
+        pool,
+        uptime_secs: state.started.elapsed().as_secs(),
+        sandbox: state.sandbox.to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    }))
 }

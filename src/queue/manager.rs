@@ -174,6 +174,12 @@ pub struct Announce {
     pub data: Box<serde_json::value::RawValue>,
 }
 
+/// Whether the store takes writes: None when it does, else why not, in words. A store that
+/// failed on I/O is reopened first, so this also recovers it once the disk is back.
+#[derive(Message)]
+#[rtype(result = "Option<String>")]
+pub struct Readiness;
+
 /// The policy changed (config reload).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -189,8 +195,8 @@ struct Flush;
 /// Answers one queued write once its batch has committed (None) or failed (Some).
 type Reply = Box<dyn FnOnce(Option<&QueueError>) + Send>;
 /// A queued write: runs inside the batch transaction and says whether it hit a storage error
-/// (which aborts the batch).
-type PendingWrite = Box<dyn FnOnce(&mut Tx, &QueuePolicy) -> (Reply, bool) + Send>;
+/// (which aborts the batch). Given None it does not run: the store cannot write.
+type PendingWrite = Box<dyn FnOnce(Option<(&mut Tx, &QueuePolicy)>) -> (Reply, bool) + Send>;
 
 pub struct QueueManager {
     store: Store,
@@ -219,14 +225,16 @@ impl QueueManager {
         if self.pending.is_empty() {
             ctx.notify(Flush);
         }
-        self.pending.push(Box::new(move |tx, policy| {
-            let result = op(tx, policy);
-            let fatal = matches!(result, Err(QueueError::Storage(_)));
+        self.pending.push(Box::new(move |slot| {
+            let result = slot.map(|(tx, policy)| op(tx, policy));
+            let fatal = matches!(result, Some(Err(QueueError::Storage(_))));
             let reply: Reply = Box::new(move |batch_error| {
                 let out = match (result, batch_error) {
-                    (Err(e), _) => Err(e),
-                    (Ok(_), Some(e)) => Err(QueueError::Storage(e.to_string())),
-                    (Ok(v), None) => Ok(v),
+                    (Some(Err(e)), _) => Err(e),
+                    (_, Some(QueueError::Storage(why))) => Err(QueueError::Storage(why.clone())),
+                    (_, Some(e)) => Err(QueueError::Storage(e.to_string())),
+                    (Some(Ok(v)), None) => Ok(v),
+                    (None, None) => Err(QueueError::Storage("the write did not run".into())),
                 };
                 let _ = answer.send(out);
             });
@@ -287,11 +295,19 @@ impl Handler<Flush> for QueueManager {
         if ops.is_empty() {
             return;
         }
+        if let Err(e) = self.store.recover() {
+            log::error!("write batch of {} refused: {e}", ops.len());
+            for op in ops {
+                let (reply, _) = op(None);
+                reply(Some(&e));
+            }
+            return;
+        }
         let policy = self.policy;
         let mut replies = Vec::with_capacity(ops.len());
         let result = self.store.write(|tx| {
             for op in ops {
-                let (reply, fatal) = op(tx, &policy);
+                let (reply, fatal) = op(Some((tx, &policy)));
                 replies.push(reply);
                 if fatal {
                     return Err(QueueError::Storage(
@@ -507,6 +523,15 @@ impl Handler<GetSession> for QueueManager {
             snap.session(&m.id)?
                 .ok_or_else(|| QueueError::not_found("agent session", &m.id))
         })
+    }
+}
+
+impl Handler<Readiness> for QueueManager {
+    type Result = Option<String>;
+
+    fn handle(&mut self, _: Readiness, _: &mut Context<Self>) -> Option<String> {
+        let _ = self.store.recover();
+        self.store.fault().map(str::to_string)
     }
 }
 

@@ -3,16 +3,23 @@
 //!
 //! Only the QueueManager holds a [`Store`]. Each of its operations runs in one [`Tx`]: either
 //! everything it wrote commits durably, or nothing does.
+//!
+//! Two failures have rules of their own. A file that is there but holds no redb store (empty,
+//! truncated, something else) is refused at start-up: opening it as a new, empty store would
+//! hide that the queue is gone. And after an I/O error (a full disk) redb refuses every later
+//! write until the database is opened again, so the store remembers why it cannot write and
+//! reopens itself before the next write, which then succeeds once space is back.
 
 use super::QueueError;
 use crate::model::{AgentSession, Event, EventKind, SharedEvent, Status, StatusChange, WorkItem};
 use chrono::{DateTime, Utc};
 use redb::{
-    Database, Durability, MultimapTable, MultimapTableDefinition, ReadableDatabase,
-    ReadableMultimapTable, ReadableTable, Table, TableDefinition, WriteTransaction,
+    Database, DatabaseError, Durability, MultimapTable, MultimapTableDefinition,
+    ReadableDatabase, ReadableMultimapTable, ReadableTable, StorageError, Table, TableDefinition,
+    TransactionError, WriteTransaction,
 };
 use serde_json::value::RawValue;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// id -> WorkItem JSON.
 const ITEMS: TableDefinition<&str, &[u8]> = TableDefinition::new("items");
@@ -61,40 +68,123 @@ fn count_key(status: Status) -> String {
 
 /// The open redb database.
 pub struct Store {
-    db: Database,
+    path: PathBuf,
+    /// None only while a reopen after an I/O error has failed; the next write tries again.
+    db: Option<Database>,
     next_seq: u64,
+    /// Why the store cannot write, in words; None while it can.
+    fault: Option<String>,
 }
 
 impl Store {
-    /// Opens (or creates) the store file and makes sure every table exists.
+    /// Opens the store file, or creates it when there is none, and makes sure every table
+    /// exists. A file that is there but is not a redb store is refused with an error that
+    /// names it and says what to do.
     pub fn open(path: &Path) -> Result<Store, QueueError> {
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(path)?;
-        let txn = db.begin_write()?;
-        let next_seq;
-        {
-            txn.open_table(ITEMS)?;
-            txn.open_table(CLAIMABLE)?;
-            txn.open_table(EVENTS)?;
-            txn.open_table(HISTORY)?;
-            txn.open_table(SESSIONS)?;
-            txn.open_table(LIVE_SESSIONS)?;
-            txn.open_multimap_table(ITEM_SESSIONS)?;
-            let meta = txn.open_table(META)?;
-            next_seq = meta.get("next_seq")?.map(|v| v.value()).unwrap_or(1);
+        let db = open_database(path)?;
+        let next_seq = prepare(&db)?;
+        Ok(Store {
+            path: path.to_path_buf(),
+            db: Some(db),
+            next_seq,
+            fault: None,
+        })
+    }
+
+    fn db(&self) -> Result<&Database, QueueError> {
+        self.db.as_ref().ok_or_else(|| {
+            QueueError::Storage(self.fault.clone().unwrap_or_else(|| {
+                format!("the store {} is not open", self.path.display())
+            }))
+        })
+    }
+
+    /// Why the store cannot write right now, in words; None when it can.
+    pub fn fault(&self) -> Option<&str> {
+        self.fault.as_deref()
+    }
+
+    /// After an I/O error: opens the file again and proves that a durable commit works. On
+    /// success the store takes writes again; on failure it stays faulted with the new reason.
+    pub fn recover(&mut self) -> Result<(), QueueError> {
+        if self.fault.is_none() {
+            return Ok(());
         }
-        txn.commit()?;
-        Ok(Store { db, next_seq })
+        // redb holds a lock on the file: the old handle must be gone before the new one opens.
+        if let Some(old) = self.db.take() {
+            if let Err(e) = old.close() {
+                log::warn!("closing the store after an I/O error: {e}");
+            }
+        }
+        let reopened = open_database(&self.path).and_then(|db| Ok((prepare(&db)?, db)));
+        match reopened {
+            Ok((next_seq, db)) => {
+                log::warn!(
+                    "the store {} takes writes again (it was: {})",
+                    self.path.display(),
+                    self.fault.as_deref().unwrap_or("")
+                );
+                self.db = Some(db);
+                self.next_seq = next_seq;
+                self.fault = None;
+                Ok(())
+            }
+            Err(e) => {
+                let reason = cannot_write(&self.path, &e);
+                self.fault = Some(reason.clone());
+                // Reads go on from the old file where it still opens, even if writes cannot.
+                self.db = open_database(&self.path).ok();
+                Err(QueueError::Storage(reason))
+            }
+        }
+    }
+
+    /// After a failed write: if redb now refuses every write (it does after an I/O error),
+    /// remembers why, so that the next write reopens the store first.
+    fn note_failure(&mut self, error: &QueueError) {
+        let Some(db) = self.db.as_ref() else {
+            return;
+        };
+        let poisoned = match db.begin_write() {
+            Ok(txn) => {
+                let _ = txn.abort();
+                false
+            }
+            Err(TransactionError::Storage(StorageError::PreviousIo | StorageError::Io(_))) => true,
+            Err(e) => {
+                log::warn!("the store refuses writes after a failed one: {e}");
+                true
+            }
+        };
+        if poisoned {
+            let reason = cannot_write(&self.path, error);
+            log::error!("{reason}");
+            self.fault = Some(reason);
+        }
     }
 
     /// Runs `f` in one durable write transaction. Events `f` emits get their `seq` here and
-    /// are returned once the commit is durable; on any error nothing is kept.
+    /// are returned once the commit is durable; on any error nothing is kept. A store that
+    /// failed on I/O before is reopened first.
     pub fn write<T>(
         &mut self,
         f: impl FnOnce(&mut Tx) -> Result<T, QueueError>,
     ) -> Result<(T, Vec<SharedEvent>), QueueError> {
-        let mut txn = self.db.begin_write()?;
+        self.recover()?;
+        let result = self.write_once(f);
+        if let Err(e) = &result {
+            if matches!(e, QueueError::Storage(_)) {
+                self.note_failure(e);
+            }
+        }
+        result
+    }
+
+    fn write_once<T>(
+        &mut self,
+        f: impl FnOnce(&mut Tx) -> Result<T, QueueError>,
+    ) -> Result<(T, Vec<SharedEvent>), QueueError> {
+        let mut txn = self.db()?.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
         let mut tx = Tx::open(&txn, self.next_seq)?;
         let value = f(&mut tx)?;
@@ -127,9 +217,79 @@ impl Store {
         &self,
         f: impl FnOnce(&Snapshot) -> Result<T, QueueError>,
     ) -> Result<T, QueueError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         f(&Snapshot { txn })
     }
+}
+
+/// The sentence `/readyz` and every refused write give while the store cannot write.
+fn cannot_write(path: &Path, error: &QueueError) -> String {
+    let error = match error {
+        QueueError::Storage(detail) => detail.clone(),
+        other => other.to_string(),
+    };
+    format!(
+        "the store {} cannot write ({error}); is the disk full or read-only? Writes resume by themselves once it can write again",
+        path.display()
+    )
+}
+
+/// Opens the database, or creates it when there is no file.
+fn open_database(path: &Path) -> Result<Database, QueueError> {
+    let mut builder = Database::builder();
+    builder.set_cache_size(CACHE_BYTES);
+    let opened = match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => builder.create(path),
+        Err(e) => return Err(not_a_store(path, &format!("cannot be read ({e})"))),
+        Ok(meta) if !meta.is_file() => return Err(not_a_store(path, "is not a regular file")),
+        Ok(meta) if meta.len() == 0 => return Err(not_a_store(path, "is empty (0 bytes)")),
+        Ok(_) => builder.open(path),
+    };
+    opened.map_err(|e| match e {
+        DatabaseError::DatabaseAlreadyOpen => QueueError::Storage(format!(
+            "the store {} is in use by another flightdeck server (one server per data dir)",
+            path.display()
+        )),
+        DatabaseError::Storage(StorageError::Io(io))
+            if io.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            not_a_store(path, &format!("is not a redb store ({io})"))
+        }
+        DatabaseError::Storage(StorageError::Corrupted(why)) => {
+            not_a_store(path, &format!("is corrupted ({why})"))
+        }
+        other => QueueError::Storage(format!("cannot open the store {}: {other}", path.display())),
+    })
+}
+
+/// The refusal of a file that holds no store flightdeck can read, with what to do about it.
+fn not_a_store(path: &Path, problem: &str) -> QueueError {
+    let p = path.display();
+    QueueError::Storage(format!(
+        "{p} {problem}: it holds no queue flightdeck can read, and flightdeck will not start on it as an empty store. Restore it from a backup, or move it aside (mv {p} {p}.bad) to start with an empty queue"
+    ))
+}
+
+/// Creates any missing table and returns the next event `seq`, in one durable commit that
+/// changes nothing a reader sees: the proof that the file takes writes.
+fn prepare(db: &Database) -> Result<u64, QueueError> {
+    let mut txn = db.begin_write()?;
+    txn.set_durability(Durability::Immediate)?;
+    let next_seq;
+    {
+        txn.open_table(ITEMS)?;
+        txn.open_table(CLAIMABLE)?;
+        txn.open_table(EVENTS)?;
+        txn.open_table(HISTORY)?;
+        txn.open_table(SESSIONS)?;
+        txn.open_table(LIVE_SESSIONS)?;
+        txn.open_multimap_table(ITEM_SESSIONS)?;
+        let mut meta = txn.open_table(META)?;
+        next_seq = meta.get("next_seq")?.map(|v| v.value()).unwrap_or(1);
+        meta.insert("next_seq", next_seq)?;
+    }
+    txn.commit()?;
+    Ok(next_seq)
 }
 
 /// A read-only view of the store at one moment.
