@@ -14,9 +14,9 @@ use super::QueueError;
 use crate::model::{AgentSession, Event, EventKind, SharedEvent, Status, StatusChange, WorkItem};
 use chrono::{DateTime, Utc};
 use redb::{
-    Database, DatabaseError, Durability, MultimapTable, MultimapTableDefinition,
-    ReadableDatabase, ReadableMultimapTable, ReadableTable, StorageError, Table, TableDefinition,
-    TransactionError, WriteTransaction,
+    Database, DatabaseError, Durability, MultimapTable, MultimapTableDefinition, ReadableDatabase,
+    ReadableMultimapTable, ReadableTable, StorageError, Table, TableDefinition, TransactionError,
+    WriteTransaction,
 };
 use serde_json::value::RawValue;
 use std::path::{Path, PathBuf};
@@ -39,6 +39,13 @@ const LIVE_SESSIONS: TableDefinition<&str, ()> = TableDefinition::new("live_sess
 /// item id -> its sessions' ids.
 const ITEM_SESSIONS: MultimapTableDefinition<&str, &str> =
     MultimapTableDefinition::new("item_sessions");
+
+/// Scratch space for [`prove_room`]: empty except during a recovery.
+const ROOM_PROBE: TableDefinition<&str, &[u8]> = TableDefinition::new("room_probe");
+
+/// How much room a recovery proves before the store counts as writable again: as much as the
+/// largest request body, so that a store that can only fit small writes stays not ready.
+const ROOM_PROBE_BYTES: usize = 1 << 20;
 
 /// redb's page cache: enough for the hot part of a large queue, small enough that an idle
 /// server with 100,000 items stays well under 100 MiB.
@@ -93,9 +100,11 @@ impl Store {
 
     fn db(&self) -> Result<&Database, QueueError> {
         self.db.as_ref().ok_or_else(|| {
-            QueueError::Storage(self.fault.clone().unwrap_or_else(|| {
-                format!("the store {} is not open", self.path.display())
-            }))
+            QueueError::Storage(
+                self.fault
+                    .clone()
+                    .unwrap_or_else(|| format!("the store {} is not open", self.path.display())),
+            )
         })
     }
 
@@ -104,8 +113,9 @@ impl Store {
         self.fault.as_deref()
     }
 
-    /// After an I/O error: opens the file again and proves that a durable commit works. On
-    /// success the store takes writes again; on failure it stays faulted with the new reason.
+    /// After an I/O error: opens the file again and proves that a durable commit of
+    /// [`ROOM_PROBE_BYTES`] fits. On success the store takes writes again; on failure it stays
+    /// faulted with the new reason.
     pub fn recover(&mut self) -> Result<(), QueueError> {
         if self.fault.is_none() {
             return Ok(());
@@ -113,24 +123,24 @@ impl Store {
         // redb holds a lock on the file: the old handle must be gone before the new one opens.
         if let Some(old) = self.db.take() {
             if let Err(e) = old.close() {
-                log::warn!("closing the store after an I/O error: {e}");
+                log::debug!("closing the store after an I/O error: {e}");
             }
         }
-        let reopened = open_database(&self.path).and_then(|db| Ok((prepare(&db)?, db)));
+        let reopened = open_database(&self.path).and_then(|db| {
+            let next_seq = prepare(&db)?;
+            prove_room(&db)?;
+            Ok((next_seq, db))
+        });
         match reopened {
             Ok((next_seq, db)) => {
-                log::warn!(
-                    "the store {} takes writes again (it was: {})",
-                    self.path.display(),
-                    self.fault.as_deref().unwrap_or("")
-                );
+                log::warn!("the store {} takes writes again", self.path.display());
                 self.db = Some(db);
                 self.next_seq = next_seq;
                 self.fault = None;
                 Ok(())
             }
             Err(e) => {
-                let reason = cannot_write(&self.path, &e);
+                let reason = cannot_write(&e);
                 self.fault = Some(reason.clone());
                 // Reads go on from the old file where it still opens, even if writes cannot.
                 self.db = open_database(&self.path).ok();
@@ -157,8 +167,8 @@ impl Store {
             }
         };
         if poisoned {
-            let reason = cannot_write(&self.path, error);
-            log::error!("{reason}");
+            let reason = cannot_write(error);
+            log::error!("{}: {reason}", self.path.display());
             self.fault = Some(reason);
         }
     }
@@ -172,9 +182,10 @@ impl Store {
     ) -> Result<(T, Vec<SharedEvent>), QueueError> {
         self.recover()?;
         let result = self.write_once(f);
-        if let Err(e) = &result {
-            if matches!(e, QueueError::Storage(_)) {
-                self.note_failure(e);
+        if let Err(e @ QueueError::Storage(_)) = &result {
+            self.note_failure(e);
+            if let Some(reason) = &self.fault {
+                return Err(QueueError::Storage(reason.clone()));
             }
         }
         result
@@ -222,15 +233,15 @@ impl Store {
     }
 }
 
-/// The sentence `/readyz` and every refused write give while the store cannot write.
-fn cannot_write(path: &Path, error: &QueueError) -> String {
+/// The sentence `/readyz` and every refused write give while the store cannot write. It
+/// names no path: `/readyz` answers without the token.
+fn cannot_write(error: &QueueError) -> String {
     let error = match error {
         QueueError::Storage(detail) => detail.clone(),
         other => other.to_string(),
     };
     format!(
-        "the store {} cannot write ({error}); is the disk full or read-only? Writes resume by themselves once it can write again",
-        path.display()
+        "the store cannot write ({error}); is the disk full or read-only? Writes resume by themselves once it can write again"
     )
 }
 
@@ -290,6 +301,25 @@ fn prepare(db: &Database) -> Result<u64, QueueError> {
     }
     txn.commit()?;
     Ok(next_seq)
+}
+
+/// Writes [`ROOM_PROBE_BYTES`] durably, then removes them: the proof that the disk has room
+/// again. The freed pages stay in the file for the writes that follow.
+fn prove_room(db: &Database) -> Result<(), QueueError> {
+    for fill in [true, false] {
+        let mut txn = db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        {
+            let mut probe = txn.open_table(ROOM_PROBE)?;
+            if fill {
+                probe.insert("room", vec![0u8; ROOM_PROBE_BYTES].as_slice())?;
+            } else {
+                probe.remove("room")?;
+            }
+        }
+        txn.commit()?;
+    }
+    Ok(())
 }
 
 /// A read-only view of the store at one moment.
