@@ -1,12 +1,16 @@
 //! Crash safety: concurrent writers, SIGKILL at a random moment, several times in a row, on the
 //! same data dir. Every write acknowledged before the kill is there after it, nothing is half
-//! written, `blocks` mirrors `blockedBy`, nothing stays in flight, and `seq` never repeats.
-//! Also: SIGTERM lets a running agent finish within the grace period.
+//! written, `blocks` mirrors `blockedBy`, nothing stays in flight (an interrupted claim is back
+//! in ready, saying it was interrupted), and `seq` never repeats. The kill times come from a
+//! seed that the test prints; `FLIGHTDECK_CRASH_SEED=<seed>` replays them.
+//! Also: SIGTERM lets a running agent finish within the grace period, then exits cleanly; and
+//! a store file that is not a store (empty, garbage, truncated) is refused at start-up.
 
 mod common;
 use common::*;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
+use std::os::unix::process::ExitStatusExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -43,6 +47,8 @@ fn writer(s_url: &str, w: usize, stop: &AtomicBool, ack: &Mutex<Acknowledged>) {
             _ => break,
         }
         if i % 2 == 0 {
+            // Every fourth item stays claimed: in flight when the kill comes.
+            let keep_in_flight = i % 4 == 0;
             let claim = agent
                 .post(&format!("{s_url}/api/claim"))
                 .send_json(json!({"agentId": format!("w{w}"), "sessionKey": format!("k{w}-{i}")}));
@@ -51,6 +57,9 @@ fn writer(s_url: &str, w: usize, stop: &AtomicBool, ack: &Mutex<Acknowledged>) {
                     let v: Value = r.into_json().unwrap();
                     let id = v["item"]["id"].as_str().unwrap().to_string();
                     ack.lock().unwrap().claimed.insert(id.clone());
+                    if keep_in_flight {
+                        continue;
+                    }
                     let done = agent
                         .post(&format!("{s_url}/api/items/{id}/complete"))
                         .send_json(json!({}));
@@ -79,6 +88,26 @@ fn check_invariants(s: &TestServer, ack: &Acknowledged, last_seq: &mut u64) {
         let st = items[id]["status"].as_str().unwrap();
         assert!(st == "review", "acknowledged completion of {id} lost: {st}");
     }
+    // A claim whose completion was not acknowledged was interrupted by a kill: after the
+    // restart it is claimable again (or blocked, its attempts used up), saying why; or its
+    // completion did commit and only the answer was lost.
+    let mut interrupted = 0;
+    for id in ack.claimed.difference(&ack.completed) {
+        let item = &items[id];
+        let reason = item["statusReason"].as_str().unwrap_or("");
+        match item["status"].as_str().unwrap() {
+            "ready" | "blocked" => {
+                assert!(
+                    reason.contains("interrupted"),
+                    "interrupted claim {id} has no reason saying so: {item}"
+                );
+                interrupted += 1;
+            }
+            "review" => {}
+            other => panic!("interrupted claim {id} is {other}: {item}"),
+        }
+    }
+    assert!(interrupted > 0, "no claim was interrupted by the kill");
     for (id, item) in &items {
         assert_ne!(item["status"], "in_flight", "{id} left in flight");
         for b in item["blockedBy"].as_array().unwrap() {
@@ -110,11 +139,45 @@ fn check_invariants(s: &TestServer, ack: &Acknowledged, last_seq: &mut u64) {
     *last_seq = newest;
 }
 
+/// Kill times: a seed from the kernel's random source (or `FLIGHTDECK_CRASH_SEED`), printed
+/// so that a failing run can be replayed, stretched by splitmix64.
+struct KillTimes(u64);
+
+impl KillTimes {
+    fn seeded() -> KillTimes {
+        let seed = match std::env::var("FLIGHTDECK_CRASH_SEED") {
+            Ok(text) => text
+                .trim()
+                .parse()
+                .expect("FLIGHTDECK_CRASH_SEED is a number"),
+            Err(_) => {
+                let mut bytes = [0u8; 8];
+                let mut random = std::fs::File::open("/dev/urandom").expect("open /dev/urandom");
+                std::io::Read::read_exact(&mut random, &mut bytes).expect("read /dev/urandom");
+                u64::from_le_bytes(bytes)
+            }
+        };
+        println!("crash seed {seed} (FLIGHTDECK_CRASH_SEED={seed} replays these kill times)");
+        KillTimes(seed)
+    }
+
+    /// The next moment to kill at: 150 to 650 ms after the writers start.
+    fn next(&mut self) -> Duration {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        Duration::from_millis(150 + z % 501)
+    }
+}
+
 #[test]
 fn sigkill_under_concurrent_writes_loses_nothing_acknowledged() {
     let mut s = TestServer::start("[pool]\nsize = 0\n");
     let ack = Mutex::new(Acknowledged::default());
     let mut last_seq = 0;
+    let mut kill_times = KillTimes::seeded();
     for round in 0..4 {
         let stop = AtomicBool::new(false);
         let url = s.url.clone();
@@ -123,11 +186,16 @@ fn sigkill_under_concurrent_writes_loses_nothing_acknowledged() {
                 let (url, stop, ack) = (&url, &stop, &ack);
                 scope.spawn(move || writer(url, w, stop, ack));
             }
-            // A "random" moment: derived from the clock, between 150 and 650 ms in.
-            let jitter = Instant::now().elapsed().subsec_nanos() as u64 % 500;
-            std::thread::sleep(Duration::from_millis(150 + jitter + round * 37));
-            s.kill();
+            let at = kill_times.next();
+            println!("round {round}: SIGKILL {} ms in", at.as_millis());
+            std::thread::sleep(at);
+            let ended = s.kill_for_status();
             stop.store(true, Ordering::Relaxed);
+            assert_eq!(
+                ended.signal(),
+                Some(libc::SIGKILL),
+                "round {round}: the server was running until the SIGKILL ended it ({ended})"
+            );
         });
         s.boot();
         let ack = ack.lock().unwrap();
@@ -148,8 +216,8 @@ fn sigterm_gives_running_agents_their_grace_then_stops() {
     let started = Instant::now();
     let status = s.terminate();
     assert!(
-        status.success() || status.code().is_some(),
-        "exited: {status}"
+        status.success(),
+        "SIGTERM ends the server cleanly: {status}"
     );
     assert!(
         started.elapsed() < Duration::from_secs(15),
@@ -161,4 +229,74 @@ fn sigterm_gives_running_agents_their_grace_then_stops() {
         item["status"], "review",
         "the agent finished within the grace: {item}"
     );
+}
+
+#[test]
+fn a_store_file_that_is_not_a_store_is_refused_at_start() {
+    let mut s = TestServer::start("[pool]\nsize = 0\n");
+    for i in 0..50 {
+        s.create(json!({"title": format!("kept {i}"), "description": "x".repeat(4_000)}));
+    }
+    s.kill();
+    let store = s.data_dir().join("flightdeck.redb");
+    let whole = std::fs::read(&store).unwrap();
+    let cases: [(&str, Vec<u8>); 3] = [
+        ("an empty (0-byte) file", Vec::new()),
+        (
+            "a file that is not a redb store",
+            b"not a redb store\n".repeat(100),
+        ),
+        (
+            "a store truncated to half",
+            whole[..whole.len() / 2].to_vec(),
+        ),
+    ];
+    for (what, bytes) in cases {
+        std::fs::write(&store, &bytes).unwrap();
+        let (status, stderr) = serve_until_exit(&s);
+        assert!(!status.success(), "started on {what}; stderr: {stderr}");
+        assert!(
+            stderr.contains(&store.display().to_string()) && stderr.contains(".bad"),
+            "the refusal of {what} names the file and the fix: {stderr}"
+        );
+        assert_eq!(
+            std::fs::read(&store).unwrap(),
+            bytes,
+            "the refusal left {what} as it was"
+        );
+    }
+    // The real store, put back, starts with everything in it.
+    std::fs::write(&store, &whole).unwrap();
+    s.boot();
+    let (_, items) = s.get("/api/items");
+    assert_eq!(items.as_array().map(Vec::len), Some(50));
+}
+
+/// Runs `flightdeck serve` on the server's config until it exits by itself; returns its exit
+/// status and what it printed on stderr. A server that is still running after 20 s started
+/// when it should not have: it is killed and the test fails.
+fn serve_until_exit(s: &TestServer) -> (std::process::ExitStatus, String) {
+    let mut child = std::process::Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(s.config_path())
+        .current_dir(s.dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start flightdeck");
+    let started = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("flightdeck started on a store file that is not a store");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().expect("stderr");
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }

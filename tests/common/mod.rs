@@ -126,6 +126,14 @@ impl TestServer {
         }
     }
 
+    /// SIGKILL, as a crash would; returns how the process ended, so a test can check that
+    /// it was still running until the kill.
+    pub fn kill_for_status(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        unsafe_kill(child.id(), 9);
+        child.wait().expect("wait")
+    }
+
     /// SIGTERM, and wait for the process to exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
