@@ -225,6 +225,53 @@ fn dispatch_starts_items_by_priority_then_age() {
 }
 
 #[test]
+fn manual_dispatch_with_the_pool_full_starts_nothing_until_a_slot_frees() {
+    let dir = scratch();
+    let gate = dir.path().join("gate");
+    let s = TestServer::start(&format!(
+        "[pool]\nsize = 1\nauto_dispatch = false\n{}",
+        script_agent("gate.sh", &[&path_str(&gate)], "")
+    ));
+    let first =
+        id_of(&s.create(json!({"title": "first", "priority": "urgent", "status": "ready"})));
+    let second = id_of(&s.create_ready("second"));
+    assert_eq!(dispatch(&s), [first.as_str()]);
+    working_session(&s, &first);
+
+    // The pool is full: dispatch answers 200 with nothing started, again and again.
+    for _ in 0..3 {
+        let (status, v) = s.post("/api/dispatch", json!({}));
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["started"], json!([]), "dispatch into a full pool: {v}");
+    }
+    let seen = observe(Duration::from_millis(1000), || {
+        (
+            pool(&s)["running"].clone(),
+            s.item(&second)["status"].clone(),
+        )
+    });
+    assert!(
+        seen.iter()
+            .all(|(running, status)| running == 1 && status == "ready"),
+        "a full pool of 1 started nothing more: {seen:?}"
+    );
+    assert!(
+        sessions_of(&s, &second).is_empty(),
+        "the second item never started"
+    );
+
+    // The slot frees: the next dispatch starts the waiting item.
+    std::fs::write(&gate, "").unwrap();
+    s.wait_status(&first, "review", T);
+    s.wait_for("the slot to free", T, || {
+        (pool(&s)["running"] == 0).then_some(())
+    });
+    assert_eq!(dispatch(&s), [second.as_str()]);
+    s.wait_status(&second, "review", T);
+    assert_eq!(sessions_of(&s, &first).len(), 1, "the first item ran once");
+}
+
+#[test]
 fn blocked_item_waits_until_its_dependency_is_done() {
     let dir = scratch();
     let log = dir.path().join("runs.log");

@@ -74,7 +74,9 @@ impl PartialSchema for StatusCounts {
             .schema_type(Type::Object)
             .additional_properties(Some(AdditionalProperties::FreeForm(false)));
         for status in Status::ALL {
-            let count = ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0));
+            let count = ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0));
             object = object
                 .property(status.as_str(), count)
                 .required(status.as_str());
