@@ -2,9 +2,9 @@
 //! running server; `demo-agent` and `exec-agent` are run by the server itself.
 
 use clap::{Parser, Subcommand};
-use flightdeck::cli::{item_table, print_item, Client, ClientError};
+use flightdeck::cli::{for_stderr, item_table, print_item, Client, ClientError, Output};
 use flightdeck::config::Config;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -26,6 +26,12 @@ struct Cli {
     /// Server URL for client commands (default: from the config's server.bind).
     #[arg(long, global = true, env = "FLIGHTDECK_URL")]
     server: Option<String>,
+    /// Print text from the server (titles, reasons, agent logs) byte for byte, control
+    /// characters included. Without it they show as visible text (`\x1b`) when stdout is a
+    /// terminal, so escape sequences an agent wrote cannot act on it; pipes and files always
+    /// get the bytes unchanged.
+    #[arg(long, global = true)]
+    raw: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -125,7 +131,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("flightdeck: {message}");
+            eprintln!("flightdeck: {}", for_stderr(&message));
             ExitCode::FAILURE
         }
     }
@@ -174,7 +180,8 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         command => {
             let (client, _) = client(cli.config, cli.server)?;
-            client_command(&client, command).map_err(|e| e.to_string())
+            client_command(&client, &mut Output::stdout(cli.raw), command)
+                .map_err(|e| e.to_string())
         }
     }
 }
@@ -195,11 +202,7 @@ fn client(config: Option<PathBuf>, server: Option<String>) -> Result<(Client, Co
     ))
 }
 
-fn print_json(v: &Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
-}
-
-fn client_command(client: &Client, command: Command) -> Result<(), ClientError> {
+fn client_command(client: &Client, out: &mut Output, command: Command) -> Result<(), ClientError> {
     match command {
         Command::Add {
             title,
@@ -228,15 +231,15 @@ fn client_command(client: &Client, command: Command) -> Result<(), ClientError> 
             });
             let (_, item) = client.send("POST", "/api/items", &body)?;
             if json {
-                print_json(&item);
+                out.json(&item);
             } else {
                 let id = item["id"].as_str().unwrap_or("");
-                println!(
+                out.line(&format!(
                     "added {} [{}] {}",
                     id.get(..8).unwrap_or(id),
                     item["status"].as_str().unwrap_or(""),
                     item["title"].as_str().unwrap_or("")
-                );
+                ));
             }
         }
         Command::List {
@@ -253,20 +256,19 @@ fn client_command(client: &Client, command: Command) -> Result<(), ClientError> 
             }
             let items = client.get(&format!("/api/items?{}", query.join("&")))?;
             if json {
-                print_json(&items);
+                out.json(&items);
             } else {
-                print!(
-                    "{}",
-                    item_table(items.as_array().map(Vec::as_slice).unwrap_or(&[]))
-                );
+                out.print(&item_table(
+                    items.as_array().map(Vec::as_slice).unwrap_or(&[]),
+                ));
             }
         }
         Command::Show { id, json } => {
             let item = client.get(&format!("/api/items/{}", encode(&id)))?;
             if json {
-                print_json(&item);
+                out.json(&item);
             } else {
-                print!("{}", print_item(&item));
+                out.print(&print_item(&item));
             }
         }
         Command::Move {
@@ -281,45 +283,45 @@ fn client_command(client: &Client, command: Command) -> Result<(), ClientError> 
                 &json!({"status": status, "reason": reason}),
             )?;
             if json {
-                print_json(&item);
+                out.json(&item);
             } else {
-                println!(
+                out.line(&format!(
                     "moved {} to {}",
                     item["id"].as_str().unwrap_or(""),
                     item["status"].as_str().unwrap_or("")
-                );
+                ));
             }
         }
         Command::Dispatch { json } => {
-            let (_, out) = client.send("POST", "/api/dispatch", &json!({}))?;
+            let (_, answer) = client.send("POST", "/api/dispatch", &json!({}))?;
             if json {
-                print_json(&out);
+                out.json(&answer);
             } else {
-                match out["started"].as_array().filter(|s| !s.is_empty()) {
+                match answer["started"].as_array().filter(|s| !s.is_empty()) {
                     Some(started) => {
                         for s in started {
-                            println!(
+                            out.line(&format!(
                                 "started session {} on item {}",
                                 s["id"].as_str().unwrap_or(""),
                                 s["workItemId"].as_str().unwrap_or("")
-                            );
+                            ));
                         }
                     }
-                    None => println!("nothing started: no free slot or no claimable item"),
+                    None => out.line("nothing started: no free slot or no claimable item"),
                 }
             }
         }
         Command::Status { json } => {
             let status = client.get("/api/status")?;
             if json {
-                print_json(&status);
+                out.json(&status);
             } else {
                 for s in flightdeck::model::Status::ALL {
                     let n = status["counts"][s.as_str()].as_u64().unwrap_or(0);
-                    println!("{:<10}{n}", s.as_str());
+                    out.line(&format!("{:<10}{n}", s.as_str()));
                 }
                 let pool = &status["pool"];
-                println!(
+                out.line(&format!(
                     "\npool: {} running of {} ({} free){}",
                     pool["running"],
                     pool["size"],
@@ -328,31 +330,28 @@ fn client_command(client: &Client, command: Command) -> Result<(), ClientError> 
                         .as_str()
                         .map(|h| format!("; held: {h}"))
                         .unwrap_or_default()
-                );
-                println!(
+                ));
+                out.line(&format!(
                     "sandbox: {}   uptime: {}s",
                     status["sandbox"].as_str().unwrap_or("?"),
                     status["uptimeSecs"]
-                );
+                ));
             }
         }
         Command::Logs { id, follow } => {
             let path = format!("/api/items/{}/log", encode(&id));
-            let mut shown = client.get_text(&path)?;
-            print!("{shown}");
+            let mut shown = client.get_bytes(&path)?;
+            out.stream(&shown);
             if !follow {
                 return Ok(());
             }
             loop {
                 std::thread::sleep(std::time::Duration::from_millis(500));
-                let now = client.get_text(&path)?;
-                if let Some(rest) = now.strip_prefix(shown.as_str()) {
-                    print!("{rest}");
-                } else {
-                    print!("{now}");
+                let now = client.get_bytes(&path)?;
+                match now.strip_prefix(shown.as_slice()) {
+                    Some(rest) => out.stream(rest),
+                    None => out.stream(&now),
                 }
-                use std::io::Write;
-                let _ = std::io::stdout().flush();
                 shown = now;
             }
         }

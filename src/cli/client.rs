@@ -61,14 +61,22 @@ impl Client {
         }
     }
 
-    /// GET returning the body text.
-    pub fn get_text(&self, path: &str) -> Result<String, ClientError> {
-        self.finish(self.request("GET", path).call())
-            .map(|(_, b)| b)
+    /// GET returning the body's bytes as they are (an agent log need not be UTF-8, nor under
+    /// the 10 MB that `into_string` allows).
+    pub fn get_bytes(&self, path: &str) -> Result<Vec<u8>, ClientError> {
+        match self.request("GET", path).call() {
+            Ok(resp) => {
+                let mut body = Vec::new();
+                std::io::Read::read_to_end(&mut resp.into_reader(), &mut body)
+                    .map_err(|e| ClientError::Api(format!("reading the answer: {e}")))?;
+                Ok(body)
+            }
+            Err(e) => self.finish(Err(e)).map(|(_, b)| b.into_bytes()),
+        }
     }
 
     pub fn get(&self, path: &str) -> Result<Value, ClientError> {
-        let text = self.get_text(path)?;
+        let (_, text) = self.finish(self.request("GET", path).call())?;
         serde_json::from_str(&text).map_err(|e| ClientError::Api(format!("bad answer: {e}")))
     }
 

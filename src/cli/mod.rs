@@ -1,8 +1,11 @@
 //! The command line's client commands: each talks to a running server over HTTP and prints
-//! an aligned table for people, or the API's JSON with `--json`.
+//! an aligned table for people, or the API's JSON with `--json`. Everything they print goes
+//! through [`Output`], which shows control characters as text on a terminal.
 
 mod client;
 mod table;
+mod terminal;
 
 pub use client::{Client, ClientError};
 pub use table::{item_table, print_item};
+pub use terminal::{for_stderr, Output};
