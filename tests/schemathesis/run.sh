@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Fuzzes the running API against its own OpenAPI document with schemathesis: every check,
-# all phases (examples, coverage, fuzzing, stateful), at least 1,000 generated requests.
-# Fails on any 5xx or any response that breaks the schema. Usage: run.sh PATH_TO_BINARY
+# all phases (examples, coverage, fuzzing, stateful), at least 1,000 generated requests,
+# counted from schemathesis's own HAR report of every request it sent. Fails on any 5xx, any
+# response that breaks the schema, a server that panicked or died, or fewer requests than
+# promised. Usage: run.sh PATH_TO_BINARY
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 bin="$1"
+min_requests=1000
 if ! command -v schemathesis >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check 'schemathesis>=4.3,<5'
 fi
@@ -35,11 +38,19 @@ status=0
 schemathesis run "$url/api/openapi.json" \
   --checks all \
   --phases examples,coverage,fuzzing,stateful \
-  --max-examples 60 \
+  --max-examples 100 \
   --workers 2 \
   --header "Authorization: Bearer $token" \
   --seed 20261126 \
+  --report har --report-har-path "$work/requests.har" \
   --continue-on-failure || status=$?
+requests=$(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["log"]["entries"]))' \
+  "$work/requests.har" 2>/dev/null || echo 0)
+echo "schemathesis sent $requests requests (at least $min_requests promised)"
+if [ "$requests" -lt "$min_requests" ]; then
+  echo "schemathesis sent fewer than $min_requests requests: the fuzzing proved less than it promises"
+  status=1
+fi
 if grep -q "panicked" "$work/server.log"; then
   echo "the server panicked:"; grep -A5 panicked "$work/server.log"; status=1
 fi
