@@ -21,6 +21,8 @@ struct Acknowledged {
     created: HashSet<String>,
     claimed: HashSet<String>,
     completed: HashSet<String>,
+    /// Claims of this round left in flight on purpose: the kill interrupts each of them.
+    kept: HashSet<String>,
 }
 
 fn writer(s_url: &str, w: usize, stop: &AtomicBool, ack: &Mutex<Acknowledged>) {
@@ -56,10 +58,13 @@ fn writer(s_url: &str, w: usize, stop: &AtomicBool, ack: &Mutex<Acknowledged>) {
                 if r.status() == 200 {
                     let v: Value = r.into_json().unwrap();
                     let id = v["item"]["id"].as_str().unwrap().to_string();
-                    ack.lock().unwrap().claimed.insert(id.clone());
+                    let mut acked = ack.lock().unwrap();
+                    acked.claimed.insert(id.clone());
                     if keep_in_flight {
+                        acked.kept.insert(id);
                         continue;
                     }
+                    drop(acked);
                     let done = agent
                         .post(&format!("{s_url}/api/items/{id}/complete"))
                         .send_json(json!({}));
@@ -90,24 +95,24 @@ fn check_invariants(s: &TestServer, ack: &Acknowledged, last_seq: &mut u64) {
     }
     // A claim whose completion was not acknowledged was interrupted by a kill: after the
     // restart it is claimable again (or blocked, its attempts used up), saying why; or its
-    // completion did commit and only the answer was lost.
-    let mut interrupted = 0;
+    // completion did commit and only the answer was lost. A claim left in flight on purpose
+    // has no such excuse.
     for id in ack.claimed.difference(&ack.completed) {
         let item = &items[id];
         let reason = item["statusReason"].as_str().unwrap_or("");
         match item["status"].as_str().unwrap() {
-            "ready" | "blocked" => {
-                assert!(
-                    reason.contains("interrupted"),
-                    "interrupted claim {id} has no reason saying so: {item}"
-                );
-                interrupted += 1;
-            }
-            "review" => {}
+            "ready" | "blocked" => assert!(
+                reason.contains("interrupted"),
+                "interrupted claim {id} has no reason saying so: {item}"
+            ),
+            "review" if !ack.kept.contains(id) => {}
             other => panic!("interrupted claim {id} is {other}: {item}"),
         }
     }
-    assert!(interrupted > 0, "no claim was interrupted by the kill");
+    println!(
+        "{} claims interrupted in flight are back in ready or blocked, with a reason",
+        ack.kept.len()
+    );
     for (id, item) in &items {
         assert_ne!(item["status"], "in_flight", "{id} left in flight");
         for b in item["blockedBy"].as_array().unwrap() {
@@ -179,6 +184,7 @@ fn sigkill_under_concurrent_writes_loses_nothing_acknowledged() {
     let mut last_seq = 0;
     let mut kill_times = KillTimes::seeded();
     for round in 0..4 {
+        ack.lock().unwrap().kept.clear();
         let stop = AtomicBool::new(false);
         let url = s.url.clone();
         std::thread::scope(|scope| {
@@ -189,6 +195,10 @@ fn sigkill_under_concurrent_writes_loses_nothing_acknowledged() {
             let at = kill_times.next();
             println!("round {round}: SIGKILL {} ms in", at.as_millis());
             std::thread::sleep(at);
+            // On a slow machine, wait (past the moment drawn) for a claim in flight to kill.
+            s.wait_for("a claim left in flight", Duration::from_secs(30), || {
+                (!ack.lock().unwrap().kept.is_empty()).then_some(())
+            });
             let ended = s.kill_for_status();
             stop.store(true, Ordering::Relaxed);
             assert_eq!(
