@@ -5,7 +5,9 @@
 //! then is each caller answered and are the events passed to the Monitor. Under load this turns
 //! one fsync per request into one fsync per batch. A write that breaks a rule fails before it
 //! writes anything, so it is answered with its error without disturbing the rest of its batch;
-//! a storage failure fails the whole batch and nothing of it is kept.
+//! a storage failure fails the whole batch and nothing of it is kept. After an I/O error (a full
+//! disk) each batch first lets the store reopen itself; while it cannot, every write in the
+//! batch is refused with the reason, and `Readiness` reports it.
 //!
 //! The actor runs on its own arbiter (thread), so blocking redb calls never stall the HTTP
 //! workers.
