@@ -14,6 +14,7 @@ pub mod monitor;
 pub mod queue;
 pub mod sandbox;
 pub mod server;
+pub mod token;
 mod static_files;
 
 /// Mailbox size of the long-lived actors: senders that await wait past this; `do_send` and
