@@ -19,9 +19,13 @@ struct Acknowledged {
     completed: HashSet<String>,
 }
 
-fn writer(s_url: &str, w: usize, stop: &AtomicBool, ack: &Mutex<Acknowledged>) {
+fn writer(s_url: &str, token: &str, w: usize, stop: &AtomicBool, ack: &Mutex<Acknowledged>) {
+    let bearer = format!("Bearer {token}");
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(5))
+        .middleware(move |req: ureq::Request, next: ureq::MiddlewareNext| {
+            next.handle(req.set("Authorization", &bearer))
+        })
         .build();
     let mut last: Option<String> = None;
     let mut i = 0;
@@ -118,10 +122,11 @@ fn sigkill_under_concurrent_writes_loses_nothing_acknowledged() {
     for round in 0..4 {
         let stop = AtomicBool::new(false);
         let url = s.url.clone();
+        let token = s.token().unwrap_or_default();
         std::thread::scope(|scope| {
             for w in 0..4 {
-                let (url, stop, ack) = (&url, &stop, &ack);
-                scope.spawn(move || writer(url, w, stop, ack));
+                let (url, token, stop, ack) = (&url, &token, &stop, &ack);
+                scope.spawn(move || writer(url, token, w, stop, ack));
             }
             // A "random" moment: derived from the clock, between 150 and 650 ms in.
             let jitter = Instant::now().elapsed().subsec_nanos() as u64 % 500;
