@@ -14,8 +14,8 @@ pub mod monitor;
 pub mod queue;
 pub mod sandbox;
 pub mod server;
-pub mod token;
 mod static_files;
+pub mod token;
 
 /// Mailbox size of the long-lived actors: senders that await wait past this; `do_send` and
 /// internal notifications are not limited by it.

@@ -19,8 +19,8 @@ use crate::token::{self, TokenSetting};
 use actix::Actor;
 use actix_web::dev::ServiceRequest;
 use actix_web::{middleware, web, App, HttpServer};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -106,12 +106,7 @@ fn request_line_without_secrets(req: &ServiceRequest) -> String {
             .collect();
         format!("?{}", pairs.join("&"))
     };
-    format!(
-        "{} {}{query} {:?}",
-        req.method(),
-        req.path(),
-        req.version()
-    )
+    format!("{} {}{query} {:?}", req.method(), req.path(), req.version())
 }
 
 pub async fn serve(config: Config) -> Result<(), ServeError> {

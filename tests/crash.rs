@@ -20,13 +20,15 @@ struct Acknowledged {
 }
 
 fn writer(s_url: &str, token: &str, w: usize, stop: &AtomicBool, ack: &Mutex<Acknowledged>) {
-    let bearer = format!("Bearer {token}");
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(5))
-        .middleware(move |req: ureq::Request, next: ureq::MiddlewareNext| {
-            next.handle(req.set("Authorization", &bearer))
-        })
         .build();
+    let bearer = format!("Bearer {token}");
+    let post = |path: &str| {
+        agent
+            .post(&format!("{s_url}{path}"))
+            .set("Authorization", &bearer)
+    };
     let mut last: Option<String> = None;
     let mut i = 0;
     while !stop.load(Ordering::Relaxed) {
@@ -37,7 +39,7 @@ fn writer(s_url: &str, token: &str, w: usize, stop: &AtomicBool, ack: &Mutex<Ack
                 body["blockedBy"] = json!([prev]);
             }
         }
-        match agent.post(&format!("{s_url}/api/items")).send_json(body) {
+        match post("/api/items").send_json(body) {
             Ok(r) if r.status() == 201 => {
                 let v: Value = r.into_json().unwrap();
                 let id = v["id"].as_str().unwrap().to_string();
@@ -47,17 +49,14 @@ fn writer(s_url: &str, token: &str, w: usize, stop: &AtomicBool, ack: &Mutex<Ack
             _ => break,
         }
         if i % 2 == 0 {
-            let claim = agent
-                .post(&format!("{s_url}/api/claim"))
+            let claim = post("/api/claim")
                 .send_json(json!({"agentId": format!("w{w}"), "sessionKey": format!("k{w}-{i}")}));
             if let Ok(r) = claim {
                 if r.status() == 200 {
                     let v: Value = r.into_json().unwrap();
                     let id = v["item"]["id"].as_str().unwrap().to_string();
                     ack.lock().unwrap().claimed.insert(id.clone());
-                    let done = agent
-                        .post(&format!("{s_url}/api/items/{id}/complete"))
-                        .send_json(json!({}));
+                    let done = post(&format!("/api/items/{id}/complete")).send_json(json!({}));
                     if matches!(done, Ok(ref r) if r.status() == 200) {
                         ack.lock().unwrap().completed.insert(id);
                     }

@@ -125,7 +125,11 @@ fn spellings(path: &str, host: &str) -> Vec<String> {
         format!("/{encoded_first}{tail}"),
         format!("/{}{tail}", encoded_first.to_lowercase()),
         format!("/{encoded_all}{tail}"),
-        format!("/%25{}{}{tail}", &hex(first.as_bytes()[0])[1..], &first[1..]),
+        format!(
+            "/%25{}{}{tail}",
+            &hex(first.as_bytes()[0])[1..],
+            &first[1..]
+        ),
         format!("/%2F{first}{tail}"),
         format!("//{first}{tail}"),
         format!("/x/../{first}{tail}"),
@@ -257,7 +261,10 @@ fn get(url: &str, token: Option<&str>) -> u16 {
 
 fn error_message(body: &str) -> String {
     let v: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("a JSON error: {body}"));
-    v["error"]["message"].as_str().unwrap_or_default().to_string()
+    v["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /* ------------------------------------------------------------------ the guards */
@@ -342,7 +349,11 @@ fn no_spelling_of_a_protected_path_answers_without_the_token() {
     }
     let own_origin = format!("Origin: {}", s.url);
     for target in spellings("/ws", &host) {
-        for origin in [None, Some("Origin: http://evil.example"), Some(&*own_origin)] {
+        for origin in [
+            None,
+            Some("Origin: http://evil.example"),
+            Some(&*own_origin),
+        ] {
             let headers: Vec<&str> = origin.into_iter().collect();
             let (status, answer) = raw(&host, &upgrade_request(&target, &host, &headers));
             assert!(
@@ -361,9 +372,15 @@ fn no_spelling_of_a_protected_path_answers_without_the_token() {
     assert_eq!(raw(&host, &upgrade_request("/ws", &host, &[])).0, 401);
     // ...and this same client with the token gets through, whatever the spelling.
     let auth = format!("Authorization: Bearer {token}");
-    let encoded = raw(&host, &http_request("GET", "/%61pi/items", &host, &[&auth], None));
+    let encoded = raw(
+        &host,
+        &http_request("GET", "/%61pi/items", &host, &[&auth], None),
+    );
     assert_eq!(encoded.0, 200, "{}", encoded.1);
-    assert_eq!(raw(&host, &upgrade_request("/%77s", &host, &[&auth])).0, 101);
+    assert_eq!(
+        raw(&host, &upgrade_request("/%77s", &host, &[&auth])).0,
+        101
+    );
 
     assert_eq!(unchanged(), before, "nothing changed");
 }
@@ -385,7 +402,10 @@ fn requests_naming_another_host_are_refused_with_the_fix() {
         "FlightDeck.test:8443".into(),
         "box.lan:9000".into(),
     ] {
-        let (status, body) = raw(&host, &http_request("GET", "/api/items", &name, &[&auth], None));
+        let (status, body) = raw(
+            &host,
+            &http_request("GET", "/api/items", &name, &[&auth], None),
+        );
         assert_eq!(status, 200, "Host: {name}: {body}");
     }
     for name in [
@@ -408,7 +428,13 @@ fn requests_naming_another_host_are_refused_with_the_fix() {
     // An absolute request target names its host too.
     let (status, body) = raw(
         &host,
-        &http_request("GET", "http://evil.example/api/items", &host, &[&auth], None),
+        &http_request(
+            "GET",
+            "http://evil.example/api/items",
+            &host,
+            &[&auth],
+            None,
+        ),
     );
     assert_eq!(status, 421, "{body}");
 }
@@ -483,7 +509,12 @@ fn state_changing_requests_need_json_or_the_client_header() {
             Some("multipart/form-data; boundary=x"),
             "--x--",
         ),
-        ("PUT", "/api/pool".into(), Some("text/plain"), r#"{"size":0}"#),
+        (
+            "PUT",
+            "/api/pool".into(),
+            Some("text/plain"),
+            r#"{"size":0}"#,
+        ),
         ("DELETE", format!("/api/items/{id}"), None, ""),
     ];
     for (method, path, content_type, body) in &forged {
@@ -538,7 +569,11 @@ fn a_json_body_is_one_value_and_a_wrong_type_names_the_field_and_what_is_allowed
     assert_eq!(status, 201);
 
     let cases = [
-        (json!({"title": "t", "priority": -1}), "priority", "`urgent`"),
+        (
+            json!({"title": "t", "priority": -1}),
+            "priority",
+            "`urgent`",
+        ),
         (json!({"title": "t", "priority": true}), "priority", "`low`"),
         (json!({"title": "t", "priority": [1]}), "priority", "`high`"),
         (json!({"title": "t", "complexity": 3}), "complexity", "`xl`"),
@@ -565,7 +600,11 @@ fn a_json_body_is_one_value_and_a_wrong_type_names_the_field_and_what_is_allowed
 fn with_no_token_configured_one_is_generated_private_reused_and_printed_as_the_sign_in_url() {
     let dir = tempfile::tempdir().unwrap();
     let server = Spawned::start(dir.path(), "", &[]).unwrap();
-    assert!(server.url.starts_with("http://127.0.0.1:"), "{}", server.url);
+    assert!(
+        server.url.starts_with("http://127.0.0.1:"),
+        "{}",
+        server.url
+    );
     let sign_in = server.next_line();
     let prefix = format!("sign in: {}/#token=", server.url);
     let token = sign_in
@@ -771,7 +810,10 @@ fn an_agent_gets_nothing_from_the_api() {
         let (s, log) = intrude(mode);
         let answered = log
             .lines()
-            .find_map(|l| l.split_once(&format!("{mode}: HTTP ")).map(|(_, c)| c.trim()))
+            .find_map(|l| {
+                l.split_once(&format!("{mode}: HTTP "))
+                    .map(|(_, c)| c.trim())
+            })
             .unwrap_or_else(|| panic!("{mode}: the agent reported: {log}"))
             .to_string();
         // 401, or no answer at all where the kernel keeps agents off the server's port.

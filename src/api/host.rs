@@ -212,7 +212,12 @@ mod tests {
     fn a_loopback_bind_answers_to_its_loopback_names_on_its_port() {
         let p = HostPolicy::default();
         let bound = addr("127.0.0.1:7878");
-        for ok in ["127.0.0.1:7878", "localhost:7878", "LOCALHOST:7878", "[::1]:7878"] {
+        for ok in [
+            "127.0.0.1:7878",
+            "localhost:7878",
+            "LOCALHOST:7878",
+            "[::1]:7878",
+        ] {
             assert!(p.allows(bound, ok, 80), "{ok}");
         }
         for bad in [

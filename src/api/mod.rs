@@ -20,8 +20,8 @@ mod status;
 pub use auth::{TokenGuard, SOCKET_PROTOCOL};
 pub use body::{parse as parse_json, Json, MAX_BODY};
 pub use csrf::CLIENT_HEADER;
-pub use host::{check_host, HostPolicy};
 pub use error::{ApiError, ErrorBody};
+pub use host::{check_host, HostPolicy};
 pub use openapi::ApiDoc;
 pub use query::Query;
 
