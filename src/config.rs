@@ -37,7 +37,10 @@ fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
 pub struct ServerConfig {
     pub bind: String,
     pub data_dir: PathBuf,
+    /// Empty: a token generated into `{data_dir}/token`; `"none"`: no auth (see `token.rs`).
     pub token: String,
+    /// Host names the server answers to beside its bind address's own (see `api/host.rs`).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -46,6 +49,7 @@ impl Default for ServerConfig {
             bind: "127.0.0.1:7878".into(),
             data_dir: "data".into(),
             token: String::new(),
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -207,6 +211,18 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.bind_addr()?;
+        for host in &self.server.allowed_hosts {
+            let plain = !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b));
+            if !plain {
+                return Err(invalid(
+                    "server.allowed_hosts",
+                    format!("{host:?} is not a host name: write it as in a URL, without scheme or path, like \"flightdeck.example.com\" or \"flightdeck.example.com:8443\""),
+                ));
+            }
+        }
         if self.server.data_dir.as_os_str().is_empty() {
             return Err(invalid("server.data_dir", "must not be empty"));
         }
@@ -332,6 +348,12 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("agent.command"));
+        let c = Config::parse("[server]\nallowed_hosts = [\"https://x.example/\"]\n").unwrap();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("server.allowed_hosts"));
         let c = Config::parse("[server]\nbind = \"nowhere\"\n").unwrap();
         assert!(c
             .validate()

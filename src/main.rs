@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 use flightdeck::cli::{for_stderr, item_table, print_item, Client, ClientError, Output};
 use flightdeck::config::Config;
+use flightdeck::token::{self, TokenSetting};
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -148,6 +149,9 @@ fn run(cli: Cli) -> Result<(), String> {
                 libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
             }
             let config = Config::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
+            // The config has read it; now, while this is the only thread, wipe the token
+            // from the environment so agents of this user cannot read it from /proc.
+            flightdeck::token::scrub_from_environment("FLIGHTDECK_TOKEN");
             actix_web::rt::System::new()
                 .block_on(flightdeck::server::serve(config))
                 .map_err(|e| e.to_string())
@@ -196,10 +200,17 @@ fn client(config: Option<PathBuf>, server: Option<String>) -> Result<(Client, Co
             .replace("[::]", "[::1]");
         format!("http://{bind}")
     });
-    Ok((
-        Client::new(&base, Some(config.server.token.clone())),
-        config,
-    ))
+    let token = match TokenSetting::from_config(&config.server.token) {
+        TokenSetting::Fixed(token) => Some(token),
+        TokenSetting::Open => None,
+        // The server's generated token, when this user can read it; without it the server
+        // answers 401 and the client says where the token is.
+        TokenSetting::Generated => token::read(&config.server.data_dir).unwrap_or_else(|e| {
+            log::warn!("{e}");
+            None
+        }),
+    };
+    Ok((Client::new(&base, token), config))
 }
 
 fn client_command(client: &Client, out: &mut Output, command: Command) -> Result<(), ClientError> {

@@ -4,16 +4,23 @@
 //! the HTTP server. On SIGTERM/SIGINT it stops taking requests, stops dispatching, gives
 //! running agents `pool.shutdown_grace_secs` to finish, then stops them (their items are
 //! recovered at the next start); a second signal stops at once.
+//!
+//! Start-up also settles the API token (see `token.rs`): with none configured it uses the
+//! generated one and prints the board's sign-in URL on stdout, right after the line saying
+//! where the server listens.
 
-use crate::api::{self, AppState, TokenGuard};
+use crate::api::{self, AppState, HostPolicy, TokenGuard};
 use crate::config::{Config, Preset, SandboxMode};
 use crate::dispatch::{process, AgentSettings, Dispatcher, ShutdownPool};
 use crate::monitor::Monitor;
 use crate::queue::{self, QueuePolicy, Recover, Store};
 use crate::sandbox::{self, SandboxPlan};
+use crate::token::{self, TokenSetting};
 use actix::Actor;
+use actix_web::dev::ServiceRequest;
 use actix_web::{middleware, web, App, HttpServer};
 use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -27,6 +34,8 @@ pub enum ServeError {
     Bind(String, std::io::Error),
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
+    #[error("{0}")]
+    Token(#[from] token::TokenError),
     #[error("agent.sandbox = \"required\", but this kernel does not enforce Landlock")]
     SandboxRequired,
     #[error("{0}")]
@@ -60,6 +69,46 @@ fn agent_command(config: &Config, exe: &std::path::Path) -> Vec<String> {
     list.into_iter().map(str::to_string).collect()
 }
 
+/// Where a browser on this machine reaches a server bound to `bound`: a wildcard bind is
+/// reached over loopback.
+fn reachable(bound: SocketAddr) -> SocketAddr {
+    match bound.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), bound.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), bound.port())
+        }
+        _ => bound,
+    }
+}
+
+/// The access log's request line, with the value of any query parameter whose name mentions
+/// a token replaced: a secret must never reach a log, whoever put it in a URL.
+fn request_line_without_secrets(req: &ServiceRequest) -> String {
+    let query = req.query_string();
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| {
+                let name = pair.split('=').next().unwrap_or("");
+                let decoded: String = form_urlencoded::parse(name.as_bytes())
+                    .map(|(k, _)| k.into_owned())
+                    .collect();
+                if decoded.to_ascii_lowercase().contains("token") {
+                    format!("{name}=[redacted]")
+                } else {
+                    pair.to_string()
+                }
+            })
+            .collect();
+        format!("?{}", pairs.join("&"))
+    };
+    format!("{} {}{query} {:?}", req.method(), req.path(), req.version())
+}
+
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     let data_dir = &config.server.data_dir;
     std::fs::create_dir_all(config.agents_dir())
@@ -69,6 +118,32 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .map_err(|e| ServeError::DataDir(data_dir.clone(), e))?;
     let addr = config.bind_addr()?;
     let exe = std::env::current_exe()?;
+
+    let setting = TokenSetting::from_config(&config.server.token);
+    let api_token = match &setting {
+        TokenSetting::Generated => {
+            let (token, created) = token::load_or_create(&data_dir)?;
+            if created {
+                log::info!(
+                    "generated the API token in {}",
+                    token::path_in(&data_dir).display()
+                );
+            }
+            Some(token)
+        }
+        TokenSetting::Fixed(token) => Some(token.clone()),
+        TokenSetting::Open => {
+            let reach = if addr.ip().is_loopback() {
+                "every process on this machine, agents included,".to_string()
+            } else {
+                format!("anyone who can reach {addr}")
+            };
+            log::warn!(
+                "!!! server.token = \"none\": the API has NO token: {reach} can read and change the queue and run agents. Leave server.token empty for a generated token. !!!"
+            );
+            None
+        }
+    };
 
     let sandboxed = config.agent.sandbox != SandboxMode::Off && sandbox::probe(&exe);
     match (config.agent.sandbox, sandboxed) {
@@ -141,21 +216,16 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         started: Instant::now(),
         sandbox: if sandboxed { "landlock" } else { "none" },
     });
-    let guard = web::Data::new(TokenGuard {
-        token: config.server.token.clone(),
-    });
-    if config.server.token.is_empty() && !addr.ip().is_loopback() {
-        log::warn!(
-            "!!! listening on {addr} with NO API token: anyone who can reach this address can run agents on this machine. Set server.token (or FLIGHTDECK_TOKEN). !!!"
-        );
-    }
+    let guard = web::Data::new(TokenGuard::new(api_token.clone()));
+    let hosts = web::Data::new(HostPolicy::new(&config.server.allowed_hosts));
 
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .app_data(guard.clone())
             .app_data(web::PayloadConfig::new(api::MAX_BODY))
-            .wrap(middleware::from_fn(api::guard))
+            .app_data(hosts.clone())
+            .wrap(middleware::from_fn(api::check_host))
             .wrap(
                 middleware::DefaultHeaders::new()
                     .add((
@@ -164,7 +234,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
                     ))
                     .add(("X-Content-Type-Options", "nosniff")),
             )
-            .wrap(middleware::Logger::new("%r %s %Dms").log_target("flightdeck::http"))
+            .wrap(
+                middleware::Logger::new("%{request}xi %s %Dms")
+                    .custom_request_replace("request", request_line_without_secrets)
+                    .log_target("flightdeck::http"),
+            )
             .configure(api::routes)
             .configure(crate::static_files::routes)
     })
@@ -173,6 +247,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     .map_err(|e| ServeError::Bind(addr.to_string(), e))?;
     for bound in server.addrs() {
         println!("flightdeck listening on http://{bound}");
+    }
+    if let (TokenSetting::Generated, Some(token), Some(bound)) =
+        (&setting, &api_token, server.addrs().first())
+    {
+        println!("sign in: http://{}/#token={token}", reachable(*bound));
     }
     std::io::stdout().flush()?;
     server.run().await?;

@@ -168,6 +168,24 @@ function readStoredToken() {
   }
 }
 
+/**
+ * The sign-in URL the server prints carries the token in the fragment (`#token=...`), which
+ * browsers never send to a server. Keep it like a typed-in token, then take it out of the
+ * address bar and the history entry, so it is not shown, bookmarked or shared by accident.
+ */
+function takeTokenFromAddress() {
+  const match = /(?:^#|&)token=([^&]*)/.exec(location.hash);
+  if (!match) return;
+  let token = '';
+  try {
+    token = decodeURIComponent(match[1]).trim();
+  } catch {
+    /* not percent-encoded properly: ignore it */
+  }
+  if (token) storeToken(token);
+  history.replaceState(null, '', `${location.pathname}${location.search}`);
+}
+
 function storeToken(token) {
   state.token = token;
   try {
@@ -243,8 +261,12 @@ async function errorFromResponse(res) {
   return new ApiError(res.status, code, message, field);
 }
 
+/**
+ * X-Flightdeck marks requests as the board's own: the server refuses state changes that
+ * carry neither it nor a JSON body, which is all a page of another site could send.
+ */
 function requestHeaders(hasBody) {
-  const headers = { Accept: 'application/json' };
+  const headers = { Accept: 'application/json', 'X-Flightdeck': '1' };
   if (hasBody) headers['Content-Type'] = 'application/json';
   if (state.token) headers.Authorization = `Bearer ${state.token}`;
   return headers;
@@ -770,9 +792,20 @@ async function resync() {
 
 function socketUrl() {
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-  let url = `${scheme}://${location.host}/ws?since=${state.lastSeq}`;
-  if (state.token) url += `&token=${enc(state.token)}`;
-  return url;
+  return `${scheme}://${location.host}/ws?since=${state.lastSeq}`;
+}
+
+/**
+ * A browser cannot set headers on a WebSocket, and a token in its URL would land in logs:
+ * the token travels as a second subprotocol, `bearer.<base64url>`, and the server answers
+ * with the first, `flightdeck`.
+ */
+function socketProtocols() {
+  if (!state.token) return ['flightdeck'];
+  let binary = '';
+  for (const byte of new TextEncoder().encode(state.token)) binary += String.fromCharCode(byte);
+  const encoded = btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  return ['flightdeck', `bearer.${encoded}`];
 }
 
 function connectSocket() {
@@ -780,7 +813,7 @@ function connectSocket() {
   socket.timer = 0;
   let ws;
   try {
-    ws = new WebSocket(socketUrl());
+    ws = new WebSocket(socketUrl(), socketProtocols());
   } catch {
     scheduleReconnect();
     return;
@@ -1606,6 +1639,7 @@ function wireConnectivity() {
 }
 
 function start() {
+  takeTokenFromAddress();
   buildBoard();
   wireBoard();
   wirePanels();

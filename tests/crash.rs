@@ -25,10 +25,16 @@ struct Acknowledged {
     kept: HashSet<String>,
 }
 
-fn writer(s_url: &str, w: usize, stop: &AtomicBool, ack: &Mutex<Acknowledged>) {
+fn writer(s_url: &str, token: &str, w: usize, stop: &AtomicBool, ack: &Mutex<Acknowledged>) {
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(5))
         .build();
+    let bearer = format!("Bearer {token}");
+    let post = |path: &str| {
+        agent
+            .post(&format!("{s_url}{path}"))
+            .set("Authorization", &bearer)
+    };
     let mut last: Option<String> = None;
     let mut i = 0;
     while !stop.load(Ordering::Relaxed) {
@@ -39,7 +45,7 @@ fn writer(s_url: &str, w: usize, stop: &AtomicBool, ack: &Mutex<Acknowledged>) {
                 body["blockedBy"] = json!([prev]);
             }
         }
-        match agent.post(&format!("{s_url}/api/items")).send_json(body) {
+        match post("/api/items").send_json(body) {
             Ok(r) if r.status() == 201 => {
                 let v: Value = r.into_json().unwrap();
                 let id = v["id"].as_str().unwrap().to_string();
@@ -51,8 +57,7 @@ fn writer(s_url: &str, w: usize, stop: &AtomicBool, ack: &Mutex<Acknowledged>) {
         if i % 2 == 0 {
             // Every fourth item stays claimed: in flight when the kill comes.
             let keep_in_flight = i % 4 == 0;
-            let claim = agent
-                .post(&format!("{s_url}/api/claim"))
+            let claim = post("/api/claim")
                 .send_json(json!({"agentId": format!("w{w}"), "sessionKey": format!("k{w}-{i}")}));
             if let Ok(r) = claim {
                 if r.status() == 200 {
@@ -65,9 +70,7 @@ fn writer(s_url: &str, w: usize, stop: &AtomicBool, ack: &Mutex<Acknowledged>) {
                         continue;
                     }
                     drop(acked);
-                    let done = agent
-                        .post(&format!("{s_url}/api/items/{id}/complete"))
-                        .send_json(json!({}));
+                    let done = post(&format!("/api/items/{id}/complete")).send_json(json!({}));
                     if matches!(done, Ok(ref r) if r.status() == 200) {
                         ack.lock().unwrap().completed.insert(id);
                     }
@@ -187,10 +190,11 @@ fn sigkill_under_concurrent_writes_loses_nothing_acknowledged() {
         ack.lock().unwrap().kept.clear();
         let stop = AtomicBool::new(false);
         let url = s.url.clone();
+        let token = s.token().unwrap_or_default();
         std::thread::scope(|scope| {
             for w in 0..4 {
-                let (url, stop, ack) = (&url, &stop, &ack);
-                scope.spawn(move || writer(url, w, stop, ack));
+                let (url, token, stop, ack) = (&url, &token, &stop, &ack);
+                scope.spawn(move || writer(url, token, w, stop, ack));
             }
             let at = kill_times.next();
             println!("round {round}: SIGKILL {} ms in", at.as_millis());

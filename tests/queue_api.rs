@@ -477,7 +477,8 @@ fn cli_talks_to_the_server() {
     let s = TestServer::start(MANUAL);
     let run = |args: &[&str]| {
         let out = std::process::Command::new(BIN)
-            .args(["--server", &s.url])
+            .args(["--server", &s.url, "--config"])
+            .arg(s.config_path())
             .args(args)
             .output()
             .unwrap();

@@ -12,12 +12,18 @@ use tungstenite::{connect, Message, WebSocket};
 type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
 
 fn open(s: &TestServer, since: Option<u64>) -> Socket {
+    use tungstenite::client::IntoClientRequest;
     let base = s.url.replace("http://", "ws://");
     let url = match since {
         Some(n) => format!("{base}/ws?since={n}"),
         None => format!("{base}/ws"),
     };
-    let (socket, _) = connect(url).expect("websocket connects");
+    let mut req = url.into_client_request().unwrap();
+    if let Some(token) = s.token() {
+        req.headers_mut()
+            .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    let (socket, _) = connect(req).expect("websocket connects");
     if let MaybeTlsStream::Plain(tcp) = socket.get_ref() {
         tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     }
@@ -132,34 +138,70 @@ fn a_client_that_stops_reading_is_dropped_without_slowing_others() {
 
 #[test]
 fn foreign_origins_and_missing_tokens_are_refused() {
+    use base64::Engine;
     use tungstenite::client::IntoClientRequest;
     let s = TestServer::start("token = \"ws-secret\"\n[pool]\nsize = 0\n");
-    let base = s.url.replace("http://", "ws://");
-    let host = s.url.trim_start_matches("http://").to_string();
-    let refused = |url: String, origin: Option<&str>| {
+    let url = format!("{}/ws", s.url.replace("http://", "ws://"));
+    let own = s.url.clone();
+    let board_protocols = format!(
+        "flightdeck, bearer.{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("ws-secret")
+    );
+    // (url, Origin, Authorization, Sec-WebSocket-Protocol) -> status, and the protocol chosen.
+    let attempt = |url: &str, origin: Option<&str>, auth: Option<&str>, protocols: Option<&str>| {
         let mut req = url.into_client_request().unwrap();
-        if let Some(o) = origin {
-            req.headers_mut().insert("Origin", o.parse().unwrap());
+        let headers = req.headers_mut();
+        for (name, value) in [
+            ("Origin", origin),
+            ("Authorization", auth),
+            ("Sec-WebSocket-Protocol", protocols),
+        ] {
+            if let Some(v) = value {
+                headers.insert(name, v.parse().unwrap());
+            }
         }
         match connect(req) {
-            Err(tungstenite::Error::Http(resp)) => resp.status().as_u16(),
+            Err(tungstenite::Error::Http(resp)) => (resp.status().as_u16(), None),
             Err(e) => panic!("unexpected error {e}"),
-            Ok(_) => 101,
+            Ok((_, resp)) => (
+                101,
+                resp.headers()
+                    .get("Sec-WebSocket-Protocol")
+                    .map(|p| p.to_str().unwrap().to_string()),
+            ),
         }
     };
-    assert_eq!(refused(format!("{base}/ws"), None), 401, "no token");
-    assert_eq!(refused(format!("{base}/ws?token=wrong"), None), 401);
+    assert_eq!(attempt(&url, None, None, None).0, 401, "no token");
+    assert_eq!(attempt(&url, None, Some("Bearer wrong"), None).0, 401);
     assert_eq!(
-        refused(
-            format!("{base}/ws?token=ws-secret"),
-            Some("http://evil.example")
-        ),
+        attempt(&format!("{url}?token=ws-secret"), None, None, None).0,
+        401,
+        "a token in the URL is not accepted: it would end up in logs and history"
+    );
+    assert_eq!(
+        attempt(&url, None, None, Some("flightdeck, bearer.d3Jvbmc")).0,
+        401,
+        "a wrong token offered as a subprotocol"
+    );
+    assert_eq!(
+        attempt(
+            &url,
+            Some("http://evil.example"),
+            None,
+            Some(&board_protocols)
+        )
+        .0,
         403,
         "another site's page"
     );
-    let own = format!("http://{host}");
     assert_eq!(
-        refused(format!("{base}/ws?token=ws-secret"), Some(&own)),
-        101
+        attempt(&url, Some(&own), None, Some(&board_protocols)),
+        (101, Some("flightdeck".to_string())),
+        "the board's page with the token as a subprotocol"
+    );
+    assert_eq!(
+        attempt(&url, None, Some("Bearer ws-secret"), None),
+        (101, None),
+        "a program with the token in Authorization"
     );
 }

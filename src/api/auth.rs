@@ -1,19 +1,41 @@
-//! The API token. With `server.token` set, every `/api` route and `/ws` need
-//! `Authorization: Bearer <token>` (or, for `/ws`, where browsers cannot set headers, a
-//! `token` query parameter). The comparison takes the same time whatever the guess.
-//! `/healthz` and the board's static files stay open. `/ws` also refuses pages from other
-//! origins, so another site open in the same browser cannot read the event stream.
+//! The API token. Every `/api` route and `/ws` need it (unless `server.token = "none"`);
+//! `/healthz` and the board's static files stay open. The comparison takes the same time
+//! whatever the guess.
+//!
+//! The guards wrap the `/api` scope and the `/ws` resource themselves (see `api/mod.rs`), so
+//! they run for whatever the router matched: a path spelled `/%61pi/items` reaches an `/api`
+//! handler only through the guard, and anything the router does not match falls to the open
+//! routes. Nothing here looks at the path.
+//!
+//! Browsers cannot set headers on a WebSocket, and a token in the URL would end up in logs
+//! and history, so the board offers it as a subprotocol: `Sec-WebSocket-Protocol:
+//! flightdeck, bearer.<token in base64url>`; the server answers `flightdeck`. Other clients
+//! send `Authorization: Bearer <token>` there too. `/ws` also refuses pages from other
+//! origins (see `api/host.rs`), so another site open in the same browser cannot read the
+//! event stream even when the API is open.
 
-use super::ApiError;
+use super::{host, ApiError};
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::web;
+use base64::Engine;
 
-/// The configured token; empty means no auth.
+/// The subprotocol `/ws` speaks; a browser that offers one needs it named in the answer.
+pub const SOCKET_PROTOCOL: &str = "flightdeck";
+/// A subprotocol starting with this carries the token, base64url-encoded.
+const BEARER_PROTOCOL: &str = "bearer.";
+
+/// The token requests must present; None when `server.token = "none"`.
 pub struct TokenGuard {
-    pub token: String,
+    token: Option<String>,
+}
+
+impl TokenGuard {
+    pub fn new(token: Option<String>) -> TokenGuard {
+        TokenGuard { token }
+    }
 }
 
 /// Compares without an early exit, so timing tells nothing about how much of a guess was right.
@@ -27,70 +49,65 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     diff == 0 && a.len() == b.len()
 }
 
-fn presented_token(req: &ServiceRequest) -> Option<String> {
-    if let Some(value) = req.headers().get(header::AUTHORIZATION) {
-        let value = value.to_str().ok()?;
-        return value.strip_prefix("Bearer ").map(|t| t.trim().to_string());
-    }
-    if req.path() == "/ws" {
-        return web::Query::<std::collections::HashMap<String, String>>::from_query(
-            req.query_string(),
-        )
-        .ok()
-        .and_then(|q| q.get("token").cloned());
-    }
-    None
+fn bearer_header(req: &ServiceRequest) -> Option<String> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    value.strip_prefix("Bearer ").map(|t| t.trim().to_string())
 }
 
-/// A WebSocket opened by a page from another origin is refused (403).
-fn foreign_origin(req: &ServiceRequest) -> bool {
-    let Some(origin) = req
-        .headers()
-        .get(header::ORIGIN)
-        .and_then(|o| o.to_str().ok())
-    else {
-        return false;
+/// The token offered as a `bearer.<base64url>` WebSocket subprotocol.
+fn bearer_protocol(req: &ServiceRequest) -> Option<String> {
+    req.headers()
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix(BEARER_PROTOCOL))
+        .and_then(|encoded| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(encoded.trim_end_matches('='))
+                .ok()
+        })
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+}
+
+/// None when the request may pass; the 401 otherwise.
+fn refusal(req: &ServiceRequest, presented: Option<String>) -> Option<ApiError> {
+    let expected = match req.app_data::<web::Data<TokenGuard>>() {
+        Some(guard) => guard.token.clone()?,
+        // Without its settings the guard fails closed.
+        None => String::new(),
     };
-    let host = req.connection_info().host().to_string();
-    let origin_host = origin
-        .split_once("://")
-        .map(|(_, rest)| rest)
-        .unwrap_or(origin)
-        .trim_end_matches('/');
-    origin_host != host
+    let ok = !expected.is_empty()
+        && presented.is_some_and(|t| constant_time_eq(t.as_bytes(), expected.as_bytes()));
+    (!ok).then(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this server needs its API token: send Authorization: Bearer <token>. The token is in the file `token` in the server's data dir, and in the sign-in URL the server printed at start",
+        )
+    })
 }
 
-pub async fn guard(
+/// Guards the `/api` scope: the token in `Authorization: Bearer`.
+pub async fn require_token(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let path = req.path();
-    let protected = path == "/ws" || path == "/api" || path.starts_with("/api/");
-    if protected {
-        if path == "/ws" && foreign_origin(&req) {
-            let err = ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden_origin",
-                "WebSocket connections are accepted only from the board's own origin",
-            );
-            return Ok(req.error_response(err).map_into_right_body());
-        }
-        let token = req
-            .app_data::<web::Data<TokenGuard>>()
-            .map(|g| g.token.clone())
-            .unwrap_or_default();
-        if !token.is_empty() {
-            let ok = presented_token(&req)
-                .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
-            if !ok {
-                let err = ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    "this server needs its API token: Authorization: Bearer <token>",
-                );
-                return Ok(req.error_response(err).map_into_right_body());
-            }
-        }
+    if let Some(err) = refusal(&req, bearer_header(&req)) {
+        return Ok(req.error_response(err).map_into_right_body());
+    }
+    Ok(next.call(req).await?.map_into_left_body())
+}
+
+/// Guards `/ws`: a page of this server's own origin (or no browser at all), with the token
+/// in `Authorization: Bearer` or a `bearer.` subprotocol.
+pub async fn guard_socket(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let refused = host::foreign_origin(&req)
+        .or_else(|| refusal(&req, bearer_header(&req).or_else(|| bearer_protocol(&req))));
+    if let Some(err) = refused {
+        return Ok(req.error_response(err).map_into_right_body());
     }
     Ok(next.call(req).await?.map_into_left_body())
 }

@@ -1,13 +1,17 @@
 //! `Json<T>` for request bodies, with errors a client can act on: 415 for a content type that
-//! is not JSON, 413 past [`MAX_BODY`], 400 naming the field for malformed JSON, unknown fields,
-//! unknown enum values and wrong types (via `serde_path_to_error`).
+//! is not JSON, 413 past [`MAX_BODY`], 400 for malformed JSON (text after the value
+//! included), and 400 naming the field for unknown fields, unknown enum values and wrong
+//! types (via `serde_path_to_error`), with the allowed values of an enum field.
 
 use super::ApiError;
 use actix_web::dev::Payload;
+use actix_web::http::header::{self, HeaderMap};
 use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
+use serde_path_to_error::Segment;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -21,19 +25,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let content_type = req
-            .headers()
-            .get(actix_web::http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| {
-                v.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase()
-            });
-        let is_json =
-            matches!(&content_type, Some(ct) if ct == "application/json" || ct.ends_with("+json"));
+        let (is_json, content_type) = json_content_type(req.headers());
         let declared_len = req
             .headers()
             .get(actix_web::http::header::CONTENT_LENGTH)
@@ -76,32 +68,119 @@ fn too_large() -> ApiError {
     )
 }
 
-/// Parses JSON into `T`, naming the field at fault.
+/// Whether the headers declare a JSON body, and the declared media type (lowercase, without
+/// parameters) for messages.
+pub fn json_content_type(headers: &HeaderMap) -> (bool, Option<String>) {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    let is_json =
+        matches!(&content_type, Some(ct) if ct == "application/json" || ct.ends_with("+json"));
+    (is_json, content_type)
+}
+
+/// Parses a body holding exactly one JSON value into `T`, naming the field at fault.
 pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let message = inner.to_string();
-        let field = if path == "." {
-            unknown_field_name(&message)
-        } else {
-            Some(path.clone())
+    let value = match serde_path_to_error::deserialize(&mut *de) {
+        Ok(value) => value,
+        Err(e) => return Err(explain::<T>(body, e)),
+    };
+    de.end().map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("malformed JSON: the body must be one JSON value with nothing after it, but more text follows ({e})"),
+        )
+    })?;
+    Ok(value)
+}
+
+/// The 400 for a body that did not deserialize. serde_json reads an enum straight from the
+/// text and reports a value of the wrong type there (`"priority": -1`) as a syntax error;
+/// when the body is in fact well-formed JSON, it is deserialized again from its parsed form,
+/// which reports the field, and the field's allowed values are named.
+fn explain<T: DeserializeOwned>(
+    body: &[u8],
+    e: serde_path_to_error::Error<serde_json::Error>,
+) -> ApiError {
+    if e.inner().is_syntax() {
+        if let Ok(tree) = serde_json::from_slice::<Value>(body) {
+            if let Err(e) = serde_path_to_error::deserialize::<_, T>(tree.clone()) {
+                if e.inner().is_data() {
+                    let hint = allowed_values::<T>(&tree, e.path());
+                    let found = wrong_type(&e.inner().to_string());
+                    let mut err = to_api_error(e);
+                    if let (Some(hint), Some(found), Some(field)) = (hint, found, &err.field) {
+                        err.message = format!("{field}: {found} is not allowed here; {hint}");
+                    }
+                    return err;
+                }
+            }
+        }
+    }
+    to_api_error(e)
+}
+
+/// For a field of an enum type given a value of the wrong type: "expected one of ...", found
+/// by offering the field a string no variant has and reading serde's answer.
+fn allowed_values<T: DeserializeOwned>(
+    tree: &Value,
+    path: &serde_path_to_error::Path,
+) -> Option<String> {
+    let mut probe = tree.clone();
+    let mut slot = &mut probe;
+    for segment in path.iter() {
+        slot = match segment {
+            Segment::Map { key } => slot.get_mut(key.as_str())?,
+            Segment::Seq { index } => slot.get_mut(*index)?,
+            _ => return None,
         };
-        let message = match &field {
-            Some(f) if inner.is_data() => format!("{f}: {message}"),
-            _ if inner.is_syntax() || inner.is_eof() => format!("malformed JSON: {message}"),
-            _ => message,
-        };
-        let code = if inner.is_data() {
-            "invalid"
-        } else {
-            "malformed_json"
-        };
-        let mut err = ApiError::new(StatusCode::BAD_REQUEST, code, message);
-        err.field = field;
-        err
-    })
+    }
+    *slot = Value::String(String::new());
+    let message = serde_path_to_error::deserialize::<_, T>(probe)
+        .err()?
+        .into_inner()
+        .to_string();
+    let start = message.find("expected one of")?;
+    Some(message[start..].to_string())
+}
+
+/// "invalid type: integer `-1`, expected ..." -> "integer `-1`".
+fn wrong_type(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("invalid type: ")?;
+    Some(rest[..rest.find(", expected")?].to_string())
+}
+
+fn to_api_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    let message = inner.to_string();
+    let field = if path == "." {
+        unknown_field_name(&message)
+    } else {
+        Some(path.clone())
+    };
+    let message = match &field {
+        Some(f) if inner.is_data() => format!("{f}: {message}"),
+        _ if !inner.is_data() => format!("malformed JSON: {message}"),
+        _ => message,
+    };
+    let code = if inner.is_data() {
+        "invalid"
+    } else {
+        "malformed_json"
+    };
+    let mut err = ApiError::new(StatusCode::BAD_REQUEST, code, message);
+    err.field = field;
+    err
 }
 
 /// serde reports a missing or unknown top-level field with path "."; the name is in the message.

@@ -20,9 +20,6 @@ pub struct SinceQuery {
     /// At most this many (default 1000).
     #[param(minimum = 1, maximum = 20000)]
     limit: Option<i64>,
-    /// Browsers cannot set headers on a WebSocket: the token may come as a parameter.
-    #[allow(dead_code)]
-    token: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/events", tag = "events", params(SinceQuery), responses((status = 200, description = "Retained events after since, oldest first", body = [Event]), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
@@ -60,6 +57,7 @@ pub async fn websocket(
     let since = query.since.map(|s| s.max(0) as u64);
     let session = WsSession::new(state.monitor.clone(), since);
     ws::WsResponseBuilder::new(session, &req, stream)
+        .protocols(&[super::SOCKET_PROTOCOL])
         .frame_size(MAX_FRAME)
         .start()
 }

@@ -1,19 +1,27 @@
 //! The JSON HTTP API and the routes of the board and the WebSocket, by resource. Handlers
 //! parse, ask an actor by message, and answer; they hold no state of their own.
+//!
+//! The guards are attached to what they guard: the token and the CSRF rule wrap the `/api`
+//! scope, the origin and token checks wrap the `/ws` resource, so every request the router
+//! hands to one of their handlers has passed them, however its path was spelled.
 
 mod agents;
 mod auth;
 mod body;
+mod csrf;
 mod error;
 mod events;
+mod host;
 mod items;
 mod openapi;
 mod query;
 mod status;
 
-pub use auth::{guard, TokenGuard};
+pub use auth::{TokenGuard, SOCKET_PROTOCOL};
 pub use body::{parse as parse_json, Json, MAX_BODY};
+pub use csrf::CLIENT_HEADER;
 pub use error::{ApiError, ErrorBody};
+pub use host::{check_host, HostPolicy};
 pub use openapi::ApiDoc;
 pub use query::Query;
 
@@ -21,7 +29,7 @@ use crate::dispatch::Dispatcher;
 use crate::monitor::Monitor;
 use crate::queue::QueueManager;
 use actix::Addr;
-use actix_web::web;
+use actix_web::{middleware, web};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -43,9 +51,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .service(resource("/healthz", "GET").get(status::healthz))
     .service(resource("/readyz", "GET").get(status::readyz))
-    .service(resource("/ws", "GET").get(events::websocket))
+    .service(
+        resource("/ws", "GET")
+            .wrap(middleware::from_fn(auth::guard_socket))
+            .get(events::websocket),
+    )
     .service(
         web::scope("/api")
+            // The last wrap runs first: the token, then the CSRF rule.
+            .wrap(middleware::from_fn(csrf::require_api_client))
+            .wrap(middleware::from_fn(auth::require_token))
             .service(resource("/status", "GET").get(status::status))
             .service(resource("/openapi.json", "GET").get(openapi::document))
             .service(resource("/events", "GET").get(events::list))

@@ -8,6 +8,9 @@ use std::time::Duration;
 pub enum ClientError {
     #[error("no flightdeck server answers at {0}: start one with `flightdeck serve` (or pass --server URL)")]
     Unreachable(String),
+    /// The server wants a token this client did not have (or had wrong).
+    #[error("{0}: the CLI takes the token from FLIGHTDECK_TOKEN, else the config's server.token, else the file `token` the server wrote in the config's data_dir (run the CLI as the server's user, with the server's --config)")]
+    Unauthorized(String),
     /// The server answered with an error; its message.
     #[error("{0}")]
     Api(String),
@@ -55,7 +58,11 @@ impl Client {
                     .ok()
                     .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
                     .unwrap_or(body);
-                Err(ClientError::Api(format!("error {code}: {message}")))
+                let message = format!("error {code}: {message}");
+                Err(match code {
+                    401 => ClientError::Unauthorized(message),
+                    _ => ClientError::Api(message),
+                })
             }
             Err(ureq::Error::Transport(_)) => Err(ClientError::Unreachable(self.base.clone())),
         }

@@ -105,7 +105,7 @@ before(async () => {
   });
   workspace = makeWorkspace(0);
   server = await startServer(workspace);
-  page = await openBoard(server.url);
+  page = await openBoard(server.signInUrl);
 });
 
 after(async () => {
@@ -264,7 +264,7 @@ browserTest('item text is shown as text, never run as HTML', async () => {
 });
 
 browserTest('two pages stay in sync without a reload', async () => {
-  const other = await openBoard(server.url);
+  const other = await openBoard(server.signInUrl);
   try {
     const item = await createItem(server, { title: 'Seen from both pages' });
     await waitForCardIn(page, 'inbox', item.id);
@@ -300,7 +300,7 @@ browserTest('after the server is killed and restarted the board catches up', asy
   try {
     assert.equal(srv.url, `http://127.0.0.1:${port}`);
     const before = await createItem(srv, { title: 'Made before the crash' });
-    board = await openBoard(srv.url);
+    board = await openBoard(srv.signInUrl);
     await waitForCardIn(board, 'inbox', before.id);
 
     await srv.kill();
@@ -336,7 +336,7 @@ browserTest('a board of 2,000 items shows every item in its column, and filters 
     for (let i = 0; i < plan.length; i += 32) {
       await Promise.all(plan.slice(i, i + 32).map((fields) => createItem(srv, fields)));
     }
-    board = await openBoard(srv.url);
+    board = await openBoard(srv.signInUrl);
     await board.locator('#conn[data-state="live"]').waitFor({ state: 'attached', timeout: WAIT_MS });
     const counts = () =>
       board.evaluate(() => ({

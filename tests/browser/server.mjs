@@ -26,20 +26,33 @@ export function freePort() {
   });
 }
 
-/** A fresh folder with a config.toml that binds `port` (0: any) and keeps data in ./data. */
-export function makeWorkspace(port = 0) {
+/**
+ * A fresh folder with a config.toml that binds `port` (0: any) and keeps data in ./data.
+ * `server` is more of the [server] table (say `token = "none"`), `rest` more tables (the
+ * default is a pool of 2). With no token configured the server generates one and prints the
+ * board's sign-in URL.
+ */
+export function makeWorkspace(port = 0, { server = '', rest = '[pool]\nsize = 2\n' } = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), 'flightdeck-browser-'));
   const dataDir = path.join(dir, 'data');
   writeFileSync(
     path.join(dir, 'config.toml'),
-    `[server]\nbind = "127.0.0.1:${port}"\ndata_dir = ${JSON.stringify(dataDir)}\n\n[pool]\nsize = 2\n`,
+    `[server]\nbind = "127.0.0.1:${port}"\ndata_dir = ${JSON.stringify(dataDir)}\n${server}\n\n${rest}`,
   );
-  return { dir, dataDir, config: path.join(dir, 'config.toml'), remove: () => rmSync(dir, { recursive: true, force: true }) };
+  return {
+    dir,
+    dataDir,
+    config: path.join(dir, 'config.toml'),
+    signsIn: !/^\s*token\s*=/m.test(server),
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
 }
 
 /**
  * Spawns `flightdeck serve --config <dir>/config.toml` in `dir` and resolves once it printed
- * `flightdeck listening on http://HOST:PORT`. Its stderr goes to <dir>/server-N.log.
+ * `flightdeck listening on http://HOST:PORT` (and, with a generated token, the line
+ * `sign in: http://HOST:PORT/#token=...` after it). Its stderr goes to <dir>/server-N.log.
+ * The server's `token` and `signInUrl` (the board's address, signed in) come from that line.
  */
 export async function startServer(workspace) {
   workspace.starts = (workspace.starts || 0) + 1;
@@ -53,7 +66,7 @@ export async function startServer(workspace) {
   closeSync(logFd);
   const exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
 
-  const url = await new Promise((resolve, reject) => {
+  const { url, signInUrl, token } = await new Promise((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => {
       proc.kill('SIGKILL');
@@ -62,10 +75,15 @@ export async function startServer(workspace) {
     proc.stdout.setEncoding('utf8');
     proc.stdout.on('data', (chunk) => {
       out += chunk;
-      const match = /flightdeck listening on (http:\/\/[^\s]+)/.exec(out);
-      if (match) {
+      const listening = /flightdeck listening on (http:\/\/[^\s]+)/.exec(out);
+      const signIn = /\nsign in: (http:\/\/[^\s]+#token=([^\s]+))/.exec(out);
+      if (listening && (signIn || !workspace.signsIn)) {
         clearTimeout(timer);
-        resolve(match[1]);
+        resolve({
+          url: listening[1],
+          signInUrl: signIn ? signIn[1] : listening[1],
+          token: signIn ? signIn[2] : null,
+        });
       }
     });
     exited.then(({ code, signal }) => {
@@ -78,6 +96,8 @@ export async function startServer(workspace) {
 
   const server = {
     url,
+    signInUrl,
+    token,
     proc,
     logPath,
     exited,
@@ -94,7 +114,7 @@ export async function startServer(workspace) {
       await exited;
       clearTimeout(timer);
     },
-    api: (method, route, body) => api(url, method, route, body),
+    api: (method, route, body) => api(url, method, route, body, token),
   };
   return server;
 }
@@ -107,11 +127,14 @@ function tail(file) {
   }
 }
 
-/** One JSON API call; throws with the server's message on a non-2xx answer. */
-export async function api(base, method, route, body) {
+/** One JSON API call (with the token, when given); throws with the server's message on a non-2xx answer. */
+export async function api(base, method, route, body, token = null) {
+  const headers = { 'X-Flightdeck': '1' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (token) headers.Authorization = `Bearer ${token}`;
   const res = await fetch(new URL(route, base), {
     method,
-    headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
+    headers,
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();

@@ -13,6 +13,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_flightdeck");
 pub struct TestServer {
     pub url: String,
     pub dir: tempfile::TempDir,
+    data: PathBuf,
     child: Option<Child>,
     agent: ureq::Agent,
     token: Option<String>,
@@ -53,9 +54,11 @@ impl TestServer {
             None => config_text(dir.path(), extra),
         };
         std::fs::write(dir.path().join("config.toml"), text).expect("write config");
+        let data = data.unwrap_or_else(|| dir.path().join("data"));
         let mut server = TestServer {
             url: String::new(),
             dir,
+            data,
             child: None,
             agent: ureq::AgentBuilder::new()
                 .timeout(Duration::from_secs(30))
@@ -71,11 +74,19 @@ impl TestServer {
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data.clone()
     }
 
     pub fn set_token(&mut self, token: &str) {
         self.token = Some(token.to_string());
+    }
+
+    /// The token every request of this harness sends: the one set with [`set_token`], else
+    /// the one the server generated into `{data_dir}/token`.
+    ///
+    /// [`set_token`]: TestServer::set_token
+    pub fn token(&self) -> Option<String> {
+        self.token.clone()
     }
 
     /// Starts the binary and waits for the line that says where it listens.
@@ -112,6 +123,12 @@ impl TestServer {
         std::thread::spawn(move || for _ in lines {});
         self.url = url;
         self.child = Some(child);
+        // With no token configured the server generated one; use it like the CLI would.
+        if self.token.is_none() {
+            if let Ok(token) = std::fs::read_to_string(self.data_dir().join("token")) {
+                self.token = Some(token.trim().to_string());
+            }
+        }
     }
 
     pub fn pid(&self) -> u32 {

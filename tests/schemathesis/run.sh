@@ -13,12 +13,11 @@ if ! command -v schemathesis >/dev/null 2>&1; then
 fi
 work="$(mktemp -d)"
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-token="fuzz-$(date +%s%N)"
+# No token configured: the server generates one into data/token, as the shipped config does.
 cat > "$work/config.toml" <<TOML
 [server]
 bind = "127.0.0.1:0"
 data_dir = "$work/data"
-token = "$token"
 [pool]
 size = 1
 [agent]
@@ -33,6 +32,7 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 [ -n "$url" ] || { echo "server did not start"; cat "$work/server.log"; exit 1; }
+token="$(cat "$work/data/token")"
 cd "$here"
 status=0
 schemathesis run "$url/api/openapi.json" \
@@ -41,6 +41,7 @@ schemathesis run "$url/api/openapi.json" \
   --max-examples 100 \
   --workers 2 \
   --header "Authorization: Bearer $token" \
+  --header "X-Flightdeck: 1" \
   --seed 20261126 \
   --report har --report-har-path "$work/requests.har" \
   --continue-on-failure || status=$?

@@ -561,6 +561,7 @@ fn ws_client(
     finished: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
 ) -> ClientResult {
+    use tungstenite::client::IntoClientRequest;
     use tungstenite::Message;
     let mut result = ClientResult {
         added: Vec::with_capacity(expect + 1),
@@ -580,7 +581,20 @@ fn ws_client(
         }
     };
     let _ = stream.set_nodelay(true);
-    let (mut ws, _) = match tungstenite::client(format!("ws://{host}/ws"), stream) {
+    let mut request = match format!("ws://{host}/ws").into_client_request() {
+        Ok(r) => r,
+        Err(e) => {
+            result.closed = Some(format!("handshake: {e}"));
+            connected.fetch_add(1, Ordering::SeqCst);
+            return result;
+        }
+    };
+    if let Some(token) = crate::http::token_of(&host) {
+        if let Ok(value) = format!("Bearer {token}").parse() {
+            request.headers_mut().insert("Authorization", value);
+        }
+    }
+    let (mut ws, _) = match tungstenite::client(request, stream) {
         Ok(v) => v,
         Err(e) => {
             result.closed = Some(format!("handshake: {e}"));

@@ -2,14 +2,34 @@
 //! thread, requests written in one `write`, responses read by Content-Length (or chunked).
 //! Small enough that the client costs far less CPU than the server it measures.
 
+use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::sync::Mutex;
 use std::time::Duration;
 
 pub struct Conn {
     addr: String,
+    /// `Authorization: Bearer ...\r\n` for the server at `addr`, or empty.
+    auth: String,
     stream: TcpStream,
     buf: Vec<u8>,
+}
+
+/// The API token of each server started, by address: servers generate theirs at start (see
+/// `server.rs`), and every connection to one sends it.
+static TOKENS: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
+
+/// Records the token of the server at `url`.
+pub fn remember_token(url: &str, token: &str) {
+    if let Ok(mut tokens) = TOKENS.lock() {
+        tokens.insert(host_of(url), token.to_string());
+    }
+}
+
+/// The token of the server at `addr` (`127.0.0.1:PORT`), if one was recorded.
+pub fn token_of(addr: &str) -> Option<String> {
+    TOKENS.lock().ok().and_then(|t| t.get(addr).cloned())
 }
 
 pub struct Response {
@@ -39,8 +59,12 @@ impl Conn {
         let stream = TcpStream::connect(&addr)?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+        let auth = token_of(&addr)
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
         Ok(Conn {
             addr,
+            auth,
             stream,
             buf: Vec::with_capacity(16 << 10),
         })
@@ -83,6 +107,7 @@ impl Conn {
         req.push_str(" HTTP/1.1\r\nHost: ");
         req.push_str(&self.addr);
         req.push_str("\r\n");
+        req.push_str(&self.auth);
         match body {
             Some(b) => {
                 req.push_str("Content-Type: application/json\r\nContent-Length: ");

@@ -103,6 +103,10 @@ impl Server {
                 panic!("flightdeck did not say where it listens within 120 s; its log:\n{log}");
             }
         };
+        // With no token configured the server generated one before it listened.
+        if let Ok(token) = std::fs::read_to_string(dir.join("data").join("token")) {
+            crate::http::remember_token(&url, token.trim());
+        }
         let pid = child.id();
         Server {
             child: Some(child),
