@@ -82,30 +82,32 @@ pub fn collect(
                 ));
             }
             out.unmet.extend(walk.refused);
-            files.extend(walk.files.into_iter().map(|path| ArtifactInput {
-                description: format!(
-                    "file written by the agent: {}",
-                    path.rsplit('/').next().unwrap_or(&path)
-                ),
-                kind: ArtifactKind::File,
-                path,
-            }));
+            for path in walk.files {
+                let file = ArtifactInput {
+                    description: format!(
+                        "file written by the agent: {}",
+                        path.rsplit('/').next().unwrap_or(&path)
+                    ),
+                    kind: ArtifactKind::File,
+                    path,
+                };
+                match file.validate("artifact") {
+                    Ok(()) => files.push(file),
+                    Err(e) => out.notes.push(format!("a file was not collected: {e}")),
+                }
+            }
         }
         Err(e) => out
             .unmet
             .push(format!("the artifacts folder was not read: {e}")),
     }
-    files.retain(|f| {
-        f.validate("artifact")
-            .map_err(|e| out.notes.push(format!("{} is not collected: {e}", f.path)))
-            .is_ok()
-    });
     let Declared {
         kept,
         mut invalid,
         mut excess,
     } = declared;
     let mut others = Vec::new();
+    let mut unnamed = 0;
     for a in kept {
         if a.kind != ArtifactKind::File {
             others.push(a);
@@ -117,14 +119,16 @@ pub fn collect(
             Some(file) if !a.description.trim().is_empty() => file.description = a.description,
             Some(_) => {}
             None => {
-                invalid += 1;
-                out.notes.push(format!(
-                    "dropped the declared artifact {:?}: it is not a regular file in the artifacts folder",
-                    a.path
-                ));
+                unnamed += 1;
+                if unnamed == 1 {
+                    out.notes.push(
+                        "dropped a declared file artifact: it names no regular file of the artifacts folder".into(),
+                    );
+                }
             }
         }
     }
+    invalid += unnamed;
     out.artifacts.extend(branch);
     out.artifacts.extend(files);
     out.artifacts.extend(others);
