@@ -122,3 +122,9 @@ impl From<actix::MailboxError> for ApiError {
         ApiError::unavailable(format!("flightdeck is shutting down: {e}"))
     }
 }
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(e: actix_web::error::BlockingError) -> Self {
+        ApiError::unavailable(format!("flightdeck is shutting down: {e}"))
+    }
+}

@@ -1,7 +1,8 @@
 //! `/api/items` and `/api/claim`: the work queue over HTTP.
 
 use super::{ApiError, AppState, ErrorBody, Json, Query};
-use crate::dispatch::{session_log_path, CancelItem};
+use crate::dispatch::session_files::{self, ARTIFACT_MAX_BYTES, LOG_SERVED_MAX_BYTES};
+use crate::dispatch::CancelItem;
 use crate::model::{
     render_agents_md, Artifact, ArtifactInput, ArtifactKind, CompleteRequest, ItemPatch,
     MoveRequest, NewWorkItem, Priority, Status, StatusChange, ValidationError, WorkItem,
@@ -12,8 +13,12 @@ use crate::queue::{
 };
 use crate::queue::{CompleteOutcome, Completion};
 use actix_web::http::StatusCode;
+use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
+use std::collections::VecDeque;
+use std::io::Read;
+use std::path::PathBuf;
 
 /// Filters of `GET /api/items`.
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -188,22 +193,27 @@ pub async fn claim(
     })
 }
 
-#[utoipa::path(post, path = "/api/items/{id}/complete", tag = "items", params(("id" = String, Path, description = "Item id, or a unique prefix of one (4+ characters)")), request_body = CompleteRequest, responses((status = 200, description = "Accepted (to review or done), or a failed attempt with the unmet rules", body = CompleteOutcome), (status = 404, body = ErrorBody), (status = 409, description = "The item is not in flight", body = ErrorBody), (status = 422, description = "An artifact path outside the data dir", body = ErrorBody), (status = 400, description = "Bad input: the field is named", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 413, description = "Body over 1 MiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/items/{id}/complete", tag = "items", params(("id" = String, Path, description = "Item id, or a unique prefix of one (4+ characters)")), request_body = CompleteRequest, responses((status = 200, description = "Accepted (to review or done), or a failed attempt with the unmet rules", body = CompleteOutcome), (status = 404, body = ErrorBody), (status = 409, description = "The item is not in flight", body = ErrorBody), (status = 422, description = "A file artifact outside the item's own session folders, or not a regular file", body = ErrorBody), (status = 400, description = "Bad input: the field is named", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 413, description = "Body over 1 MiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
 pub async fn complete(
     state: web::Data<AppState>,
     id: web::Path<String>,
-    Json(req): Json<CompleteRequest>,
+    Json(mut req): Json<CompleteRequest>,
 ) -> Result<HttpResponse, ApiError> {
     req.validate()?;
-    for (i, a) in req.artifacts.iter().enumerate() {
-        check_artifact_path(&state, a).map_err(|e| e.with_field(format!("artifacts[{i}].path")))?;
-    }
     let item = state
         .queue
         .send(GetItem {
             id: id.into_inner(),
         })
         .await??;
+    if req.artifacts.iter().any(|a| a.kind == ArtifactKind::File) {
+        let sessions = session_ids(&state, &item.id).await?;
+        for (i, a) in req.artifacts.iter_mut().enumerate() {
+            check_artifact_path(&state, &sessions, a)
+                .await
+                .map_err(|e| e.with_field(format!("artifacts[{i}].path")))?;
+        }
+    }
     let outcome = state
         .queue
         .send(Complete {
@@ -218,37 +228,72 @@ pub async fn complete(
     Ok(HttpResponse::Ok().json(outcome))
 }
 
-/// A `file` artifact declared over the API must name a file inside the data dir (given
-/// relative to it); other kinds are references (URLs, PR numbers) and are kept as given.
-fn check_artifact_path(state: &AppState, a: &ArtifactInput) -> Result<(), ApiError> {
+/// The ids of the item's sessions: their folders are the only ones its artifacts may name.
+async fn session_ids(state: &AppState, item_id: &str) -> Result<Vec<String>, ApiError> {
+    let sessions = state
+        .queue
+        .send(ListSessions {
+            item_id: Some(item_id.to_string()),
+        })
+        .await??;
+    Ok(sessions.into_iter().map(|s| s.id).collect())
+}
+
+/// A `file` artifact declared over the API must name a regular file under the artifacts or
+/// workspace folder of one of the item's own sessions (given relative to the data dir, and
+/// rewritten here in normal form); other kinds are references (URLs, PR numbers) and are kept
+/// as given.
+async fn check_artifact_path(
+    state: &AppState,
+    sessions: &[String],
+    a: &mut ArtifactInput,
+) -> Result<(), ApiError> {
     if a.kind != ArtifactKind::File {
         return Ok(());
     }
-    crate::dispatch::resolve_artifact(&state.data_dir, &a.path)
-        .map(|_| ())
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_artifact_path", e))
+    let bad = |e: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_artifact_path", e);
+    let rel = session_files::own_session_file(&a.path, sessions).map_err(bad)?;
+    let data_dir = state.data_dir.clone();
+    let path = rel.clone();
+    web::block(move || session_files::open(&data_dir, &path))
+        .await?
+        .map_err(|e| bad(e.to_string()))?;
+    a.path = rel.display().to_string();
+    Ok(())
 }
 
-#[utoipa::path(post, path = "/api/items/{id}/artifacts", tag = "items", params(("id" = String, Path, description = "Item id, or a unique prefix of one (4+ characters)")), request_body = ArtifactInput, responses((status = 201, body = Artifact), (status = 404, body = ErrorBody), (status = 422, description = "A file path outside the data dir", body = ErrorBody), (status = 400, description = "Bad input: the field is named", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 413, description = "Body over 1 MiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/items/{id}/artifacts", tag = "items", params(("id" = String, Path, description = "Item id, or a unique prefix of one (4+ characters)")), request_body = ArtifactInput, responses((status = 201, body = Artifact), (status = 404, body = ErrorBody), (status = 422, description = "A file path outside the item's own session folders, or not a regular file", body = ErrorBody), (status = 400, description = "Bad input: the field is named", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 413, description = "Body over 1 MiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
 pub async fn add_artifact(
     state: web::Data<AppState>,
     id: web::Path<String>,
-    Json(artifact): Json<ArtifactInput>,
+    Json(mut artifact): Json<ArtifactInput>,
 ) -> Result<HttpResponse, ApiError> {
     artifact.validate("artifact")?;
-    check_artifact_path(&state, &artifact).map_err(|e| e.with_field("path"))?;
+    let item = state
+        .queue
+        .send(GetItem {
+            id: id.into_inner(),
+        })
+        .await??;
+    if artifact.kind == ArtifactKind::File {
+        let sessions = session_ids(&state, &item.id).await?;
+        check_artifact_path(&state, &sessions, &mut artifact)
+            .await
+            .map_err(|e| e.with_field("path"))?;
+    }
     let mut added = state
         .queue
         .send(AddArtifacts {
-            id: id.into_inner(),
+            id: item.id,
             artifacts: vec![artifact],
         })
         .await??;
     Ok(HttpResponse::Created().json(added.pop()))
 }
 
-/// Serves a `file` artifact's content; never anything outside the data dir.
-#[utoipa::path(get, path = "/api/items/{id}/artifacts/{artifact}", tag = "items", params(("id" = String, Path, description = "Item id, or a unique prefix of one (4+ characters)"), ("artifact" = String, Path, description = "Artifact id")), responses((status = 200, description = "The file", content_type = "application/octet-stream", body = Vec<u8>), (status = 404, body = ErrorBody), (status = 409, description = "Not a file artifact", body = ErrorBody), (status = 410, description = "The file is gone", body = ErrorBody), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
+/// Serves a `file` artifact's content: a regular file of the item's own session folders,
+/// checked again at each download (see [`session_files`]), at most [`ARTIFACT_MAX_BYTES`].
+#[utoipa::path(get, path = "/api/items/{id}/artifacts/{artifact}", tag = "items", params(("id" = String, Path, description = "Item id, or a unique prefix of one (4+ characters)"), ("artifact" = String, Path, description = "Artifact id")), responses((status = 200, description = "The file", content_type = "application/octet-stream", body = Vec<u8>), (status = 404, body = ErrorBody), (status = 409, description = "Not a file artifact", body = ErrorBody), (status = 410, description = "The file is gone, or refused: outside the item's own session folders, a link, a FIFO, a hard link, over 1 GiB", body = ErrorBody), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
 pub async fn download_artifact(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -272,15 +317,22 @@ pub async fn download_artifact(
             artifact.kind, artifact.path
         )));
     }
-    let file = crate::dispatch::resolve_artifact(&state.data_dir, &artifact.path)
-        .map_err(|e| ApiError::new(StatusCode::GONE, "artifact_unavailable", e))?;
-    let named = actix_files::NamedFile::open(&file).map_err(|e| {
-        ApiError::new(
-            StatusCode::GONE,
-            "artifact_unavailable",
-            format!("cannot open the artifact: {e}"),
-        )
-    })?;
+    // Checked again now, not trusted from when it was stored: the rule, and the file itself.
+    let gone = |e: String| ApiError::new(StatusCode::GONE, "artifact_unavailable", e);
+    let sessions = session_ids(&state, &item.id).await?;
+    let rel = session_files::own_session_file(&artifact.path, &sessions).map_err(gone)?;
+    let data_dir = state.data_dir.clone();
+    let opened = web::block(move || session_files::open(&data_dir, &rel))
+        .await?
+        .map_err(|e| gone(e.to_string()))?;
+    if opened.len > ARTIFACT_MAX_BYTES {
+        return Err(gone(format!(
+            "{} is refused: it is {} bytes, over the {ARTIFACT_MAX_BYTES} bytes served",
+            artifact.path, opened.len
+        )));
+    }
+    let named = actix_files::NamedFile::from_file(opened.file, &artifact.path)
+        .map_err(|e| gone(format!("cannot open the artifact: {e}")))?;
     Ok(named.use_etag(true).prefer_utf8(true).into_response(&req))
 }
 
@@ -298,7 +350,9 @@ pub async fn history(
     Ok(HttpResponse::Ok().json(history))
 }
 
-/// The agents' output for an item: every attempt, oldest first, as plain text.
+/// The agents' output for an item: every attempt, oldest first, as plain text. Each attempt's
+/// session.log is opened through [`session_files`] (no link followed, no FIFO waited on) and
+/// streamed in chunks read off the HTTP workers, at most [`LOG_SERVED_MAX_BYTES`] of it.
 #[utoipa::path(get, path = "/api/items/{id}/log", tag = "items", params(("id" = String, Path, description = "Item id, or a unique prefix of one (4+ characters)")), responses((status = 200, description = "Every attempt's output, oldest first", content_type = "text/plain", body = String), (status = 404, body = ErrorBody), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
 pub async fn log(
     state: web::Data<AppState>,
@@ -316,25 +370,116 @@ pub async fn log(
             item_id: Some(item.id.clone()),
         })
         .await??;
-    let mut text = String::new();
+    let mut parts = VecDeque::new();
     for session in sessions.iter().rev() {
-        text.push_str(&format!(
+        parts.push_back(LogPart::Text(format!(
             "=== attempt {} · session {} · started {} ===\n",
             session.attempt,
             session.id,
             session
                 .started_at
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )));
+        parts.push_back(LogPart::File(
+            ["agents", session.id.as_str(), "session.log"]
+                .iter()
+                .collect(),
         ));
-        match std::fs::read_to_string(session_log_path(&state.data_dir, &session.id)) {
-            Ok(log) => text.push_str(&log),
-            Err(_) => text.push_str("(no output recorded)\n"),
-        }
         if let Some(outcome) = &session.outcome {
-            text.push_str(&format!("=== {outcome} ===\n"));
+            parts.push_back(LogPart::Text(format!("=== {outcome} ===\n")));
         }
     }
+    let reader = LogReader {
+        data_dir: state.data_dir.clone(),
+        parts,
+        open: None,
+    };
+    let body = futures_util::stream::unfold(reader, |mut reader| async move {
+        let chunk = reader.next_chunk().await;
+        chunk.map(|c| (c, reader))
+    });
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
-        .body(text))
+        .streaming(body))
+}
+
+/// One piece of an item's log: a header or footer line, or an attempt's session.log.
+enum LogPart {
+    Text(String),
+    File(PathBuf),
+}
+
+/// Reads an item's log piece by piece, one bounded chunk at a time.
+struct LogReader {
+    data_dir: PathBuf,
+    parts: VecDeque<LogPart>,
+    open: Option<OpenLog>,
+}
+
+/// The session.log being read, and how many more of its bytes may be served.
+struct OpenLog {
+    file: std::fs::File,
+    left: u64,
+    rel: PathBuf,
+}
+
+/// How much of a session.log is read at once.
+const LOG_CHUNK: u64 = 64 << 10;
+
+impl LogReader {
+    async fn next_chunk(&mut self) -> Option<std::io::Result<Bytes>> {
+        loop {
+            if let Some(log) = self.open.take() {
+                let read = web::block(move || {
+                    // Once the cap is reached, one byte more says whether anything was cut.
+                    let want = log.left.clamp(1, LOG_CHUNK);
+                    let mut buf = Vec::new();
+                    let n = (&log.file).take(want).read_to_end(&mut buf);
+                    (log, buf, n)
+                })
+                .await;
+                let (mut log, buf, n) = match read {
+                    Ok(done) => done,
+                    Err(e) => return Some(Err(std::io::Error::other(e.to_string()))),
+                };
+                let note = match n {
+                    Ok(0) => continue,
+                    Ok(_) if log.left == 0 => format!(
+                        "the rest of {} is not shown: only its first {LOG_SERVED_MAX_BYTES} bytes are served",
+                        log.rel.display()
+                    ),
+                    Ok(n) => {
+                        log.left = log.left.saturating_sub(n as u64);
+                        self.open = Some(log);
+                        return Some(Ok(Bytes::from(buf)));
+                    }
+                    Err(e) => format!("{} could not be read further: {e}", log.rel.display()),
+                };
+                return Some(Ok(Bytes::from(format!("\n[flightdeck: {note}]\n"))));
+            }
+            let rel = match self.parts.pop_front()? {
+                LogPart::Text(text) => return Some(Ok(Bytes::from(text))),
+                LogPart::File(rel) => rel,
+            };
+            let data_dir = self.data_dir.clone();
+            let path = rel.clone();
+            let opened = match web::block(move || session_files::open(&data_dir, &path)).await {
+                Ok(opened) => opened,
+                Err(e) => return Some(Err(std::io::Error::other(e.to_string()))),
+            };
+            match opened {
+                Ok(f) => {
+                    self.open = Some(OpenLog {
+                        file: f.file,
+                        left: LOG_SERVED_MAX_BYTES,
+                        rel,
+                    })
+                }
+                Err(session_files::Refused::Missing { .. }) => {
+                    return Some(Ok(Bytes::from_static(b"(no output recorded)\n")))
+                }
+                Err(e) => return Some(Ok(Bytes::from(format!("(not shown: {e})\n")))),
+            }
+        }
+    }
 }

@@ -6,11 +6,12 @@
 //! and reports the outcome to the QueueManager (complete, or a failed attempt) and to the
 //! Dispatcher. It never touches the store itself.
 
+use super::artifacts::{self, Declared};
 use super::dispatcher::{Dispatcher, SessionEnded};
 use super::launcher;
 use super::parsers::{parser_for, AgentOutput, OutputParser};
 use super::process::{self, ProcessEvent};
-use super::workspace::{self, Workspace};
+use super::workspace::Workspace;
 use crate::config::Preset;
 use crate::model::{
     render_agents_md, AcceptanceEntry, AgentSession as SessionRecord, AgentStatus, ArtifactInput,
@@ -78,6 +79,8 @@ struct Collected {
     artifacts: Vec<ArtifactInput>,
     acceptance: Option<Vec<AcceptanceEntry>>,
     unmet: Vec<String>,
+    /// What was dropped of what the agent handed back, for its log and progress.
+    notes: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -99,7 +102,7 @@ pub struct AgentSession {
     /// Bytes written to the log so far; past [`LOG_LIMIT`] lines are no longer kept.
     logged: u64,
     pending: Vec<String>,
-    declared: Vec<ArtifactInput>,
+    declared: Declared,
     acceptance: Option<Vec<AcceptanceEntry>>,
     verdict: Option<(bool, String)>,
     last_line: String,
@@ -132,7 +135,7 @@ impl AgentSession {
             log: None,
             logged: 0,
             pending: Vec::new(),
-            declared: Vec::new(),
+            declared: Declared::default(),
             acceptance: None,
             verdict: None,
             last_line: String::new(),
@@ -190,9 +193,9 @@ impl AgentSession {
 
     fn start_agent(&mut self, ctx: &mut Context<Self>) -> std::io::Result<()> {
         std::fs::create_dir_all(self.ws.root.join("tmp"))?;
-        std::fs::write(
-            &self.ws.agents_md,
-            render_agents_md(&self.item, self.ws.artifacts.to_str()),
+        self.ws.write_agents_md(
+            &self.settings.data_dir,
+            &render_agents_md(&self.item, self.ws.artifacts.to_str()),
         )?;
         self.log = Some(
             std::fs::OpenOptions::new()
@@ -224,12 +227,10 @@ impl AgentSession {
 
     fn on_line(&mut self, line: String) {
         self.last_output = Instant::now();
-        if let Some(log) = &mut self.log {
+        if let (Some(log), true) = (&mut self.log, self.logged < LOG_LIMIT) {
             let written = if self.logged + line.len() as u64 >= LOG_LIMIT {
                 let marker = "[flightdeck: log limit reached; further output is not kept]";
-                let result = writeln!(log, "{marker}");
-                self.log = None;
-                result
+                writeln!(log, "{marker}")
             } else {
                 writeln!(log, "{line}")
             };
@@ -248,7 +249,11 @@ impl AgentSession {
                         .saturating_add(input)
                         .saturating_add(output);
                 }
-                AgentOutput::Artifact(a) => self.declared.push(a),
+                AgentOutput::Artifact(a) => {
+                    if let Some(note) = self.declared.offer(a) {
+                        self.note(&note);
+                    }
+                }
                 AgentOutput::Acceptance(report) => self.acceptance = Some(report),
                 AgentOutput::Finished { success, summary } => {
                     self.verdict = Some((success, summary))
@@ -257,6 +262,15 @@ impl AgentSession {
         }
         if !line.trim().is_empty() {
             self.last_line = line.chars().take(300).collect();
+        }
+    }
+
+    /// A line of flightdeck's own in the session's log, kept even past its limit.
+    fn note(&mut self, text: &str) {
+        if let Some(log) = &mut self.log {
+            if let Err(e) = writeln!(log, "[flightdeck: {text}]") {
+                log::warn!("session {}: cannot write its log: {e}", self.record.id);
+            }
         }
     }
 
@@ -397,75 +411,36 @@ impl AgentSession {
             .artifacts
             .iter()
             .any(|a| a.kind == ArtifactKind::Link && Some(&a.path) == ws.branch.as_ref());
+        let branch = match (&ws.branch, has_link) {
+            (Some(branch), false) => Some(ArtifactInput {
+                kind: ArtifactKind::Link,
+                path: branch.clone(),
+                description: "git branch with the agent's work".into(),
+            }),
+            _ => None,
+        };
         let spawned = std::thread::Builder::new()
             .name("agent-collect".into())
             .spawn(move || {
-                let mut unmet = Vec::new();
-                let mut artifacts: Vec<ArtifactInput> = Vec::new();
-                match workspace::collect_files(&settings.data_dir, &ws.artifacts) {
-                    Ok(files) => artifacts.extend(files.into_iter().map(|path| ArtifactInput {
-                        description: format!(
-                            "file written by the agent: {}",
-                            path.rsplit('/').next().unwrap_or(&path)
-                        ),
-                        kind: ArtifactKind::File,
-                        path,
-                    })),
-                    Err(e) => unmet.push(format!("artifacts folder unreadable: {e}")),
-                }
-                for mut a in declared {
-                    if a.kind == ArtifactKind::File {
-                        match workspace::declared_artifact(
-                            &settings.data_dir,
-                            &ws.artifacts,
-                            &a.path,
-                        ) {
-                            Ok(path) => {
-                                // Every declared file is in the artifacts folder, so it was
-                                // collected above: keep the agent's own description.
-                                if let Some(found) = artifacts.iter_mut().find(|x| x.path == path) {
-                                    if !a.description.trim().is_empty() {
-                                        found.description = a.description;
-                                    }
-                                    continue;
-                                }
-                                a.path = path;
-                            }
-                            Err(e) => {
-                                unmet.push(e);
-                                continue;
-                            }
-                        }
-                    }
-                    artifacts.push(a);
-                }
-                if let (Some(branch), false) = (&ws.branch, has_link) {
-                    artifacts.push(ArtifactInput {
-                        kind: ArtifactKind::Link,
-                        path: branch.clone(),
-                        description: "git branch with the agent's work".into(),
-                    });
-                }
-                let mut acceptance = reported;
-                let report_file = ws.artifacts.join(workspace::ACCEPTANCE_FILE);
-                if let Ok(text) = std::fs::read(&report_file) {
-                    match serde_json::from_slice::<Vec<AcceptanceEntry>>(&text) {
-                        Ok(report) => acceptance = Some(report),
-                        Err(e) => unmet.push(format!(
-                            "{} is not a valid acceptance report: {e}",
-                            workspace::ACCEPTANCE_FILE
-                        )),
-                    }
-                }
+                let handed = artifacts::collect(
+                    &settings.data_dir,
+                    &ws.session_id,
+                    &ws.artifacts,
+                    declared,
+                    reported,
+                    branch,
+                );
+                let mut unmet = handed.unmet;
                 if !settings.verify.is_empty() {
                     if let Err(e) = process::run_to_end(&settings.verify, &ws.workspace, &env) {
                         unmet.push(e);
                     }
                 }
                 addr.do_send(Collected {
-                    artifacts,
-                    acceptance,
+                    artifacts: handed.artifacts,
+                    acceptance: handed.acceptance,
                     unmet,
+                    notes: handed.notes,
                 });
             });
         if let Err(e) = spawned {
@@ -569,6 +544,11 @@ impl Handler<Collected> for AgentSession {
     type Result = ();
 
     fn handle(&mut self, m: Collected, ctx: &mut Context<Self>) {
+        for note in &m.notes {
+            self.note(note);
+            self.pending.push(format!("flightdeck: {note}"));
+        }
+        self.flush_progress();
         self.queue
             .send(Complete {
                 id: self.item.id.clone(),

@@ -3,7 +3,13 @@
 //! (everything it printed). A retry takes over the previous attempt's workspace, so no work is
 //! thrown away. With `workspace.git_repo` set, the workspace is a git worktree of that repo on
 //! the branch `flightdeck/<short item id>`.
+//!
+//! The previous attempt's agent had the run of its session folder: its workspace may now be a
+//! symlink to anywhere. It is taken over only if it is a real folder of the data dir's agents
+//! folder (checked without following links), and AGENTS.md is written through
+//! [`session_files::replace`], so neither the move nor the write can land outside.
 
+use super::session_files;
 use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
@@ -13,13 +19,10 @@ pub fn session_dir(data_dir: &Path, session_id: &str) -> PathBuf {
     data_dir.join("agents").join(session_id)
 }
 
-pub fn session_log_path(data_dir: &Path, session_id: &str) -> PathBuf {
-    session_dir(data_dir, session_id).join("session.log")
-}
-
 /// The folders of one session.
 #[derive(Debug, Clone)]
 pub struct Workspace {
+    pub session_id: String,
     pub root: PathBuf,
     pub workspace: PathBuf,
     pub artifacts: PathBuf,
@@ -47,7 +50,7 @@ pub fn prepare(
     let artifacts = root.join("artifacts");
     fs::create_dir_all(&artifacts)?;
     let mut branch = None;
-    let previous = previous.filter(|p| p.is_dir());
+    let previous = previous.filter(|p| taken_over(data_dir, p));
     match (git_repo, previous) {
         (Some(repo), Some(prev)) => {
             git(
@@ -78,6 +81,7 @@ pub fn prepare(
         (None, None) => fs::create_dir_all(&workspace)?,
     }
     Ok(Workspace {
+        session_id: session_id.to_string(),
         agents_md: workspace.join("AGENTS.md"),
         log: root.join("session.log"),
         root,
@@ -85,6 +89,44 @@ pub fn prepare(
         artifacts,
         branch,
     })
+}
+
+/// Whether the previous attempt's workspace may be taken over: a real folder (not a link) at
+/// `agents/<sessionId>/workspace` of the data dir.
+fn taken_over(data_dir: &Path, previous: &Path) -> bool {
+    let Ok(rel) = previous.strip_prefix(data_dir) else {
+        log::warn!(
+            "previous workspace {} is outside the data dir: not taken over",
+            previous.display()
+        );
+        return false;
+    };
+    let parts: Vec<Component> = rel.components().collect();
+    let shaped = matches!(
+        parts.as_slice(),
+        [Component::Normal(agents), Component::Normal(_), Component::Normal(name)]
+            if *agents == "agents" && *name == "workspace"
+    );
+    let real = shaped && session_files::is_real_folder(data_dir, rel);
+    if !real {
+        log::warn!(
+            "previous workspace {} is not a real folder of a session (the agent replaced it?): the new attempt starts afresh",
+            previous.display()
+        );
+    }
+    real
+}
+
+impl Workspace {
+    /// Writes AGENTS.md at the workspace's root as a new file, replacing whatever the previous
+    /// attempt left under that name (a symlink included), never following a link.
+    pub fn write_agents_md(&self, data_dir: &Path, text: &str) -> io::Result<()> {
+        let rel = Path::new("agents")
+            .join(&self.session_id)
+            .join("workspace")
+            .join("AGENTS.md");
+        session_files::replace(data_dir, &rel, text.as_bytes()).map_err(io::Error::other)
+    }
 }
 
 fn path_arg(p: &Path) -> io::Result<String> {
@@ -110,104 +152,19 @@ fn git(repo: &Path, args: &[&str]) -> io::Result<()> {
     }
 }
 
-/// Removes a finished item's worktree; the branch stays for people to review and merge.
+/// Removes a finished item's worktree; the branch stays for people to review and merge. A
+/// workspace the agent replaced with a link is left alone.
 pub fn remove_worktree(repo: &Path, workspace: &Path) -> io::Result<()> {
+    if !fs::symlink_metadata(workspace).is_ok_and(|m| m.is_dir()) {
+        return Err(io::Error::other(format!(
+            "{} is not a real folder",
+            workspace.display()
+        )));
+    }
     git(
         repo,
         &["worktree", "remove", "--force", &path_arg(workspace)?],
     )
-}
-
-/// Every regular file under the artifacts folder except the acceptance report, as paths
-/// relative to the data dir. Symlinks are not followed, so none can point outside.
-pub fn collect_files(data_dir: &Path, artifacts: &Path) -> io::Result<Vec<String>> {
-    let mut out = Vec::new();
-    let mut stack = vec![artifacts.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in fs::read_dir(&dir)? {
-            let entry = entry?;
-            let kind = entry.file_type()?;
-            let path = entry.path();
-            if kind.is_dir() {
-                stack.push(path);
-            } else if kind.is_file() && path != artifacts.join(ACCEPTANCE_FILE) {
-                if let Ok(rel) = path.strip_prefix(data_dir) {
-                    if let Some(s) = rel.to_str() {
-                        out.push(s.to_string());
-                    }
-                }
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-/// The acceptance report an agent may leave in its artifacts folder.
-pub const ACCEPTANCE_FILE: &str = "acceptance.json";
-
-/// Resolves an artifact path (relative to the data dir) to a file inside the data dir,
-/// refusing absolute paths, `..`, and symlinks that lead outside.
-pub fn resolve_artifact(data_dir: &Path, path: &str) -> Result<PathBuf, String> {
-    let rel = Path::new(path);
-    if rel.is_absolute() {
-        return Err(format!(
-            "artifact path {path:?} must be relative to the data dir"
-        ));
-    }
-    if rel
-        .components()
-        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
-    {
-        return Err(format!("artifact path {path:?} must not contain '..'"));
-    }
-    let base = data_dir
-        .canonicalize()
-        .map_err(|e| format!("data dir unavailable: {e}"))?;
-    let full = base
-        .join(rel)
-        .canonicalize()
-        .map_err(|_| format!("artifact file {path:?} does not exist"))?;
-    if !full.starts_with(&base) {
-        return Err(format!("artifact path {path:?} leads outside the data dir"));
-    }
-    if !full.is_file() {
-        return Err(format!("artifact path {path:?} is not a file"));
-    }
-    Ok(full)
-}
-
-/// Turns a path an agent declared (relative to its artifacts folder, or absolute inside it)
-/// into one relative to the data dir, refusing anything outside the artifacts folder.
-pub fn declared_artifact(
-    data_dir: &Path,
-    artifacts: &Path,
-    declared: &str,
-) -> Result<String, String> {
-    let candidate = if Path::new(declared).is_absolute() {
-        PathBuf::from(declared)
-    } else {
-        artifacts.join(declared)
-    };
-    let full = candidate
-        .canonicalize()
-        .map_err(|_| format!("declared artifact {declared:?} does not exist"))?;
-    let arts = artifacts
-        .canonicalize()
-        .map_err(|e| format!("artifacts folder unavailable: {e}"))?;
-    if !full.starts_with(&arts) {
-        return Err(format!(
-            "declared artifact {declared:?} is outside the session's artifacts folder"
-        ));
-    }
-    let base = data_dir
-        .canonicalize()
-        .map_err(|e| format!("data dir unavailable: {e}"))?;
-    full.strip_prefix(&base)
-        .ok()
-        .and_then(|p| p.to_str())
-        .map(str::to_string)
-        .ok_or_else(|| format!("declared artifact {declared:?} is outside the data dir"))
 }
 
 #[cfg(test)]
@@ -215,27 +172,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn artifact_paths_cannot_escape() {
+    fn a_previous_workspace_that_is_a_link_is_not_taken_over() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        fs::create_dir_all(data.join("agents/s/artifacts")).unwrap();
-        fs::write(data.join("agents/s/artifacts/plan.md"), "x").unwrap();
-        fs::write(dir.path().join("secret"), "s").unwrap();
-        std::os::unix::fs::symlink(
-            dir.path().join("secret"),
-            data.join("agents/s/artifacts/link"),
-        )
-        .unwrap();
-        assert!(resolve_artifact(&data, "agents/s/artifacts/plan.md").is_ok());
-        assert!(resolve_artifact(&data, "../secret").is_err());
-        assert!(resolve_artifact(&data, "/etc/passwd").is_err());
-        assert!(resolve_artifact(&data, "agents/s/artifacts/link").is_err());
-        let arts = data.join("agents/s/artifacts");
-        assert_eq!(
-            declared_artifact(&data, &arts, "plan.md").unwrap(),
-            "agents/s/artifacts/plan.md"
-        );
-        assert!(declared_artifact(&data, &arts, "../../../../secret").is_err());
-        assert!(declared_artifact(&data, &arts, "link").is_err());
+        let outside = dir.path().join("outside");
+        fs::create_dir_all(&outside).unwrap();
+        let first = prepare(&data, "s1", "item", None, None).unwrap();
+        fs::write(first.workspace.join("notes.txt"), "kept").unwrap();
+        let second = prepare(&data, "s2", "item", Some(&first.workspace), None).unwrap();
+        assert!(second.workspace.join("notes.txt").exists(), "a real one is");
+        fs::rename(&second.workspace, second.root.join("moved")).unwrap();
+        std::os::unix::fs::symlink(&outside, &second.workspace).unwrap();
+        let third = prepare(&data, "s3", "item", Some(&second.workspace), None).unwrap();
+        third.write_agents_md(&data, "# the item").unwrap();
+        assert!(!outside.join("AGENTS.md").exists());
+        assert!(fs::symlink_metadata(&third.workspace).unwrap().is_dir());
+        assert!(!third.workspace.join("notes.txt").exists(), "a fresh start");
+        // A link planted where AGENTS.md goes is replaced, not followed.
+        fs::remove_file(&third.agents_md).unwrap();
+        std::os::unix::fs::symlink(outside.join("AGENTS.md"), &third.agents_md).unwrap();
+        third.write_agents_md(&data, "# again").unwrap();
+        assert!(!outside.join("AGENTS.md").exists());
+        assert_eq!(fs::read_to_string(&third.agents_md).unwrap(), "# again");
     }
 }

@@ -7,7 +7,7 @@ use super::store::Tx;
 use super::QueueError;
 use crate::model::{
     AcceptanceEntry, AgentSession, AgentStatus, Artifact, ArtifactInput, EventKind, ItemPatch,
-    NewWorkItem, Status, Transition, WorkItem,
+    NewWorkItem, Status, Transition, WorkItem, ARTIFACTS_MAX,
 };
 use chrono::Duration;
 
@@ -291,6 +291,24 @@ fn new_artifacts(tx: &Tx, inputs: Vec<ArtifactInput>) -> Vec<Artifact> {
         .collect()
 }
 
+/// An item holds at most [`ARTIFACTS_MAX`] artifacts, each within the API's limits: those
+/// that break them go (only a store written before the limits holds any), then the oldest, so
+/// an item keeps what its latest attempts handed back. Returns how many went.
+fn bound_artifacts(item: &mut WorkItem) -> usize {
+    let before = item.artifacts.len();
+    item.artifacts.retain(|a| {
+        let input = ArtifactInput {
+            kind: a.kind,
+            path: a.path.clone(),
+            description: a.description.clone(),
+        };
+        input.validate("artifact").is_ok()
+    });
+    let excess = item.artifacts.len().saturating_sub(ARTIFACTS_MAX);
+    item.artifacts.drain(..excess);
+    before - item.artifacts.len()
+}
+
 pub fn add_artifacts(
     tx: &mut Tx,
     id: &str,
@@ -300,6 +318,7 @@ pub fn add_artifacts(
     let added = new_artifacts(tx, inputs);
     let mut item = old.clone();
     item.artifacts.extend(added.iter().cloned());
+    bound_artifacts(&mut item);
     let item = save(tx, &old, item, None)?;
     tx.emit(EventKind::WorkUpdated, event_data! {"item": item});
     Ok(added)
@@ -362,6 +381,7 @@ pub fn complete(
     require_in_flight(&old, session_key.as_deref())?;
     let mut item = old.clone();
     item.artifacts.extend(new_artifacts(tx, artifacts));
+    bound_artifacts(&mut item);
     unmet.extend(unmet_criteria(&item, report.as_deref()));
     let accepted = unmet.is_empty();
     let item = if accepted {
@@ -515,8 +535,10 @@ pub fn progress(
 }
 
 /// After a restart: every session the last run left unfinished failed with it, and every item
-/// left in flight is a failed attempt ("interrupted"). Returns the sessions, so the caller can
-/// make sure their processes are gone.
+/// left in flight is a failed attempt ("interrupted"). Once per store, an item holding more
+/// artifacts than allowed (written before the limit) is brought within it, so listing items
+/// stays small.
+/// Returns the sessions, so the caller can make sure their processes are gone.
 pub fn recover(tx: &mut Tx, policy: &QueuePolicy) -> Result<Vec<AgentSession>, QueueError> {
     let sessions = tx.unfinished_sessions()?;
     for s in &sessions {
@@ -537,5 +559,72 @@ pub fn recover(tx: &mut Tx, policy: &QueuePolicy) -> Result<Vec<AgentSession>, Q
             "interrupted: flightdeck stopped while it ran",
         )?;
     }
+    let ids = if tx.repair_pending("repair:artifact_limits")? {
+        tx.item_ids()?
+    } else {
+        Vec::new()
+    };
+    for id in ids {
+        let mut item = tx.require(&id)?;
+        let dropped = bound_artifacts(&mut item);
+        if dropped > 0 {
+            log::warn!(
+                "item {id} held {dropped} artifacts over the limits (a store written before them): dropped"
+            );
+            tx.put(Some(&item), &item)?;
+        }
+    }
     Ok(sessions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::store::Store;
+
+    #[test]
+    fn an_item_keeps_its_newest_artifacts_within_the_limits_even_from_an_old_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("q.redb")).unwrap();
+        let artifacts: Vec<serde_json::Value> = (0..ARTIFACTS_MAX + 60)
+            .map(|i| {
+                let description = if i % 10 == 0 { "x".repeat(60_000) } else { format!("n{i}") };
+                serde_json::json!({"id": format!("a{i}"), "type": "link", "path": "https://example.invalid",
+                    "description": description, "createdAt": "2026-01-01T00:00:00Z"})
+            })
+            .collect();
+        let item: WorkItem = serde_json::from_value(serde_json::json!({
+            "id": "big", "title": "big", "description": "", "acceptanceCriteria": [],
+            "status": "review", "priority": "medium", "complexity": "m",
+            "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z",
+            "createdBy": "an old version", "artifacts": artifacts, "blockedBy": [], "blocks": [],
+            "attempts": 1,
+        }))
+        .unwrap();
+        store.write(|tx| tx.put(None, &item)).unwrap();
+        let policy = QueuePolicy {
+            review: true,
+            max_attempts: 3,
+            retry_backoff_secs: 0.0,
+        };
+        store.write(|tx| recover(tx, &policy)).unwrap();
+        let healed = store.read(|snap| snap.item("big")).unwrap().unwrap();
+        assert_eq!(healed.artifacts.len(), ARTIFACTS_MAX);
+        // 26 broke the limits; of the 234 left, the 34 oldest went.
+        assert_eq!(healed.artifacts[0].id, "a38", "the oldest went first");
+        assert!(healed.artifacts.iter().all(|a| a.description.len() < 10));
+        let (added, _) = store
+            .write(|tx| {
+                let one = ArtifactInput {
+                    kind: crate::model::ArtifactKind::Link,
+                    path: "https://example.invalid/new".into(),
+                    description: "new".into(),
+                };
+                add_artifacts(tx, "big", vec![one])
+            })
+            .unwrap();
+        let after = store.read(|snap| snap.item("big")).unwrap().unwrap();
+        assert_eq!(after.artifacts.len(), ARTIFACTS_MAX);
+        assert_eq!(after.artifacts.last().unwrap().id, added[0].id);
+    }
 }

@@ -503,6 +503,26 @@ impl<'a> Tx<'a> {
         })
     }
 
+    /// Whether the one-time repair `name` is still to be done; marks it done (with the rest
+    /// of the transaction).
+    pub fn repair_pending(&mut self, name: &'static str) -> Result<bool, QueueError> {
+        if self.meta.get(name)?.is_some() {
+            return Ok(false);
+        }
+        self.dirty = true;
+        self.meta.insert(name, 1)?;
+        Ok(true)
+    }
+
+    /// The id of every item, without decoding any.
+    pub fn item_ids(&self) -> Result<Vec<String>, QueueError> {
+        let mut out = Vec::new();
+        for entry in self.items.iter()? {
+            out.push(entry?.0.value().to_string());
+        }
+        Ok(out)
+    }
+
     pub fn require(&self, id: &str) -> Result<WorkItem, QueueError> {
         self.item(id)?
             .ok_or_else(|| QueueError::not_found("item", id))
