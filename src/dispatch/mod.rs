@@ -1,11 +1,13 @@
 //! Running agents: the Dispatcher keeps the pool full, each AgentSession runs one agent as a
 //! child process in its own workspace, and the parsers read what agents print.
 
+mod cgroup;
 pub mod demo_agent;
 mod dispatcher;
 pub mod launcher;
 pub mod parsers;
 pub mod process;
+mod reaper;
 mod session;
 mod workspace;
 
