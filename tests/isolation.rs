@@ -64,7 +64,10 @@ fn probes(s: &TestServer, id: &str) -> HashMap<String, String> {
 fn assert_denied(probes: &HashMap<String, String>, names: &[&str]) {
     for name in names {
         let verdict = probes.get(*name).map(String::as_str).unwrap_or("missing");
-        assert!(verdict.starts_with("denied"), "{name}: {verdict} ({probes:?})");
+        assert!(
+            verdict.starts_with("denied"),
+            "{name}: {verdict} ({probes:?})"
+        );
     }
 }
 
@@ -77,7 +80,10 @@ fn assert_allowed(probes: &HashMap<String, String>, names: &[&str]) {
 
 fn assert_sandboxed(s: &TestServer) {
     let (_, status) = s.get("/api/status");
-    assert_eq!(status["sandbox"], "landlock", "this kernel enforces Landlock");
+    assert_eq!(
+        status["sandbox"], "landlock",
+        "this kernel enforces Landlock"
+    );
 }
 
 /// Waits for the item's working session.
@@ -103,8 +109,23 @@ fn workspace_of(session: &Value) -> PathBuf {
     PathBuf::from(session["workspaceDir"].as_str().expect("workspaceDir"))
 }
 
-fn read_pid(s: &TestServer, path: &Path) -> u32 {
-    s.wait_for(&format!("pid file {}", path.display()), T, || {
+/// Polls `check` until it returns Some, or panics after [`T`] naming `what`.
+fn eventually<V>(what: &str, mut check: impl FnMut() -> Option<V>) -> V {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < T,
+            "timed out after {T:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn read_pid(path: &Path) -> u32 {
+    eventually(&format!("pid file {}", path.display()), || {
         std::fs::read_to_string(path)
             .ok()
             .and_then(|t| t.trim().parse().ok())
@@ -114,12 +135,11 @@ fn read_pid(s: &TestServer, path: &Path) -> u32 {
 /// Is `pid` a live `sleep` (not a zombie, not a reused pid)?
 fn sleeping(pid: u32) -> bool {
     alive(pid)
-        && std::fs::read(format!("/proc/{pid}/cmdline"))
-            .is_ok_and(|c| c.starts_with(b"sleep\0"))
+        && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\0"))
 }
 
-fn wait_gone(s: &TestServer, what: &str, pid: u32) {
-    s.wait_for(&format!("{what} (pid {pid}) to be gone"), T, || {
+fn wait_gone(what: &str, pid: u32) {
+    eventually(&format!("{what} (pid {pid}) to be gone"), || {
         (!sleeping(pid)).then_some(())
     });
 }
@@ -211,7 +231,11 @@ fn agents_have_no_terminal_to_push_commands_into() {
     let item = s.create(json!({
         "title": "push a command into the operator's shell",
         "status": "ready",
-        "description": format!("SERVER_PID={}", s.pid()),
+        "description": format!(
+            "SERVER_PID={}\nSERVER_TTY={}",
+            s.pid(),
+            terminal.slave.display()
+        ),
     }));
     let id = id_of(&item);
     s.wait_status(&id, "done", T);
@@ -219,7 +243,9 @@ fn agents_have_no_terminal_to_push_commands_into() {
     assert_denied(
         &probes,
         &[
+            "server_session",
             "tty_open",
+            "server_tty_inject",
             "tty_inject",
             "fd0_inject",
             "fd1_inject",
@@ -323,15 +349,18 @@ fn hanging_verify_server(pool: &str) -> (TestServer, String, u32) {
         "description": "HANG=1",
     })));
     let ws = workspace_of(&working_session(&s, &id));
-    let pid = read_pid(&s, &ws.join("verify.pid"));
-    assert!(sleeping(pid), "the verify command runs");
+    let pid = read_pid(&ws.join("verify.pid"));
+    // It writes its pid, then becomes `sleep`.
+    eventually("the verify command to hang", || sleeping(pid).then_some(()));
     (s, id, pid)
 }
 
 fn another_item_runs(s: &TestServer) {
     let next = id_of(&s.create_ready("after the hanging verify"));
     s.wait_status(&next, "review", T);
-    s.wait_for("the pool to be idle", T, || (pool_running(s) == 0).then_some(()));
+    s.wait_for("the pool to be idle", T, || {
+        (pool_running(s) == 0).then_some(())
+    });
 }
 
 #[test]
@@ -340,16 +369,31 @@ fn a_hanging_verify_is_stopped_by_the_attempts_timeout() {
     let item = s.wait_status(&id, "blocked", T);
     let reason = item["statusReason"].as_str().unwrap_or("");
     assert!(reason.contains("timed out"), "{reason}");
-    wait_gone(&s, "the hanging verify", pid);
+    wait_gone("the hanging verify", pid);
     another_item_runs(&s);
+}
+
+#[test]
+fn a_verify_slower_than_the_idle_limit_is_not_taken_for_a_stalled_agent() {
+    let s = TestServer::start(
+        "[pool]\nsize = 1\nmax_attempts = 1\nidle_timeout_secs = 1\n\
+         [agent]\npreset = \"lines\"\ncommand = [\"true\"]\n\
+         verify = [\"/bin/sh\", \"-c\", \"sleep 3\"]\n",
+    );
+    let id = id_of(&s.create_ready("slow tests"));
+    let item = s.wait_status(&id, "review", T);
+    assert_eq!(item["statusReason"], Value::Null, "{item}");
 }
 
 #[test]
 fn cancelling_during_verify_stops_it_and_frees_the_slot() {
     let (s, id, pid) = hanging_verify_server("");
-    let (status, v) = s.post(&format!("/api/items/{id}/move"), json!({"status": "blocked"}));
+    let (status, v) = s.post(
+        &format!("/api/items/{id}/move"),
+        json!({"status": "blocked"}),
+    );
     assert_eq!(status, 200, "{v}");
-    wait_gone(&s, "the cancelled verify", pid);
+    wait_gone("the cancelled verify", pid);
     another_item_runs(&s);
     assert_eq!(s.item(&id)["status"], "blocked");
 }
@@ -359,7 +403,7 @@ fn shutdown_stops_a_hanging_verify() {
     let (mut s, _, pid) = hanging_verify_server("");
     let exit = s.terminate();
     assert!(exit.success(), "a graceful stop: {exit}");
-    wait_gone(&s, "the verify of the stopped server", pid);
+    wait_gone("the verify of the stopped server", pid);
 }
 
 // ---- processes that leave the group --------------------------------------------------------
@@ -378,37 +422,44 @@ fn escaping_agent(finish: bool) -> (TestServer, String, Value, u32) {
         "description": if finish { "FINISH=1" } else { "FINISH=0" },
     })));
     let session = first_session(&s, &id);
-    let pid = read_pid(&s, &workspace_of(&session).join("escaped.pid"));
+    let pid = read_pid(&workspace_of(&session).join("escaped.pid"));
     (s, id, session, pid)
 }
 
 #[test]
 fn nothing_an_agent_started_survives_cancel() {
     let (s, id, session, escaped) = escaping_agent(false);
-    read_pid(&s, &workspace_of(&session).join("agent.pid"));
-    assert!(sleeping(escaped), "the escaped child runs");
+    read_pid(&workspace_of(&session).join("agent.pid"));
+    eventually("the escaped child to run", || {
+        sleeping(escaped).then_some(())
+    });
     // Moving the item away cancels its agent (and, unlike a session cancel, does not run
     // the item again).
-    let (status, v) = s.post(&format!("/api/items/{id}/move"), json!({"status": "blocked"}));
+    let (status, v) = s.post(
+        &format!("/api/items/{id}/move"),
+        json!({"status": "blocked"}),
+    );
     assert_eq!(status, 200, "{v}");
-    wait_gone(&s, "the escaped child of a cancelled agent", escaped);
+    wait_gone("the escaped child of a cancelled agent", escaped);
 }
 
 #[test]
 fn nothing_an_agent_started_survives_its_end() {
     let (s, id, _, escaped) = escaping_agent(true);
     s.wait_status(&id, "done", T);
-    wait_gone(&s, "the escaped child of a finished agent", escaped);
+    wait_gone("the escaped child of a finished agent", escaped);
 }
 
 #[test]
 fn nothing_an_agent_started_survives_a_crash_and_restart() {
     let (mut s, id, session, escaped) = escaping_agent(false);
-    read_pid(&s, &workspace_of(&session).join("agent.pid"));
-    assert!(sleeping(escaped), "the escaped child runs");
+    read_pid(&workspace_of(&session).join("agent.pid"));
+    eventually("the escaped child to run", || {
+        sleeping(escaped).then_some(())
+    });
     s.kill();
     s.boot();
-    wait_gone(&s, "the escaped child of the crashed server's agent", escaped);
+    wait_gone("the escaped child of the crashed server's agent", escaped);
     assert!(s.item(&id)["statusReason"]
         .as_str()
         .unwrap_or("")
@@ -460,7 +511,10 @@ fn agents_cannot_signal_each_other() {
     s.wait_status(&attacker, "done", T);
     let probes = probes(&s, &attacker);
     assert_denied(&probes, &["signal_agent"]);
-    assert!(probes["signal_agent"].contains("not permitted"), "{probes:?}");
+    assert!(
+        probes["signal_agent"].contains("not permitted"),
+        "{probes:?}"
+    );
     assert!(alive(victim_pid), "the victim still runs");
     assert_eq!(s.item(&victim)["status"], "in_flight");
     let (status, v) = s.post(
@@ -491,4 +545,65 @@ fn agents_cannot_connect_to_the_servers_port_but_to_others() {
     let probes = probes(&s, &id);
     assert_denied(&probes, &["connect_server"]);
     assert_allowed(&probes, &["connect_other"]);
+}
+
+// ---- the subreaper launcher, where there are no cgroups ------------------------------------
+
+/// Starts hostile-process.sh escape-setsid through `flightdeck exec-agent --reaper` in a
+/// scratch folder, from a shell that stands in for the server; returns that shell, the
+/// folder and the escaped child's pid.
+fn reaper_launch(finish: bool) -> (std::process::Child, tempfile::TempDir, u32) {
+    let dir = tempfile::tempdir().expect("scratch dir");
+    std::fs::write(
+        dir.path().join("AGENTS.md"),
+        format!("FINISH={}\n", finish as u8),
+    )
+    .unwrap();
+    let server = std::process::Command::new("/bin/sh")
+        .args([
+            "-c",
+            "\"$0\" exec-agent --parent $$ --reaper -- /bin/sh \"$1\" escape-setsid & wait $!",
+            BIN,
+            &fixture("agents/hostile-process.sh"),
+        ])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start the launcher");
+    let escaped = read_pid(&dir.path().join("escaped.pid"));
+    (server, dir, escaped)
+}
+
+#[test]
+fn the_subreaper_launcher_leaves_nothing_behind() {
+    // The agent ends: the launcher kills what it left, then exits with the agent's status.
+    let (mut server, _dir, escaped) = reaper_launch(true);
+    let status = server.wait().expect("wait for the launcher");
+    assert!(status.success(), "{status}");
+    assert!(!sleeping(escaped), "the escaped child outlived its agent");
+
+    // The session is stopped: SIGUSR1 to the launcher kills everything.
+    let (mut server, dir, escaped) = reaper_launch(false);
+    read_pid(&dir.path().join("agent.pid"));
+    eventually("the escaped child to run", || {
+        sleeping(escaped).then_some(())
+    });
+    let launcher = std::fs::read_to_string(format!("/proc/{}/task/{0}/children", server.id()))
+        .expect("the shell's children");
+    unsafe_kill(
+        launcher.trim().parse().expect("the launcher's pid"),
+        libc::SIGUSR1,
+    );
+    server.wait().expect("wait for the launcher");
+    assert!(!sleeping(escaped), "the escaped child outlived a stop");
+
+    // The server dies: the launcher's parent-death signal kills everything.
+    let (mut server, dir, escaped) = reaper_launch(false);
+    read_pid(&dir.path().join("agent.pid"));
+    eventually("the escaped child to run", || {
+        sleeping(escaped).then_some(())
+    });
+    server.kill().expect("kill the stand-in server");
+    server.wait().expect("reap it");
+    wait_gone("the escaped child of a dead server's agent", escaped);
 }

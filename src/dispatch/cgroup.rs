@@ -56,7 +56,9 @@ impl CgroupRoot {
             .ok_or("this process is in no cgroup2 cgroup")?;
         let dir = mount.join(own.trim_start_matches('/'));
         let root = CgroupRoot { mount, dir };
-        let trial = root.dir.join(format!("{PREFIX}probe-{}", std::process::id()));
+        let trial = root
+            .dir
+            .join(format!("{PREFIX}probe-{}", std::process::id()));
         std::fs::create_dir(&trial)
             .map_err(|e| format!("cannot make a cgroup in {}: {e}", root.dir.display()))?;
         let usable = trial.join("cgroup.procs").exists();
@@ -80,7 +82,10 @@ impl CgroupRoot {
     /// Kills and removes the cgroups of these sessions, wherever in the hierarchy a previous
     /// server made them; returns how many processes were still in them.
     pub fn kill_leftovers(&self, session_ids: &[String]) -> usize {
-        let names: Vec<String> = session_ids.iter().map(|id| format!("{PREFIX}{id}")).collect();
+        let names: Vec<String> = session_ids
+            .iter()
+            .map(|id| format!("{PREFIX}{id}"))
+            .collect();
         let mut found = Vec::new();
         let mut seen = 0;
         find_named(&self.mount, &names, 0, &mut seen, &mut found);

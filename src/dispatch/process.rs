@@ -110,7 +110,7 @@ fn read_lines(stream: impl Read + Send + 'static, report: impl Fn(ProcessEvent) 
 }
 
 /// Sends `signal` to the whole process group `pgid`.
-pub fn signal_group(pgid: u32, signal: libc::c_int) {
+fn signal_group(pgid: u32, signal: libc::c_int) {
     if pgid == 0 || pgid > i32::MAX as u32 {
         return;
     }
@@ -218,10 +218,14 @@ impl SessionProcesses {
         }
     }
 
-    /// The session is over: kills what is left and removes its cgroup, on a thread of its
-    /// own (it waits for the killed processes to exit).
+    /// The session is over: kills what is left and removes its cgroup (on a thread of its
+    /// own when the killed processes have yet to exit).
     pub fn release(self) {
         if let Tracker::Cgroup(path) = self.tracker {
+            cgroup::kill(&path);
+            if std::fs::remove_dir(&path).is_ok() {
+                return;
+            }
             let spawned = std::thread::Builder::new()
                 .name("cgroup-remove".into())
                 .spawn(move || cgroup::remove(&path));

@@ -349,8 +349,13 @@ impl AgentSession {
     fn running(&self) -> Option<u32> {
         match &self.verifying {
             Some(verify) => verify.exit.is_none().then_some(verify.pid),
-            None => self.pid.filter(|_| !self.finishing && self.exit.is_none()),
+            None => self.pid.filter(|_| self.running_agent()),
         }
+    }
+
+    /// The agent has not exited yet (silence counts against it only then).
+    fn running_agent(&self) -> bool {
+        !self.finishing && self.exit.is_none()
     }
 
     fn maybe_finish(&mut self, ctx: &mut Context<Self>) {
@@ -671,7 +676,7 @@ impl Actor for AgentSession {
         });
         let idle = self.settings.idle_timeout;
         ctx.run_interval(Duration::from_millis(500), move |act, ctx| {
-            if act.stop.is_none() && act.exit.is_none() && act.last_output.elapsed() > idle {
+            if act.stop.is_none() && act.running_agent() && act.last_output.elapsed() > idle {
                 let reason = format!(
                     "stalled: no output for {}s (pool.idle_timeout_secs)",
                     idle.as_secs()

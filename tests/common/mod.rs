@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_flightdeck");
 
+/// Applied to the server's command before it starts.
+type Prepare = dyn Fn(&mut Command) + Send + Sync;
+
 pub struct TestServer {
     pub url: String,
     pub dir: tempfile::TempDir,
@@ -17,7 +20,7 @@ pub struct TestServer {
     agent: ureq::Agent,
     token: Option<String>,
     /// Applied to the server's command at every boot (say, to give it a terminal).
-    prepare: Option<Box<dyn Fn(&mut Command) + Send + Sync>>,
+    prepare: Option<Box<Prepare>>,
 }
 
 /// A config for tests: the given TOML is appended to `[server]` settings that put the data
@@ -40,7 +43,10 @@ impl TestServer {
 
     /// Like [`TestServer::start`], with `prepare` applied to the server's command at every
     /// boot (and restart).
-    pub fn start_prepared(extra: &str, prepare: impl Fn(&mut Command) + Send + Sync + 'static) -> TestServer {
+    pub fn start_prepared(
+        extra: &str,
+        prepare: impl Fn(&mut Command) + Send + Sync + 'static,
+    ) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         Self::start_with(dir, None, extra, Some(Box::new(prepare)))
     }
@@ -56,7 +62,7 @@ impl TestServer {
         dir: tempfile::TempDir,
         data: Option<PathBuf>,
         extra: &str,
-        prepare: Option<Box<dyn Fn(&mut Command) + Send + Sync>>,
+        prepare: Option<Box<Prepare>>,
     ) -> TestServer {
         let text = match &data {
             Some(data) => format!(
