@@ -9,6 +9,10 @@
 //! before 5.14). The cgroup outlives a crashed server, so the next start finds it by the
 //! session's id and kills what is left in it. No controller is used: this is tracking only.
 //!
+//! An empty session cgroup tracks nothing, so any server may remove it: each start removes
+//! the empty `flightdeck-*` cgroups beside its own (those of servers killed and never
+//! started again), and the launcher makes its session's cgroup again if it is gone.
+//!
 //! Where no cgroup2 hierarchy is mounted or it is not writable (a user without delegation),
 //! [`CgroupRoot::detect`] says so and sessions fall back to the subreaper launcher
 //! (see `dispatch::reaper`).
@@ -72,11 +76,28 @@ impl CgroupRoot {
     /// Makes the cgroup of a session.
     pub fn create(&self, session_id: &str) -> std::io::Result<PathBuf> {
         let path = self.dir.join(format!("{PREFIX}{session_id}"));
-        match std::fs::create_dir(&path) {
-            Ok(()) => Ok(path),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(path),
-            Err(e) => Err(e),
-        }
+        make(&path)?;
+        Ok(path)
+    }
+
+    /// Removes the empty session cgroups beside the server's own; returns how many.
+    pub fn remove_empty(&self) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        entries
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_str()
+                    .is_some_and(|n| n.starts_with(PREFIX))
+            })
+            .filter(|e| {
+                std::fs::read_to_string(e.path().join("cgroup.events"))
+                    .is_ok_and(|events| events.lines().any(|l| l == "populated 0"))
+            })
+            .filter(|e| std::fs::remove_dir(e.path()).is_ok())
+            .count()
     }
 
     /// Kills and removes the cgroups of these sessions, wherever in the hierarchy a previous
@@ -126,13 +147,35 @@ fn find_named(
     }
 }
 
-/// Moves this process into `cgroup` (the launcher, before it execs the agent).
+fn make(cgroup: &Path) -> std::io::Result<()> {
+    match std::fs::create_dir(cgroup) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Moves this process into `cgroup` (the launcher, before it execs the agent), making it
+/// again if another server removed it while it was empty.
 pub fn join(cgroup: &Path) -> Result<(), String> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(cgroup.join("cgroup.procs"))
-        .and_then(|mut f| f.write_all(b"0"))
-        .map_err(|e| format!("cannot join the session's cgroup {}: {e}", cgroup.display()))
+    let mut tries = 0;
+    loop {
+        let joined = make(cgroup).and_then(|()| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(cgroup.join("cgroup.procs"))
+                .and_then(|mut f| f.write_all(b"0"))
+        });
+        match joined {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 3 => tries += 1,
+            Err(e) => {
+                return Err(format!(
+                    "cannot join the session's cgroup {}: {e}",
+                    cgroup.display()
+                ))
+            }
+            Ok(()) => return Ok(()),
+        }
+    }
 }
 
 /// The pids in `cgroup`.

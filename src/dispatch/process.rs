@@ -133,7 +133,13 @@ impl Tracking {
     /// Cgroups where the server can make them, subreapers otherwise.
     pub fn detect() -> Tracking {
         match CgroupRoot::detect() {
-            Ok(root) => Tracking::Cgroups(root),
+            Ok(root) => {
+                let removed = root.remove_empty();
+                if removed > 0 {
+                    log::info!("removed {removed} empty cgroups of sessions of stopped servers");
+                }
+                Tracking::Cgroups(root)
+            }
             Err(why) => {
                 log::warn!(
                     "agents' processes are tracked by a subreaper launcher, not a cgroup ({why}): an agent outside a Landlock sandbox that scopes signals can escape it"
