@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::linux::net::SocketAddrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -525,7 +526,7 @@ fn agents_cannot_signal_each_other() {
 }
 
 #[test]
-fn agents_cannot_connect_to_the_servers_port_but_to_others() {
+fn agents_cannot_connect_to_the_servers_port_nor_outside_abstract_sockets() {
     let s = TestServer::start(&format!(
         "[pool]\nsize = 1\n[queue]\nreview = false\n{}",
         hostile("connect-server", "")
@@ -534,16 +535,23 @@ fn agents_cannot_connect_to_the_servers_port_but_to_others() {
     let other = std::net::TcpListener::bind("127.0.0.1:0").expect("a local listener");
     let other_port = other.local_addr().unwrap().port();
     std::thread::spawn(move || for _ in other.incoming() {});
+    // An abstract unix socket made outside the agent's sandbox (say, by a desktop session).
+    let name = format!("flightdeck-isolation-{}", std::process::id());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let abstract_socket = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
+    std::thread::spawn(move || for _ in abstract_socket.incoming() {});
     let server_port = s.url.rsplit(':').next().unwrap().trim_end_matches('/');
     let item = s.create(json!({
         "title": "talk to the server",
         "status": "ready",
-        "description": format!("SERVER_PORT={server_port}\nOTHER_PORT={other_port}"),
+        "description": format!(
+            "SERVER_PORT={server_port}\nOTHER_PORT={other_port}\nABSTRACT_SOCKET={name}"
+        ),
     }));
     let id = id_of(&item);
     s.wait_status(&id, "done", T);
     let probes = probes(&s, &id);
-    assert_denied(&probes, &["connect_server"]);
+    assert_denied(&probes, &["connect_server", "connect_abstract"]);
     assert_allowed(&probes, &["connect_other"]);
 }
 

@@ -549,6 +549,9 @@ impl AgentSession {
     /// joins what the collection found.
     fn start_verify(&mut self, ctx: &mut Context<Self>, mut collected: Collected) {
         let Some(processes) = &self.processes else {
+            collected
+                .unmet
+                .push("the verify command could not start: the session tracks no processes".into());
             return self.complete(ctx, collected);
         };
         let argv = self.launched(processes, &self.settings.verify);
