@@ -105,19 +105,28 @@ enum Command {
     /// The built-in demo agent (run by the server).
     #[command(hide = true)]
     DemoAgent { agents_md: Option<PathBuf> },
-    /// Start an agent: tie it to the server, sandbox it, exec it (run by the server).
+    /// Start an agent: tie it to the server, track it, sandbox it, exec it (run by the server).
     #[command(hide = true)]
     ExecAgent {
         /// The server's pid: the agent dies with it.
         #[arg(long)]
         parent: Option<u32>,
-        /// Apply the Landlock sandbox described by --rw and --deny.
+        /// Join this cgroup (the session's) before running the agent.
+        #[arg(long, conflicts_with = "reaper")]
+        cgroup: Option<PathBuf>,
+        /// Stay as the subreaper of everything the agent starts, and kill it all at the end.
+        #[arg(long)]
+        reaper: bool,
+        /// Apply the Landlock sandbox described by --rw, --deny and --port-rules-fd.
         #[arg(long)]
         sandbox: bool,
         #[arg(long)]
         rw: Vec<PathBuf>,
         #[arg(long)]
         deny: Vec<PathBuf>,
+        /// An inherited Landlock ruleset that forbids connecting to the server's port.
+        #[arg(long)]
+        port_rules_fd: Option<i32>,
         /// Only check that the kernel enforces Landlock.
         #[arg(long)]
         probe: bool,
@@ -161,15 +170,19 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::ExecAgent {
             parent,
+            cgroup,
+            reaper,
             sandbox,
             rw,
             deny,
+            port_rules_fd,
             probe,
             argv,
         } => {
             let plan = flightdeck::sandbox::SandboxPlan {
                 writable: rw,
                 denied: deny,
+                port_rules: port_rules_fd,
             };
             if probe {
                 return match flightdeck::sandbox::restrict_self(&plan)? {
@@ -177,10 +190,14 @@ fn run(cli: Cli) -> Result<(), String> {
                     false => Err("Landlock is not enforced by this kernel".into()),
                 };
             }
-            match flightdeck::dispatch::launcher::run(parent, sandbox.then_some(&plan), &argv) {
-                Ok(never) => match never {},
-                Err(e) => Err(e),
-            }
+            use flightdeck::dispatch::launcher::{self, Tracker};
+            let tracker = match (cgroup, reaper) {
+                (Some(path), _) => Some(Tracker::Cgroup(path)),
+                (None, true) => Some(Tracker::Reaper),
+                (None, false) => None,
+            };
+            let code = launcher::run(parent, tracker.as_ref(), sandbox.then_some(&plan), &argv)?;
+            std::process::exit(code)
         }
         command => {
             let (client, _) = client(cli.config, cli.server)?;

@@ -11,18 +11,22 @@
 
 use crate::api::{self, AppState, HostPolicy, TokenGuard};
 use crate::config::{Config, Preset, SandboxMode};
-use crate::dispatch::{process, AgentSettings, Dispatcher, ShutdownPool};
+use crate::dispatch::{process::Tracking, AgentSettings, Dispatcher, ShutdownPool};
 use crate::monitor::Monitor;
 use crate::queue::{self, QueuePolicy, Recover, Store};
-use crate::sandbox::{self, SandboxPlan};
+use crate::sandbox::{self, PortRules, SandboxPlan};
 use crate::token::{self, TokenSetting};
 use actix::Actor;
 use actix_web::dev::ServiceRequest;
 use actix_web::{middleware, web, App, HttpServer};
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+/// The listening socket's backlog (actix's own default).
+const LISTEN_BACKLOG: libc::c_int = 2048;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -154,6 +158,14 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         _ => {}
     }
 
+    let tracking = Tracking::detect();
+    log::info!(
+        "agents: Landlock ABI {}{}, processes tracked by {}",
+        sandbox::kernel_abi(),
+        if sandboxed { "" } else { " (not used)" },
+        tracking.describe()
+    );
+
     let store = Store::open(&data_dir.join("flightdeck.redb")).map_err(ServeError::Store)?;
     let last_seq = store.last_seq();
     let recent = store
@@ -174,25 +186,42 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .map_err(ServeError::Store)?;
     if !interrupted.is_empty() {
         let ids: Vec<String> = interrupted.iter().map(|s| s.id.clone()).collect();
-        let killed = process::kill_leftovers(&ids);
+        let killed = tracking.kill_leftovers(&ids);
         log::warn!(
             "recovered {} sessions interrupted by the last stop ({killed} leftover processes killed)",
             ids.len()
         );
     }
 
+    // Bound now, so the sandbox knows the port agents may not connect to (even with port 0).
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|e| ServeError::Bind(addr.to_string(), e))?;
+    // SAFETY: listen(2) on the socket just bound; std's backlog (128) is raised to actix's.
+    unsafe {
+        libc::listen(listener.as_raw_fd(), LISTEN_BACKLOG);
+    }
+    let port = listener.local_addr()?.port();
+
     let command = agent_command(&config, &exe);
+    let port_rules = match sandboxed {
+        true => PortRules::build(port).map_err(std::io::Error::other)?,
+        false => None,
+    };
     let plan = sandboxed.then(|| {
         let mut denied = vec![data_dir.clone()];
         if let Some(path) = config.path.as_ref().and_then(|p| p.canonicalize().ok()) {
             denied.push(path);
         }
-        let mut writable = vec![PathBuf::from("/dev")];
+        let mut writable = Vec::new();
         if !config.workspace.git_repo.is_empty() {
             // A worktree's commits land in the repository's own .git folder.
             writable.push(PathBuf::from(&config.workspace.git_repo).join(".git"));
         }
-        SandboxPlan { writable, denied }
+        SandboxPlan {
+            writable,
+            denied,
+            port_rules,
+        }
     });
     let settings = AgentSettings {
         preset: config.agent.preset,
@@ -205,6 +234,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             .then(|| PathBuf::from(&config.workspace.git_repo)),
         sandbox: plan,
         exe: exe.clone(),
+        tracking,
     };
     let dispatcher = Dispatcher::new(&config, settings, queue.clone(), monitor.clone()).start();
 
@@ -243,7 +273,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             .configure(crate::static_files::routes)
     })
     .shutdown_timeout(2)
-    .bind(addr)
+    .listen(listener)
     .map_err(|e| ServeError::Bind(addr.to_string(), e))?;
     for bound in server.addrs() {
         println!("flightdeck listening on http://{bound}");

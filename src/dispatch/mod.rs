@@ -2,11 +2,13 @@
 //! child process in its own workspace, and the parsers read what agents print.
 
 mod artifacts;
+mod cgroup;
 pub mod demo_agent;
 mod dispatcher;
 pub mod launcher;
 pub mod parsers;
 pub mod process;
+mod reaper;
 mod session;
 pub mod session_files;
 mod workspace;

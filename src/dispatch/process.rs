@@ -1,11 +1,18 @@
-//! The agent as an operating-system process: started from an argv (never a shell) in its own
-//! process group, through the launcher (which makes it die with the server and sandboxes it),
-//! with the orchestrator's secrets removed from its environment; its output read line by line
-//! on two threads and its exit waited for on a third. Stopping it signals the whole group, so
-//! nothing it started is left.
+//! The agent as an operating-system process: started from an argv (never a shell) through
+//! the launcher (which gives it its own session, makes it die with the server, tracks it and
+//! sandboxes it), with the orchestrator's secrets removed from its environment; its output
+//! read line by line on two threads and its exit waited for on a third.
+//!
+//! Everything a session starts (the agent, its verify command, and whatever they start, in
+//! whatever session or environment) is tracked as one [`SessionProcesses`]: by a cgroup of
+//! its own where the server can make cgroups (cgroup2, as root or with delegation), by a
+//! subreaper launcher otherwise (see `cgroup` and `reaper`). Stopping a session asks its
+//! process group to stop (SIGTERM), then kills everything it tracks.
 
+use super::cgroup::{self, CgroupRoot};
+use super::launcher::Tracker;
+use super::reaper;
 use std::io::{BufRead, BufReader, Read};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 
@@ -47,8 +54,7 @@ pub fn spawn(
         .current_dir(launch.cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
+        .stderr(Stdio::piped());
     for var in SECRET_VARS {
         cmd.env_remove(var);
     }
@@ -104,7 +110,7 @@ fn read_lines(stream: impl Read + Send + 'static, report: impl Fn(ProcessEvent) 
 }
 
 /// Sends `signal` to the whole process group `pgid`.
-pub fn signal_group(pgid: u32, signal: libc::c_int) {
+fn signal_group(pgid: u32, signal: libc::c_int) {
     if pgid == 0 || pgid > i32::MAX as u32 {
         return;
     }
@@ -114,9 +120,132 @@ pub fn signal_group(pgid: u32, signal: libc::c_int) {
     }
 }
 
+/// How the server tracks the processes of its sessions, chosen once at start-up.
+#[derive(Debug, Clone)]
+pub enum Tracking {
+    /// A cgroup per session, made under the server's own cgroup.
+    Cgroups(CgroupRoot),
+    /// A subreaper launcher per process started.
+    Reapers,
+}
+
+impl Tracking {
+    /// Cgroups where the server can make them, subreapers otherwise.
+    pub fn detect() -> Tracking {
+        match CgroupRoot::detect() {
+            Ok(root) => {
+                let removed = root.remove_empty();
+                if removed > 0 {
+                    log::info!("removed {removed} empty cgroups of sessions of stopped servers");
+                }
+                Tracking::Cgroups(root)
+            }
+            Err(why) => {
+                log::warn!(
+                    "agents' processes are tracked by a subreaper launcher, not a cgroup ({why}): an agent outside a Landlock sandbox that scopes signals can escape it"
+                );
+                Tracking::Reapers
+            }
+        }
+    }
+
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Tracking::Cgroups(_) => "a cgroup per session",
+            Tracking::Reapers => "a subreaper launcher",
+        }
+    }
+
+    /// The tracker of a new session (a subreaper if its cgroup cannot be made).
+    pub fn for_session(&self, session_id: &str) -> SessionProcesses {
+        let tracker = match self {
+            Tracking::Cgroups(root) => match root.create(session_id) {
+                Ok(path) => Tracker::Cgroup(path),
+                Err(e) => {
+                    log::warn!(
+                        "session {session_id}: cannot make its cgroup ({e}); a subreaper tracks it instead"
+                    );
+                    Tracker::Reaper
+                }
+            },
+            Tracking::Reapers => Tracker::Reaper,
+        };
+        SessionProcesses { tracker }
+    }
+
+    /// Kills whatever the sessions of a run that died without stopping them left: their
+    /// cgroups, and any process still carrying one of their ids in its environment.
+    pub fn kill_leftovers(&self, session_ids: &[String]) -> usize {
+        let in_cgroups = match self {
+            Tracking::Cgroups(root) => root.kill_leftovers(session_ids),
+            Tracking::Reapers => 0,
+        };
+        in_cgroups + kill_marked(session_ids)
+    }
+}
+
+/// Everything one session started, stoppable as one.
+#[derive(Debug)]
+pub struct SessionProcesses {
+    tracker: Tracker,
+}
+
+impl SessionProcesses {
+    /// What the launcher is told to do to keep track of the process it starts.
+    pub fn tracker(&self) -> &Tracker {
+        &self.tracker
+    }
+
+    /// Asks `pid` (a process this session started, still running) and its process group
+    /// to stop.
+    pub fn terminate(&self, pid: u32) {
+        signal_group(pid, libc::SIGTERM);
+    }
+
+    /// Kills everything the session started. `running` is the launcher or agent this
+    /// session started that has not exited yet, if any (a subreaper launcher kills what it
+    /// tracks when told, and by itself when its agent exits).
+    pub fn kill(&self, running: Option<u32>) {
+        match &self.tracker {
+            Tracker::Cgroup(path) => {
+                if let Some(pid) = running {
+                    signal_group(pid, libc::SIGKILL);
+                }
+                cgroup::kill(path);
+            }
+            Tracker::Reaper => {
+                if let Some(pid) = running.filter(|p| *p > 0 && *p <= i32::MAX as u32) {
+                    // SAFETY: kill(2) on a pid; no memory is involved.
+                    unsafe {
+                        libc::kill(pid as i32, reaper::KILL_ALL);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The session is over: kills what is left and removes its cgroup (on a thread of its
+    /// own when the killed processes have yet to exit).
+    pub fn release(self) {
+        if let Tracker::Cgroup(path) = self.tracker {
+            cgroup::kill(&path);
+            if std::fs::remove_dir(&path).is_ok() {
+                return;
+            }
+            let spawned = std::thread::Builder::new()
+                .name("cgroup-remove".into())
+                .spawn(move || cgroup::remove(&path));
+            if let Err(e) = spawned {
+                log::warn!("cannot start a thread to remove a session's cgroup: {e}");
+            }
+        }
+    }
+}
+
 /// Kills every process still carrying one of these session ids in its environment: the
-/// agents (and anything they started) of a run that died without stopping them.
-pub fn kill_leftovers(session_ids: &[String]) -> usize {
+/// agents (and anything they started without clearing their environment) of a run that died
+/// without stopping them.
+fn kill_marked(session_ids: &[String]) -> usize {
     if session_ids.is_empty() {
         return 0;
     }
@@ -151,34 +280,4 @@ pub fn kill_leftovers(session_ids: &[String]) -> usize {
         }
     }
     killed
-}
-
-/// Runs a short command to completion (the verify step), with output captured.
-pub fn run_to_end(argv: &[String], cwd: &Path, env: &[(String, String)]) -> Result<(), String> {
-    let (program, args) = argv.split_first().ok_or("the verify command is empty")?;
-    let mut cmd = Command::new(program);
-    cmd.args(args).current_dir(cwd).stdin(Stdio::null());
-    for var in SECRET_VARS {
-        cmd.env_remove(var);
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd
-        .output()
-        .map_err(|e| format!("verify command {program:?} could not start: {e}"))?;
-    if out.status.success() {
-        return Ok(());
-    }
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let last = stderr
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("");
-    Err(format!(
-        "verify command failed ({}): {}",
-        out.status,
-        last.trim()
-    ))
 }

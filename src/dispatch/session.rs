@@ -5,12 +5,17 @@
 //! when the agent exits collects its artifacts and acceptance report, runs the verify command,
 //! and reports the outcome to the QueueManager (complete, or a failed attempt) and to the
 //! Dispatcher. It never touches the store itself.
+//!
+//! The verify command is code the agent may have written, so it runs like the agent: through
+//! the launcher, in the same sandbox and the session's process tracking, within the attempt's
+//! wall clock (`pool.timeout_secs`), and a cancel or shutdown stops it as it stops the agent.
+//! When the session ends, everything it started is killed.
 
 use super::artifacts::{self, Declared};
 use super::dispatcher::{Dispatcher, SessionEnded};
 use super::launcher;
 use super::parsers::{parser_for, AgentOutput, OutputParser};
-use super::process::{self, ProcessEvent};
+use super::process::{self, ProcessEvent, SessionProcesses, Tracking};
 use super::workspace::Workspace;
 use crate::config::Preset;
 use crate::model::{
@@ -53,6 +58,8 @@ pub struct AgentSettings {
     pub sandbox: Option<crate::sandbox::SandboxPlan>,
     /// This binary, which runs the sandbox wrapper.
     pub exe: PathBuf,
+    /// How the processes of each session are tracked.
+    pub tracking: Tracking,
 }
 
 /// Stop the agent (TERM, then KILL); the item is dealt with by whoever asked.
@@ -72,7 +79,12 @@ pub struct Shutdown;
 #[rtype(result = "()")]
 struct Output(ProcessEvent);
 
-/// Result of collecting artifacts and running verify, done off the actor's thread.
+/// What the verify command's reader and waiter threads report.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct VerifyOutput(ProcessEvent);
+
+/// Result of collecting artifacts and the acceptance report, done off the actor's thread.
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Collected {
@@ -81,6 +93,15 @@ struct Collected {
     unmet: Vec<String>,
     /// What was dropped of what the agent handed back, for its log and progress.
     notes: Vec<String>,
+}
+
+/// The verify command while it runs, and what the collection found before it.
+struct Verifying {
+    pid: u32,
+    collected: Collected,
+    exit: Option<std::io::Result<std::process::ExitStatus>>,
+    open_streams: u8,
+    last_line: String,
 }
 
 #[derive(Debug, Clone)]
@@ -113,6 +134,11 @@ pub struct AgentSession {
     open_streams: u8,
     stop: Option<Stop>,
     finishing: bool,
+    /// Everything this session started; taken when the session ends.
+    processes: Option<SessionProcesses>,
+    /// Artifacts and the acceptance report are being collected off the actor's thread.
+    collecting: bool,
+    verifying: Option<Verifying>,
 }
 
 impl AgentSession {
@@ -146,6 +172,9 @@ impl AgentSession {
             open_streams: 2,
             stop: None,
             finishing: false,
+            processes: None,
+            collecting: false,
+            verifying: None,
         }
     }
 
@@ -170,7 +199,7 @@ impl AgentSession {
 
     /// The argv with each placeholder replaced; placeholders are whole arguments, so item
     /// text (only ever in AGENTS.md) never reaches a shell.
-    fn argv(&self) -> Vec<String> {
+    fn argv(&self, processes: &SessionProcesses) -> Vec<String> {
         let argv: Vec<String> = self
             .settings
             .command
@@ -183,12 +212,23 @@ impl AgentSession {
                 _ => arg.clone(),
             })
             .collect();
+        self.launched(processes, &argv)
+    }
+
+    /// `argv` run through the launcher: own session, this session's tracking and sandbox.
+    fn launched(&self, processes: &SessionProcesses, argv: &[String]) -> Vec<String> {
         let plan = self.settings.sandbox.as_ref().map(|plan| {
             let mut plan = plan.clone();
             plan.writable.push(self.ws.root.clone());
             plan
         });
-        launcher::argv_for(&self.settings.exe, std::process::id(), plan.as_ref(), &argv)
+        launcher::argv_for(
+            &self.settings.exe,
+            std::process::id(),
+            processes.tracker(),
+            plan.as_ref(),
+            argv,
+        )
     }
 
     fn start_agent(&mut self, ctx: &mut Context<Self>) -> std::io::Result<()> {
@@ -204,7 +244,9 @@ impl AgentSession {
                 .open(&self.ws.log)?,
         );
         let addr = ctx.address();
-        let argv = self.argv();
+        let processes = self.settings.tracking.for_session(&self.record.id);
+        let argv = self.argv(&processes);
+        self.processes = Some(processes);
         let child = process::spawn(
             process::Launch {
                 argv: &argv,
@@ -227,18 +269,7 @@ impl AgentSession {
 
     fn on_line(&mut self, line: String) {
         self.last_output = Instant::now();
-        if let (Some(log), true) = (&mut self.log, self.logged < LOG_LIMIT) {
-            let written = if self.logged + line.len() as u64 >= LOG_LIMIT {
-                let marker = "[flightdeck: log limit reached; further output is not kept]";
-                writeln!(log, "{marker}")
-            } else {
-                writeln!(log, "{line}")
-            };
-            self.logged += line.len() as u64 + 1;
-            if let Err(e) = written {
-                log::warn!("session {}: cannot write its log: {e}", self.record.id);
-            }
-        }
+        self.keep_in_log(&line);
         for out in self.parser.parse_line(&line) {
             match out {
                 AgentOutput::Progress(msg) => self.pending.push(msg),
@@ -262,6 +293,22 @@ impl AgentSession {
         }
         if !line.trim().is_empty() {
             self.last_line = line.chars().take(300).collect();
+        }
+    }
+
+    /// Appends a line to the session's log, up to [`LOG_LIMIT`].
+    fn keep_in_log(&mut self, line: &str) {
+        if let (Some(log), true) = (&mut self.log, self.logged < LOG_LIMIT) {
+            let written = if self.logged + line.len() as u64 >= LOG_LIMIT {
+                let marker = "[flightdeck: log limit reached; further output is not kept]";
+                writeln!(log, "{marker}")
+            } else {
+                writeln!(log, "{line}")
+            };
+            self.logged += line.len() as u64 + 1;
+            if let Err(e) = written {
+                log::warn!("session {}: cannot write its log: {e}", self.record.id);
+            }
         }
     }
 
@@ -290,17 +337,39 @@ impl AgentSession {
         if self.stop.is_none() {
             self.stop = Some(stop);
         }
-        match self.pid {
-            Some(pid) if self.exit.is_none() => {
-                process::signal_group(pid, libc::SIGTERM);
-                ctx.run_later(KILL_GRACE, move |act, _| {
-                    if act.exit.is_none() {
-                        process::signal_group(pid, libc::SIGKILL);
+        if self.collecting {
+            // The collection thread's result is ignored once the session has ended.
+            self.collecting = false;
+            if let Some(stop) = self.stop.clone() {
+                self.stopped(ctx, stop);
+            }
+            return;
+        }
+        match (self.running(), &self.processes) {
+            (Some(pid), Some(processes)) => {
+                processes.terminate(pid);
+                ctx.run_later(KILL_GRACE, |act, _| {
+                    if let (Some(pid), Some(processes)) = (act.running(), &act.processes) {
+                        processes.kill(Some(pid));
                     }
                 });
             }
             _ => self.maybe_finish(ctx),
         }
+    }
+
+    /// The process of this session that has not exited yet: the verify command while it
+    /// runs, otherwise the agent.
+    fn running(&self) -> Option<u32> {
+        match &self.verifying {
+            Some(verify) => verify.exit.is_none().then_some(verify.pid),
+            None => self.pid.filter(|_| self.running_agent()),
+        }
+    }
+
+    /// The agent has not exited yet (silence counts against it only then).
+    fn running_agent(&self) -> bool {
+        !self.finishing && self.exit.is_none()
     }
 
     fn maybe_finish(&mut self, ctx: &mut Context<Self>) {
@@ -317,9 +386,9 @@ impl AgentSession {
         }
         self.finishing = true;
         self.flush_progress();
-        // Whatever happens next, the group goes: nothing the agent started outlives it.
-        if let Some(pid) = self.pid {
-            process::signal_group(pid, libc::SIGKILL);
+        // Whatever happens next, nothing the agent started outlives it.
+        if let Some(processes) = &self.processes {
+            processes.kill(None);
         }
         let exit = match self.exit.take() {
             Some(Ok(status)) => Some(status),
@@ -330,19 +399,7 @@ impl AgentSession {
             None => None,
         };
         match self.stop.clone() {
-            Some(Stop::Cancelled(reason)) => self.end(
-                ctx,
-                AgentStatus::Failed,
-                format!("cancelled: {reason}"),
-                false,
-            ),
-            Some(Stop::Shutdown) => self.end(
-                ctx,
-                AgentStatus::Failed,
-                "interrupted: flightdeck is shutting down".into(),
-                false,
-            ),
-            Some(Stop::TimedOut(reason)) => self.fail(ctx, reason),
+            Some(stop) => self.stopped(ctx, stop),
             None => match exit {
                 Some(status) if status.success() => match self.verdict.clone() {
                     Some((false, summary)) => {
@@ -367,6 +424,25 @@ impl AgentSession {
                     self.fail(ctx, reason)
                 }
             },
+        }
+    }
+
+    /// Ends the session the way `stop` asks.
+    fn stopped(&mut self, ctx: &mut Context<Self>, stop: Stop) {
+        match stop {
+            Stop::Cancelled(reason) => self.end(
+                ctx,
+                AgentStatus::Failed,
+                format!("cancelled: {reason}"),
+                false,
+            ),
+            Stop::Shutdown => self.end(
+                ctx,
+                AgentStatus::Failed,
+                "interrupted: flightdeck is shutting down".into(),
+                false,
+            ),
+            Stop::TimedOut(reason) => self.fail(ctx, reason),
         }
     }
 
@@ -398,14 +474,14 @@ impl AgentSession {
             .wait(ctx);
     }
 
-    /// Exit 0: gather artifacts and the acceptance report, run verify, all off this thread.
+    /// Exit 0: gather artifacts and the acceptance report off this thread; then verify.
     fn collect(&mut self, ctx: &mut Context<Self>) {
+        self.collecting = true;
         let addr = ctx.address();
         let settings = self.settings.clone();
         let ws = self.ws.clone();
         let declared = std::mem::take(&mut self.declared);
         let reported = self.acceptance.take();
-        let env = self.env();
         let has_link = self
             .item
             .artifacts
@@ -430,22 +506,91 @@ impl AgentSession {
                     reported,
                     branch,
                 );
-                let mut unmet = handed.unmet;
-                if !settings.verify.is_empty() {
-                    if let Err(e) = process::run_to_end(&settings.verify, &ws.workspace, &env) {
-                        unmet.push(e);
-                    }
-                }
                 addr.do_send(Collected {
                     artifacts: handed.artifacts,
                     acceptance: handed.acceptance,
-                    unmet,
+                    unmet: handed.unmet,
                     notes: handed.notes,
                 });
             });
         if let Err(e) = spawned {
+            self.collecting = false;
             self.fail(ctx, format!("cannot collect artifacts: {e}"));
         }
+    }
+
+    /// Runs the verify command like the agent (launcher, sandbox, tracking); its outcome
+    /// joins what the collection found.
+    fn start_verify(&mut self, ctx: &mut Context<Self>, mut collected: Collected) {
+        let Some(processes) = &self.processes else {
+            collected
+                .unmet
+                .push("the verify command could not start: the session tracks no processes".into());
+            return self.complete(ctx, collected);
+        };
+        let argv = self.launched(processes, &self.settings.verify);
+        let started = format!("--- verify command: {} ---", self.settings.verify.join(" "));
+        self.keep_in_log(&started);
+        let addr = ctx.address();
+        let child = process::spawn(
+            process::Launch {
+                argv: &argv,
+                cwd: &self.ws.workspace,
+                env: self.env(),
+            },
+            move |event| addr.do_send(VerifyOutput(event)),
+        );
+        match child {
+            Ok(child) => {
+                self.verifying = Some(Verifying {
+                    pid: child.pid,
+                    collected,
+                    exit: None,
+                    open_streams: 2,
+                    last_line: String::new(),
+                })
+            }
+            Err(e) => {
+                collected
+                    .unmet
+                    .push(format!("the verify command could not start: {e}"));
+                self.complete(ctx, collected);
+            }
+        }
+    }
+
+    /// The verify command is gone (and its output read): kill what it left, then complete
+    /// the item, or end the way a stop asked.
+    fn maybe_finish_verify(&mut self, ctx: &mut Context<Self>) {
+        if !self
+            .verifying
+            .as_ref()
+            .is_some_and(|v| v.exit.is_some() && v.open_streams == 0)
+        {
+            return;
+        }
+        let Some(verify) = self.verifying.take() else {
+            return;
+        };
+        if let Some(processes) = &self.processes {
+            processes.kill(None);
+        }
+        if let Some(stop) = self.stop.clone() {
+            return self.stopped(ctx, stop);
+        }
+        let mut collected = verify.collected;
+        match verify.exit {
+            Some(Ok(status)) if status.success() => {}
+            Some(Ok(status)) => collected.unmet.push(format!(
+                "verify command failed ({status}): {}",
+                verify.last_line.trim()
+            )),
+            Some(Err(e)) => collected
+                .unmet
+                .push(format!("waiting for the verify command failed: {e}")),
+            None => {}
+        }
+        self.complete(ctx, collected);
     }
 
     /// Records how the session ended (unless the queue already did, with the item's outcome)
@@ -463,6 +608,9 @@ impl AgentSession {
         self.record.finished_at = Some(now);
         self.record.last_activity_at = now;
         self.record.current_work_item_id = None;
+        if let Some(processes) = self.processes.take() {
+            processes.release();
+        }
         if !recorded {
             self.queue.do_send(SessionChanged {
                 session: self.record.clone(),
@@ -505,7 +653,7 @@ impl Actor for AgentSession {
         });
         let idle = self.settings.idle_timeout;
         ctx.run_interval(Duration::from_millis(500), move |act, ctx| {
-            if act.stop.is_none() && act.exit.is_none() && act.last_output.elapsed() > idle {
+            if act.stop.is_none() && act.running_agent() && act.last_output.elapsed() > idle {
                 let reason = format!(
                     "stalled: no output for {}s (pool.idle_timeout_secs)",
                     idle.as_secs()
@@ -544,11 +692,59 @@ impl Handler<Collected> for AgentSession {
     type Result = ();
 
     fn handle(&mut self, m: Collected, ctx: &mut Context<Self>) {
+        if !self.collecting {
+            // Stopped while collecting: the session has already ended.
+            return;
+        }
+        self.collecting = false;
         for note in &m.notes {
             self.note(note);
             self.pending.push(format!("flightdeck: {note}"));
         }
         self.flush_progress();
+        if self.settings.verify.is_empty() {
+            self.complete(ctx, m);
+        } else {
+            self.start_verify(ctx, m);
+        }
+    }
+}
+
+impl Handler<VerifyOutput> for AgentSession {
+    type Result = ();
+
+    fn handle(&mut self, VerifyOutput(event): VerifyOutput, ctx: &mut Context<Self>) {
+        let Some(verify) = &mut self.verifying else {
+            return;
+        };
+        match event {
+            ProcessEvent::Line(line) => {
+                if !line.trim().is_empty() {
+                    verify.last_line = line.chars().take(300).collect();
+                }
+                self.keep_in_log(&line);
+            }
+            ProcessEvent::StreamClosed => {
+                verify.open_streams = verify.open_streams.saturating_sub(1);
+                self.maybe_finish_verify(ctx);
+            }
+            ProcessEvent::Exited(status) => {
+                verify.exit = Some(status);
+                self.maybe_finish_verify(ctx);
+                ctx.run_later(DRAIN_GRACE, |act, ctx| {
+                    if let Some(verify) = &mut act.verifying {
+                        verify.open_streams = 0;
+                    }
+                    act.maybe_finish_verify(ctx);
+                });
+            }
+        }
+    }
+}
+
+impl AgentSession {
+    /// Reports the finished work to the queue, then ends the session.
+    fn complete(&mut self, ctx: &mut Context<Self>, m: Collected) {
         self.queue
             .send(Complete {
                 id: self.item.id.clone(),

@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_flightdeck");
 
+/// Applied to the server's command before it starts.
+type Prepare = dyn Fn(&mut Command) + Send + Sync;
+
 pub struct TestServer {
     pub url: String,
     pub dir: tempfile::TempDir,
@@ -17,6 +20,8 @@ pub struct TestServer {
     child: Option<Child>,
     agent: ureq::Agent,
     token: Option<String>,
+    /// Applied to the server's command at every boot (say, to give it a terminal).
+    prepare: Option<Box<Prepare>>,
 }
 
 /// A config for tests: the given TOML is appended to `[server]` settings that put the data
@@ -34,17 +39,32 @@ impl TestServer {
     /// or `token = ".."` lines right after `[server]`).
     pub fn start(extra: &str) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        Self::start_with(dir, None, extra)
+        Self::start_with(dir, None, extra, None)
+    }
+
+    /// Like [`TestServer::start`], with `prepare` applied to the server's command at every
+    /// boot (and restart).
+    pub fn start_prepared(
+        extra: &str,
+        prepare: impl Fn(&mut Command) + Send + Sync + 'static,
+    ) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_with(dir, None, extra, Some(Box::new(prepare)))
     }
 
     /// Like [`TestServer::start`], with the data dir at `data_parent/data` (say, on a small
     /// file system of the test's own).
     pub fn start_in(data_parent: &Path, extra: &str) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        Self::start_with(dir, Some(data_parent.join("data")), extra)
+        Self::start_with(dir, Some(data_parent.join("data")), extra, None)
     }
 
-    fn start_with(dir: tempfile::TempDir, data: Option<PathBuf>, extra: &str) -> TestServer {
+    fn start_with(
+        dir: tempfile::TempDir,
+        data: Option<PathBuf>,
+        extra: &str,
+        prepare: Option<Box<Prepare>>,
+    ) -> TestServer {
         let text = match &data {
             Some(data) => format!(
                 "[server]\nbind = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n{}\n",
@@ -64,6 +84,7 @@ impl TestServer {
                 .timeout(Duration::from_secs(30))
                 .build(),
             token: None,
+            prepare,
         };
         server.boot();
         server
@@ -91,7 +112,8 @@ impl TestServer {
 
     /// Starts the binary and waits for the line that says where it listens.
     pub fn boot(&mut self) {
-        let mut child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        command
             .args(["serve", "--config"])
             .arg(self.config_path())
             .current_dir(self.dir.path())
@@ -104,9 +126,11 @@ impl TestServer {
             .env_remove("FLIGHTDECK_TOKEN")
             .env_remove("FLIGHTDECK_POOL_SIZE")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start flightdeck");
+            .stderr(Stdio::inherit());
+        if let Some(prepare) = &self.prepare {
+            prepare(&mut command);
+        }
+        let mut child = command.spawn().expect("start flightdeck");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let url = loop {
