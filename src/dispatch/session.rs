@@ -14,7 +14,7 @@
 use super::artifacts::{self, Declared};
 use super::dispatcher::{Dispatcher, SessionEnded};
 use super::launcher;
-use super::parsers::{parser_for, AgentOutput, OutputParser};
+use super::parsers::{parser_for, AgentOutput, OutputParser, Problem};
 use super::process::{self, ProcessEvent, SessionProcesses, Tracking};
 use super::workspace::Workspace;
 use crate::config::Preset;
@@ -126,6 +126,8 @@ pub struct AgentSession {
     declared: Declared,
     acceptance: Option<Vec<AcceptanceEntry>>,
     verdict: Option<(bool, String)>,
+    /// The last problem the agent reported, classified by its parser.
+    problem: Option<Problem>,
     last_line: String,
     last_output: Instant,
     started: Instant,
@@ -164,6 +166,7 @@ impl AgentSession {
             declared: Declared::default(),
             acceptance: None,
             verdict: None,
+            problem: None,
             last_line: String::new(),
             last_output: Instant::now(),
             started: Instant::now(),
@@ -289,6 +292,10 @@ impl AgentSession {
                 AgentOutput::Finished { success, summary } => {
                     self.verdict = Some((success, summary))
                 }
+                AgentOutput::Problem(problem) => {
+                    self.pending.push(problem.message.clone());
+                    self.problem = Some(problem);
+                }
             }
         }
         if !line.trim().is_empty() {
@@ -412,7 +419,9 @@ impl AgentSession {
                         Some(code) => format!("exited with code {code}"),
                         None => format!("was killed ({status})"),
                     };
-                    let last = if self.last_line.is_empty() {
+                    let last = if let Some(problem) = &self.problem {
+                        format!(": {}", problem.message)
+                    } else if self.last_line.is_empty() {
                         String::new()
                     } else {
                         format!("; last output: {}", self.last_line)

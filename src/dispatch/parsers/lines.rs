@@ -131,7 +131,9 @@ mod tests {
                 }
                 AgentOutput::Artifact(a) => artifacts.push(a),
                 AgentOutput::Acceptance(r) => reports.push(r),
-                AgentOutput::Finished { .. } => panic!("the lines protocol has no verdict"),
+                AgentOutput::Finished { .. } | AgentOutput::Problem(_) => {
+                    panic!("the lines protocol has no verdict and no problem kinds")
+                }
             }
         }
         assert_eq!((input, output), (5_200, 1_350));

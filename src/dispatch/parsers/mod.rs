@@ -38,6 +38,31 @@ pub enum AgentOutput {
         success: bool,
         summary: String,
     },
+    /// A problem the agent ran into, classified from its own output (an API error it printed,
+    /// its retry lines): the session decides what the attempt comes to from the kind.
+    Problem(Problem),
+}
+
+/// What kind of trouble an agent reported, in the parser's judgement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProblemKind {
+    /// Bad or missing credentials (HTTP 401/403, an invalid key, not logged in): retrying
+    /// cannot help; a person must fix the login.
+    Auth,
+    /// A rate or usage limit (HTTP 429, 529 overloaded, a usage-limit message): the work is
+    /// fine, the agent must wait. `until` is when the limit lifts, when the agent said so.
+    RateLimit {
+        until: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    /// Any other error the agent reported (a 5xx, a crash it described).
+    Other,
+}
+
+/// A classified problem and a one-line description of it in words (never protocol JSON).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    pub message: String,
 }
 
 /// Reads an agent's output line by line. Implementations must not panic on any input.
