@@ -65,7 +65,8 @@ pub async fn guard(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let path = req.path();
-    let protected = path == "/ws" || path == "/api" || path.starts_with("/api/");
+    let docs = path == "/api/docs" || path.starts_with("/api/docs/");
+    let protected = path == "/ws" || path == "/api" || (path.starts_with("/api/") && !docs);
     if protected {
         if path == "/ws" && foreign_origin(&req) {
             let err = ApiError::new(

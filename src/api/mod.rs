@@ -44,6 +44,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(resource("/healthz", "GET").get(status::healthz))
     .service(resource("/readyz", "GET").get(status::readyz))
     .service(resource("/ws", "GET").get(events::websocket))
+    .configure(crate::static_files::api_docs)
     .service(
         web::scope("/api")
             .service(resource("/status", "GET").get(status::status))
