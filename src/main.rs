@@ -1,8 +1,10 @@
 //! The `flightdeck` command: `serve` runs the server; the other commands are HTTP clients of a
 //! running server; `demo-agent` and `exec-agent` are run by the server itself.
 
-use clap::{Parser, Subcommand};
-use flightdeck::cli::{for_stderr, item_table, print_item, Client, ClientError, Output};
+use clap::{CommandFactory, Parser, Subcommand};
+use flightdeck::cli::{
+    for_stderr, item_table, print_item, Client, ClientError, Exit, Output, EXIT_CODES_HELP,
+};
 use flightdeck::config::Config;
 use flightdeck::token::{self, TokenSetting};
 use serde_json::json;
@@ -18,7 +20,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(
     name = "flightdeck",
     version,
-    about = "A self-hosted orchestrator for AI coding agents"
+    about = "A self-hosted orchestrator for AI coding agents",
+    after_help = EXIT_CODES_HELP
 )]
 struct Cli {
     /// Config file (default: config/flightdeck.toml when present).
@@ -71,14 +74,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show one item (id or unique prefix).
+    /// Show one item.
     Show {
+        /// Item id, or a unique prefix of one (4+ characters).
         id: String,
         #[arg(long)]
         json: bool,
     },
     /// Move an item to another status.
     Move {
+        /// Item id, or a unique prefix of one (4+ characters).
         id: String,
         status: String,
         #[arg(long)]
@@ -98,9 +103,18 @@ enum Command {
     },
     /// Print an item's agent log (all attempts); --follow keeps printing new output.
     Logs {
+        /// Item id, or a unique prefix of one (4+ characters).
         id: String,
         #[arg(long, short)]
         follow: bool,
+        /// Print `{"item": ID, "log": TEXT}` instead of the text.
+        #[arg(long, conflicts_with = "follow")]
+        json: bool,
+    },
+    /// Print a shell completion script: `flightdeck completions bash > /etc/bash_completion.d/flightdeck`.
+    Completions {
+        #[arg(value_enum)]
+        shell: CompletionShell,
     },
     /// The built-in demo agent (run by the server).
     #[command(hide = true)]
@@ -135,19 +149,48 @@ enum Command {
     },
 }
 
+/// The shells `flightdeck completions` writes scripts for.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
+        Ok(()) => Exit::Ok.into(),
+        Err(Failure(exit, message)) => {
             eprintln!("flightdeck: {}", for_stderr(&message));
-            ExitCode::FAILURE
+            exit.into()
         }
     }
 }
 
-fn run(cli: Cli) -> Result<(), String> {
+/// A command that failed: its exit code and what to tell the user.
+struct Failure(Exit, String);
+
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure(Exit::Other, message)
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(message: &str) -> Failure {
+        Failure(Exit::Other, message.to_string())
+    }
+}
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Failure {
+        Failure(Exit::from(&e), e.to_string())
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Serve => {
             // mimalloc's arenas would otherwise be backed by transparent huge pages, which
@@ -163,10 +206,23 @@ fn run(cli: Cli) -> Result<(), String> {
             flightdeck::token::scrub_from_environment("FLIGHTDECK_TOKEN");
             actix_web::rt::System::new()
                 .block_on(flightdeck::server::serve(config))
-                .map_err(|e| e.to_string())
+                .map_err(|e| Failure::from(e.to_string()))
         }
         Command::DemoAgent { agents_md } => {
-            flightdeck::dispatch::demo_agent::run(agents_md.as_deref())
+            Ok(flightdeck::dispatch::demo_agent::run(agents_md.as_deref())?)
+        }
+        Command::Completions { shell } => {
+            let shell = match shell {
+                CompletionShell::Bash => clap_complete::Shell::Bash,
+                CompletionShell::Zsh => clap_complete::Shell::Zsh,
+                CompletionShell::Fish => clap_complete::Shell::Fish,
+            };
+            // Into a buffer first: clap_complete panics when it cannot write, and a closed
+            // pipe (`flightdeck completions bash | head`) is no reason to.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "flightdeck", &mut script);
+            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), &script);
+            Ok(())
         }
         Command::ExecAgent {
             parent,
@@ -201,8 +257,11 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         command => {
             let (client, _) = client(cli.config, cli.server)?;
-            client_command(&client, &mut Output::stdout(cli.raw), command)
-                .map_err(|e| e.to_string())
+            Ok(client_command(
+                &client,
+                &mut Output::stdout(cli.raw),
+                command,
+            )?)
         }
     }
 }
@@ -261,10 +320,9 @@ fn client_command(client: &Client, out: &mut Output, command: Command) -> Result
             if json {
                 out.json(&item);
             } else {
-                let id = item["id"].as_str().unwrap_or("");
                 out.line(&format!(
                     "added {} [{}] {}",
-                    id.get(..8).unwrap_or(id),
+                    short_id(&item["id"]),
                     item["status"].as_str().unwrap_or(""),
                     item["title"].as_str().unwrap_or("")
                 ));
@@ -315,7 +373,7 @@ fn client_command(client: &Client, out: &mut Output, command: Command) -> Result
             } else {
                 out.line(&format!(
                     "moved {} to {}",
-                    item["id"].as_str().unwrap_or(""),
+                    short_id(&item["id"]),
                     item["status"].as_str().unwrap_or("")
                 ));
             }
@@ -331,7 +389,7 @@ fn client_command(client: &Client, out: &mut Output, command: Command) -> Result
                             out.line(&format!(
                                 "started session {} on item {}",
                                 s["id"].as_str().unwrap_or(""),
-                                s["workItemId"].as_str().unwrap_or("")
+                                short_id(&s["workItemId"])
                             ));
                         }
                     }
@@ -366,9 +424,17 @@ fn client_command(client: &Client, out: &mut Output, command: Command) -> Result
                 ));
             }
         }
-        Command::Logs { id, follow } => {
+        Command::Logs { id, follow, json } => {
             let path = format!("/api/items/{}/log", encode(&id));
             let mut shown = client.get_bytes(&path)?;
+            if json {
+                let item = client.get(&format!("/api/items/{}", encode(&id)))?;
+                out.json(&json!({
+                    "item": item["id"],
+                    "log": String::from_utf8_lossy(&shown),
+                }));
+                return Ok(());
+            }
             out.stream(&shown);
             if !follow {
                 return Ok(());
@@ -383,9 +449,18 @@ fn client_command(client: &Client, out: &mut Output, command: Command) -> Result
                 shown = now;
             }
         }
-        Command::Serve | Command::DemoAgent { .. } | Command::ExecAgent { .. } => {}
+        Command::Serve
+        | Command::DemoAgent { .. }
+        | Command::ExecAgent { .. }
+        | Command::Completions { .. } => {}
     }
     Ok(())
+}
+
+/// An id as tables show it: the first 8 characters, a prefix every command accepts.
+fn short_id(id: &serde_json::Value) -> &str {
+    let id = id.as_str().unwrap_or("");
+    id.get(..8).unwrap_or(id)
 }
 
 /// Percent-encodes a path segment or query value.

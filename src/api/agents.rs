@@ -20,7 +20,14 @@ pub struct AgentsQuery {
     status: Option<AgentStatus>,
 }
 
-#[utoipa::path(get, path = "/api/agents", tag = "agents", params(AgentsQuery), responses((status = 200, description = "Sessions, newest first", body = [AgentSession]), (status = 404, body = ErrorBody), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
+#[utoipa::path(
+    get, path = "/api/agents", tag = "agents", operation_id = "listAgents",
+    summary = "List agent sessions, newest first", params(AgentsQuery),
+    responses(
+        (status = 200, description = "The sessions that pass every filter", body = [AgentSession]),
+        (status = 404, description = "The `item` filter names no item", body = ErrorBody),
+    )
+)]
 pub async fn list(
     state: web::Data<AppState>,
     Query(query): Query<AgentsQuery>,
@@ -37,7 +44,11 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(sessions))
 }
 
-#[utoipa::path(get, path = "/api/agents/{id}", tag = "agents", params(("id" = String, Path, description = "Session id")), responses((status = 200, body = AgentSession), (status = 404, body = ErrorBody), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
+#[utoipa::path(
+    get, path = "/api/agents/{id}", tag = "agents", operation_id = "getAgent",
+    summary = "Show one agent session", params(("id" = String, Path, description = "Session id (the whole id)")),
+    responses((status = 200, description = "The session", body = AgentSession))
+)]
 pub async fn get(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -60,7 +71,15 @@ pub struct CancelRequest {
 
 /// Stops a running agent (TERM, then KILL) and sends its item back to ready. The body is
 /// optional: `{"reason": "..."}`.
-#[utoipa::path(post, path = "/api/agents/{id}/cancel", tag = "agents", params(("id" = String, Path, description = "Session id")), request_body(content = Option<CancelRequest>, description = "Optional reason"), responses((status = 200, body = AgentSession), (status = 404, body = ErrorBody), (status = 409, description = "The session already ended", body = ErrorBody), (status = 400, description = "Bad input: the field is named", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 413, description = "Body over 1 MiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
+#[utoipa::path(
+    post, path = "/api/agents/{id}/cancel", tag = "agents", operation_id = "cancelAgent",
+    summary = "Stop a running agent and send its item back to ready", params(("id" = String, Path, description = "Session id (the whole id)")),
+    request_body(content = Option<CancelRequest>, description = "Optional reason", example = json!({"reason": "wrong approach"})),
+    responses(
+        (status = 200, description = "The session, stopped", body = AgentSession),
+        (status = 409, description = "The session already ended", body = ErrorBody),
+    )
+)]
 pub async fn cancel(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -96,7 +115,11 @@ pub async fn cancel(
     Ok(HttpResponse::Ok().json(session))
 }
 
-#[utoipa::path(get, path = "/api/pool", tag = "agents", responses((status = 200, body = PoolInfo), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
+#[utoipa::path(
+    get, path = "/api/pool", tag = "agents", operation_id = "getPool",
+    summary = "The agent pool: size, running, free",
+    responses((status = 200, description = "The pool", body = PoolInfo))
+)]
 pub async fn pool(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(state.dispatcher.send(GetPool).await?))
 }
@@ -108,7 +131,12 @@ pub struct ResizeRequest {
     size: serde_json::Number,
 }
 
-#[utoipa::path(put, path = "/api/pool", tag = "agents", request_body = ResizeRequest, responses((status = 200, body = PoolInfo), (status = 400, description = "Bad input: the field is named", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 413, description = "Body over 1 MiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
+#[utoipa::path(
+    put, path = "/api/pool", tag = "agents", operation_id = "resizePool",
+    summary = "Change how many agents may run at once",
+    request_body(content = ResizeRequest, example = json!({"size": 4})),
+    responses((status = 200, description = "The pool at its new size", body = PoolInfo))
+)]
 pub async fn resize(
     state: web::Data<AppState>,
     Json(req): Json<ResizeRequest>,
@@ -146,7 +174,11 @@ pub struct Dispatched {
 }
 
 /// Fills one free slot now (the way to run items when `pool.auto_dispatch` is off).
-#[utoipa::path(post, path = "/api/dispatch", tag = "agents", responses((status = 200, description = "The sessions started (at most one)", body = Dispatched), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
+#[utoipa::path(
+    post, path = "/api/dispatch", tag = "agents", operation_id = "dispatch",
+    summary = "Start an agent on the next ready item now, if a slot is free",
+    responses((status = 200, description = "The sessions started (at most one)", body = Dispatched))
+)]
 pub async fn dispatch(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let started = state
         .dispatcher

@@ -1,7 +1,7 @@
 //! Events over HTTP: `GET /api/events?since=SEQ` replays the retained log, and `/ws?since=SEQ`
 //! replays then streams live through a WebSocket session actor.
 
-use super::{ApiError, AppState, ErrorBody, Query};
+use super::{ApiError, AppState, Query};
 use crate::model::Event;
 use crate::monitor::{WsSession, MAX_FRAME};
 use crate::queue::{EventsSince, EVENTS_RETAINED};
@@ -22,7 +22,11 @@ pub struct SinceQuery {
     limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/api/events", tag = "events", params(SinceQuery), responses((status = 200, description = "Retained events after since, oldest first", body = [Event]), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
+#[utoipa::path(
+    get, path = "/api/events", tag = "events", operation_id = "listEvents",
+    summary = "Replay the retained events after a seq", params(SinceQuery),
+    responses((status = 200, description = "Retained events after `since`, oldest first", body = [Event]))
+)]
 pub async fn list(
     state: web::Data<AppState>,
     Query(query): Query<SinceQuery>,

@@ -34,7 +34,11 @@ pub struct ListQuery {
     q: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/items", tag = "items", params(ListQuery), responses((status = 200, description = "Items, by priority then age", body = [WorkItem]), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
+#[utoipa::path(
+    get, path = "/api/items", tag = "items", operation_id = "listItems",
+    summary = "List work items, by priority then age", params(ListQuery),
+    responses((status = 200, description = "The items that pass every filter", body = [WorkItem]))
+)]
 pub async fn list(
     state: web::Data<AppState>,
     Query(query): Query<ListQuery>,
@@ -53,7 +57,21 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(items))
 }
 
-#[utoipa::path(post, path = "/api/items", tag = "items", request_body = NewWorkItem, responses((status = 201, description = "Created", body = WorkItem), (status = 422, description = "Unknown dependency", body = ErrorBody), (status = 400, description = "Bad input: the field is named", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 413, description = "Body over 1 MiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
+#[utoipa::path(
+    post, path = "/api/items", tag = "items", operation_id = "createItem",
+    summary = "Add a work item",
+    request_body(content = NewWorkItem, example = json!({
+        "title": "Add a --json flag to export",
+        "description": "Print the export as JSON when asked.",
+        "priority": "high", "complexity": "s", "status": "ready",
+        "acceptanceCriteria": ["export --json prints valid JSON"],
+        "blockedBy": []
+    })),
+    responses(
+        (status = 201, description = "The new item", body = WorkItem),
+        (status = 422, description = "A `blockedBy` id names no item", body = ErrorBody),
+    )
+)]
 pub async fn create(
     state: web::Data<AppState>,
     Json(new): Json<NewWorkItem>,
@@ -62,7 +80,11 @@ pub async fn create(
     Ok(HttpResponse::Created().json(item))
 }
 
-#[utoipa::path(get, path = "/api/items/{id}", tag = "items", params(("id" = String, Path, description = "Item id, or a unique prefix of one (4+ characters)")), responses((status = 200, body = WorkItem), (status = 404, body = ErrorBody), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
+#[utoipa::path(
+    get, path = "/api/items/{id}", tag = "items", operation_id = "getItem",
+    summary = "Show one work item", params(("id" = String, Path, description = "Item id, or a unique prefix of one (4+ characters)")),
+    responses((status = 200, description = "The item", body = WorkItem))
+)]
 pub async fn get(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -76,7 +98,16 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(item))
 }
 
-#[utoipa::path(patch, path = "/api/items/{id}", tag = "items", params(("id" = String, Path, description = "Item id, or a unique prefix of one (4+ characters)")), request_body = ItemPatch, responses((status = 200, body = WorkItem), (status = 404, body = ErrorBody), (status = 409, description = "Dependencies of an in-flight item", body = ErrorBody), (status = 422, description = "Unknown dependency or a cycle", body = ErrorBody), (status = 400, description = "Bad input: the field is named", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 413, description = "Body over 1 MiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
+#[utoipa::path(
+    patch, path = "/api/items/{id}", tag = "items", operation_id = "updateItem",
+    summary = "Change an item's fields (not its status: see move)", params(("id" = String, Path, description = "Item id, or a unique prefix of one (4+ characters)")),
+    request_body(content = ItemPatch, example = json!({"priority": "critical", "title": "Add a --json flag to export and import"})),
+    responses(
+        (status = 200, description = "The changed item", body = WorkItem),
+        (status = 409, description = "The dependencies of an item in flight cannot change", body = ErrorBody),
+        (status = 422, description = "An unknown dependency, or one that would make a cycle", body = ErrorBody),
+    )
+)]
 pub async fn update(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -92,7 +123,14 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(item))
 }
 
-#[utoipa::path(delete, path = "/api/items/{id}", tag = "items", params(("id" = String, Path, description = "Item id, or a unique prefix of one (4+ characters)")), responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody), (status = 409, description = "The item is in flight", body = ErrorBody), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
+#[utoipa::path(
+    delete, path = "/api/items/{id}", tag = "items", operation_id = "deleteItem",
+    summary = "Delete a work item", params(("id" = String, Path, description = "Item id, or a unique prefix of one (4+ characters)")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 409, description = "The item is in flight", body = ErrorBody),
+    )
+)]
 pub async fn delete(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -108,7 +146,16 @@ pub async fn delete(
 
 /// A manual move. An item in flight has its agent stopped first, so no agent keeps working on
 /// (or later completes) an item that has moved on.
-#[utoipa::path(post, path = "/api/items/{id}/move", tag = "items", params(("id" = String, Path, description = "Item id, or a unique prefix of one (4+ characters)")), request_body = MoveRequest, responses((status = 200, body = WorkItem), (status = 404, body = ErrorBody), (status = 409, description = "The state machine forbids this move; the message lists the allowed ones", body = ErrorBody), (status = 400, description = "Bad input: the field is named", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 413, description = "Body over 1 MiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
+#[utoipa::path(
+    post, path = "/api/items/{id}/move", tag = "items", operation_id = "moveItem",
+    summary = "Move an item to another status (a rejection is a move from review back to ready)",
+    params(("id" = String, Path, description = "Item id, or a unique prefix of one (4+ characters)")),
+    request_body(content = MoveRequest, example = json!({"status": "ready", "reason": "the tests do not cover --json"})),
+    responses(
+        (status = 200, description = "The moved item", body = WorkItem),
+        (status = 409, description = "The state machine forbids this move; the message lists the allowed ones", body = ErrorBody),
+    )
+)]
 pub async fn move_item(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -164,7 +211,15 @@ pub struct Claimed {
 }
 
 /// The seed's Dequeue, for remote workers: 200 with the item and its AGENTS.md text, or 204.
-#[utoipa::path(post, path = "/api/claim", tag = "items", request_body = ClaimRequest, responses((status = 200, description = "The claimed item and its scoped AGENTS.md", body = Claimed), (status = 204, description = "Nothing is claimable"), (status = 400, description = "Bad input: the field is named", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 413, description = "Body over 1 MiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
+#[utoipa::path(
+    post, path = "/api/claim", tag = "items", operation_id = "claimItem",
+    summary = "Claim the next ready item, for a remote worker",
+    request_body(content = ClaimRequest, example = json!({"agentId": "worker-7", "sessionKey": "worker-7/run-1"})),
+    responses(
+        (status = 200, description = "The claimed item (now in flight) and its scoped AGENTS.md", body = Claimed),
+        (status = 204, description = "Nothing is claimable"),
+    )
+)]
 pub async fn claim(
     state: web::Data<AppState>,
     Json(req): Json<ClaimRequest>,
@@ -193,7 +248,19 @@ pub async fn claim(
     })
 }
 
-#[utoipa::path(post, path = "/api/items/{id}/complete", tag = "items", params(("id" = String, Path, description = "Item id, or a unique prefix of one (4+ characters)")), request_body = CompleteRequest, responses((status = 200, description = "Accepted (to review or done), or a failed attempt with the unmet rules", body = CompleteOutcome), (status = 404, body = ErrorBody), (status = 409, description = "The item is not in flight", body = ErrorBody), (status = 422, description = "A file artifact outside the item's own session folders, or not a regular file", body = ErrorBody), (status = 400, description = "Bad input: the field is named", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 413, description = "Body over 1 MiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
+#[utoipa::path(
+    post, path = "/api/items/{id}/complete", tag = "items", operation_id = "completeItem",
+    summary = "Complete an item in flight, with its acceptance report", params(("id" = String, Path, description = "Item id, or a unique prefix of one (4+ characters)")),
+    request_body(content = CompleteRequest, example = json!({
+        "acceptance": [{"criterion": "export --json prints valid JSON", "met": true, "evidence": "tests/export.rs passes"}],
+        "artifacts": [{"type": "url", "path": "https://example.com/pr/12", "description": "the pull request"}]
+    })),
+    responses(
+        (status = 200, description = "Accepted (to review or done), or a failed attempt with the unmet rules", body = CompleteOutcome),
+        (status = 409, description = "The item is not in flight", body = ErrorBody),
+        (status = 422, description = "A file artifact outside the item's own session folders, or not a regular file", body = ErrorBody),
+    )
+)]
 pub async fn complete(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -262,7 +329,15 @@ async fn check_artifact_path(
     Ok(())
 }
 
-#[utoipa::path(post, path = "/api/items/{id}/artifacts", tag = "items", params(("id" = String, Path, description = "Item id, or a unique prefix of one (4+ characters)")), request_body = ArtifactInput, responses((status = 201, body = Artifact), (status = 404, body = ErrorBody), (status = 422, description = "A file path outside the item's own session folders, or not a regular file", body = ErrorBody), (status = 400, description = "Bad input: the field is named", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 413, description = "Body over 1 MiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
+#[utoipa::path(
+    post, path = "/api/items/{id}/artifacts", tag = "items", operation_id = "addArtifact",
+    summary = "Attach an artifact to an item", params(("id" = String, Path, description = "Item id, or a unique prefix of one (4+ characters)")),
+    request_body(content = ArtifactInput, example = json!({"type": "pr", "path": "12", "description": "the pull request"})),
+    responses(
+        (status = 201, description = "The artifact, with its id", body = Artifact),
+        (status = 422, description = "A file path outside the item's own session folders, or not a regular file", body = ErrorBody),
+    )
+)]
 pub async fn add_artifact(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -293,7 +368,16 @@ pub async fn add_artifact(
 
 /// Serves a `file` artifact's content: a regular file of the item's own session folders,
 /// checked again at each download (see [`session_files`]), at most [`ARTIFACT_MAX_BYTES`].
-#[utoipa::path(get, path = "/api/items/{id}/artifacts/{artifact}", tag = "items", params(("id" = String, Path, description = "Item id, or a unique prefix of one (4+ characters)"), ("artifact" = String, Path, description = "Artifact id")), responses((status = 200, description = "The file", content_type = "application/octet-stream", body = Vec<u8>), (status = 404, body = ErrorBody), (status = 409, description = "Not a file artifact", body = ErrorBody), (status = 410, description = "The file is gone, or refused: outside the item's own session folders, a link, a FIFO, a hard link, over 1 GiB", body = ErrorBody), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
+#[utoipa::path(
+    get, path = "/api/items/{id}/artifacts/{artifact}", tag = "items", operation_id = "downloadArtifact",
+    summary = "Download a file artifact",
+    params(("id" = String, Path, description = "Item id, or a unique prefix of one (4+ characters)"), ("artifact" = String, Path, description = "Artifact id")),
+    responses(
+        (status = 200, description = "The file", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 409, description = "Not a file artifact", body = ErrorBody),
+        (status = 410, description = "The file is gone, or refused: outside the item's own session folders, a link, a FIFO, a hard link, over 1 GiB", body = ErrorBody),
+    )
+)]
 pub async fn download_artifact(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -336,7 +420,11 @@ pub async fn download_artifact(
     Ok(named.use_etag(true).prefer_utf8(true).into_response(&req))
 }
 
-#[utoipa::path(get, path = "/api/items/{id}/history", tag = "items", params(("id" = String, Path, description = "Item id, or a unique prefix of one (4+ characters)")), responses((status = 200, body = [StatusChange]), (status = 404, body = ErrorBody), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
+#[utoipa::path(
+    get, path = "/api/items/{id}/history", tag = "items", operation_id = "getItemHistory",
+    summary = "An item's status changes, oldest first", params(("id" = String, Path, description = "Item id, or a unique prefix of one (4+ characters)")),
+    responses((status = 200, description = "Every status change, with who made it and why", body = [StatusChange]))
+)]
 pub async fn history(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -353,7 +441,11 @@ pub async fn history(
 /// The agents' output for an item: every attempt, oldest first, as plain text. Each attempt's
 /// session.log is opened through [`session_files`] (no link followed, no FIFO waited on) and
 /// streamed in chunks read off the HTTP workers, at most [`LOG_SERVED_MAX_BYTES`] of it.
-#[utoipa::path(get, path = "/api/items/{id}/log", tag = "items", params(("id" = String, Path, description = "Item id, or a unique prefix of one (4+ characters)")), responses((status = 200, description = "Every attempt's output, oldest first", content_type = "text/plain", body = String), (status = 404, body = ErrorBody), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
+#[utoipa::path(
+    get, path = "/api/items/{id}/log", tag = "items", operation_id = "getItemLog",
+    summary = "The agents' output for an item", params(("id" = String, Path, description = "Item id, or a unique prefix of one (4+ characters)")),
+    responses((status = 200, description = "Every attempt's output, oldest first", content_type = "text/plain", body = String))
+)]
 pub async fn log(
     state: web::Data<AppState>,
     id: web::Path<String>,

@@ -56,6 +56,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .wrap(middleware::from_fn(auth::guard_socket))
             .get(events::websocket),
     )
+    .configure(crate::static_files::api_docs)
     .service(
         web::scope("/api")
             // The last wrap runs first: the token, then the CSRF rule.

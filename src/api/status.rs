@@ -87,12 +87,23 @@ impl PartialSchema for StatusCounts {
 
 impl ToSchema for StatusCounts {}
 
-#[utoipa::path(get, path = "/healthz", tag = "status", security(()), responses((status = 200, description = "Alive (says nothing about the store: see /readyz)", body = Health)))]
+#[utoipa::path(
+    get, path = "/healthz", tag = "status", operation_id = "healthz", security(()),
+    summary = "Liveness: the process answers HTTP",
+    responses((status = 200, description = "Alive (says nothing about the store: see /readyz)", body = Health))
+)]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: Alive::Ok })
 }
 
-#[utoipa::path(get, path = "/readyz", tag = "status", security(()), responses((status = 200, description = "The store takes writes", body = Ready), (status = 503, description = "The store cannot write (full or read-only disk); the message says why", body = ErrorBody)))]
+#[utoipa::path(
+    get, path = "/readyz", tag = "status", operation_id = "readyz", security(()),
+    summary = "Readiness: the store takes writes",
+    responses(
+        (status = 200, description = "The store takes writes", body = Ready),
+        (status = 503, description = "The store cannot write (full or read-only disk); the message says why", body = ErrorBody),
+    )
+)]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     match state.queue.send(Readiness).await? {
         None => Ok(HttpResponse::Ok().json(Ready {
@@ -106,7 +117,11 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     }
 }
 
-#[utoipa::path(get, path = "/api/status", tag = "status", responses((status = 200, description = "Counts per status, pool, uptime, sandbox", body = StatusReport), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
+#[utoipa::path(
+    get, path = "/api/status", tag = "status", operation_id = "getStatus",
+    summary = "Counts per status, the pool, uptime, sandbox and version",
+    responses((status = 200, description = "The server's state", body = StatusReport))
+)]
 pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let counts = state.queue.send(CountByStatus).await??;
     let pool = state.dispatcher.send(GetPool).await?;

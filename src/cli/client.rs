@@ -1,5 +1,5 @@
 //! A small blocking HTTP client for the CLI. When no server answers it says so in one line,
-//! with how to start one.
+//! with how to start one; an error answer keeps its status, which picks the exit code.
 
 use serde_json::Value;
 use std::time::Duration;
@@ -11,9 +11,12 @@ pub enum ClientError {
     /// The server wants a token this client did not have (or had wrong).
     #[error("{0}: the CLI takes the token from FLIGHTDECK_TOKEN, else the config's server.token, else the file `token` the server wrote in the config's data_dir (run the CLI as the server's user, with the server's --config)")]
     Unauthorized(String),
-    /// The server answered with an error; its message.
+    /// The server answered with an error: its status and message.
+    #[error("{message}")]
+    Api { status: u16, message: String },
+    /// The answer could not be read.
     #[error("{0}")]
-    Api(String),
+    Answer(String),
 }
 
 pub struct Client {
@@ -35,7 +38,11 @@ impl Client {
     }
 
     fn request(&self, method: &str, path: &str) -> ureq::Request {
-        let req = self.agent.request(method, &format!("{}{path}", self.base));
+        // Marks the request as an API client's, as the server's CSRF rule asks of writes.
+        let req = self
+            .agent
+            .request(method, &format!("{}{path}", self.base))
+            .set("X-Flightdeck", "1");
         match &self.token {
             Some(t) => req.set("Authorization", &format!("Bearer {t}")),
             None => req,
@@ -61,7 +68,10 @@ impl Client {
                 let message = format!("error {code}: {message}");
                 Err(match code {
                     401 => ClientError::Unauthorized(message),
-                    _ => ClientError::Api(message),
+                    _ => ClientError::Api {
+                        status: code,
+                        message,
+                    },
                 })
             }
             Err(ureq::Error::Transport(_)) => Err(ClientError::Unreachable(self.base.clone())),
@@ -75,7 +85,7 @@ impl Client {
             Ok(resp) => {
                 let mut body = Vec::new();
                 std::io::Read::read_to_end(&mut resp.into_reader(), &mut body)
-                    .map_err(|e| ClientError::Api(format!("reading the answer: {e}")))?;
+                    .map_err(|e| ClientError::Answer(format!("reading the answer: {e}")))?;
                 Ok(body)
             }
             Err(e) => self.finish(Err(e)).map(|(_, b)| b.into_bytes()),
@@ -84,7 +94,7 @@ impl Client {
 
     pub fn get(&self, path: &str) -> Result<Value, ClientError> {
         let (_, text) = self.finish(self.request("GET", path).call())?;
-        serde_json::from_str(&text).map_err(|e| ClientError::Api(format!("bad answer: {e}")))
+        serde_json::from_str(&text).map_err(|e| ClientError::Answer(format!("bad answer: {e}")))
     }
 
     /// Sends JSON; returns the status and parsed body (Null when empty).
@@ -98,7 +108,8 @@ impl Client {
         let value = if text.trim().is_empty() {
             Value::Null
         } else {
-            serde_json::from_str(&text).map_err(|e| ClientError::Api(format!("bad answer: {e}")))?
+            serde_json::from_str(&text)
+                .map_err(|e| ClientError::Answer(format!("bad answer: {e}")))?
         };
         Ok((status, value))
     }

@@ -3,9 +3,11 @@
 //! through [`Output`], which shows control characters as text on a terminal.
 
 mod client;
+mod exit;
 mod table;
 mod terminal;
 
 pub use client::{Client, ClientError};
+pub use exit::{Exit, EXIT_CODES_HELP};
 pub use table::{item_table, print_item};
 pub use terminal::{for_stderr, Output};
