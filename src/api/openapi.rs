@@ -3,6 +3,7 @@
 //! cannot drift from them; CI fuzzes the server against it.
 
 use super::{agents, events, items, status, ErrorBody};
+use crate::model::{AcceptanceEntry, ArtifactInput};
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
@@ -35,7 +36,7 @@ use utoipa::OpenApi;
         agents::resize,
         agents::dispatch,
     ),
-    components(schemas(ErrorBody)),
+    components(schemas(ErrorBody, ArtifactInput, AcceptanceEntry)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags(
