@@ -132,6 +132,16 @@ impl MayBeEmpty for EvidenceRule {}
 /// The evidence of an acceptance report entry.
 pub type Evidence = Text<EvidenceRule>;
 
+/// The most bytes, as JSON, of the text a client sets on an item (title, description,
+/// criteria, dependencies, creator), quotes and separators included. With the item's other
+/// fields (a few hundred bytes), its status reason and its artifacts, this bounds what one
+/// item weighs stored and sent (see docs/LIMITS.md).
+pub const ITEM_TEXT_MAX_BYTES: usize = (Title::MAX_BYTES + 2)
+    + (Description::MAX_BYTES + 2)
+    + Criteria::MAX * (Criterion::MAX_BYTES + 3)
+    + BlockedBy::MAX * (ItemRef::MAX_BYTES + 3)
+    + (Name::MAX_BYTES + 2);
+
 /// A reason where a blank one counts as none: `null`, absent, `""` and `"  "` all give None.
 pub fn optional_reason<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Reason>, D::Error> {
     Ok(Option::<Reason>::deserialize(d)?.filter(|r| !r.is_empty()))

@@ -15,7 +15,7 @@ pub use context::render_agents_md;
 pub use event::{Event, EventKind, SharedEvent};
 pub use fields::{
     optional_reason, ArtifactDescription, ArtifactPath, BlockedBy, Criteria, Criterion,
-    Description, Evidence, ItemRef, Name, Reason, ReportCriterion, Title,
+    Description, Evidence, ItemRef, Name, Reason, ReportCriterion, Title, ITEM_TEXT_MAX_BYTES,
 };
 pub use input::{
     AcceptanceEntry, ArtifactInput, CompleteRequest, InitialStatus, ItemPatch, MoveRequest,
@@ -23,4 +23,4 @@ pub use input::{
 };
 pub use item::{Artifact, ArtifactKind, Complexity, Priority, StatusChange, WorkItem};
 pub use status::{Status, Transition};
-pub use text::{json_len, Text, ValidationError};
+pub use text::{json_len, thousands, Text, ValidationError};

@@ -189,12 +189,12 @@ impl<R: Rule> utoipa::PartialSchema for Text<R> {
             0 => format!(
                 "{}: at most {} characters",
                 R::ABOUT,
-                thousands(R::MAX_CHARS)
+                thousands(R::MAX_CHARS as u64)
             ),
             min => format!(
                 "{}: {min} to {} characters",
                 R::ABOUT,
-                thousands(R::MAX_CHARS)
+                thousands(R::MAX_CHARS as u64)
             ),
         };
         if not_blank {
@@ -202,7 +202,7 @@ impl<R: Rule> utoipa::PartialSchema for Text<R> {
         }
         about.push_str(&format!(
             ", and at most {} bytes as JSON, where a control character takes 6",
-            thousands(Self::MAX_BYTES)
+            thousands(Self::MAX_BYTES as u64)
         ));
         let mut schema = ObjectBuilder::new()
             .schema_type(Type::String)
@@ -222,8 +222,8 @@ impl<R: Rule> utoipa::ToSchema for Text<R> {
     }
 }
 
-/// `20000` as `20,000`.
-fn thousands(n: usize) -> String {
+/// `20000` as `20,000`, for messages people read.
+pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {

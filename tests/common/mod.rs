@@ -78,6 +78,11 @@ impl TestServer {
         self.token = Some(token.to_string());
     }
 
+    /// The API token this harness sends, for tests that speak HTTP or WebSocket themselves.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
     /// Starts the binary and waits for the line that says where it listens.
     pub fn boot(&mut self) {
         let mut child = Command::new(BIN)
