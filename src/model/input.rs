@@ -182,8 +182,10 @@ mod tests {
 
     fn new_item(json: &str) -> Result<NewWorkItem, String> {
         let de = &mut serde_json::Deserializer::from_str(json);
-        serde_path_to_error::deserialize(de)
-            .map_err(|e| format!("{}: {}", e.path().to_string(), e.into_inner()))
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            format!("{path}: {}", e.into_inner())
+        })
     }
 
     #[test]

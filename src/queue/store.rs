@@ -230,9 +230,8 @@ impl Snapshot {
             json: String::from("["),
             more_after: None,
         };
-        let mut count = 0;
         let mut last = since;
-        for entry in table.range(since.saturating_add(1)..)? {
+        for (count, entry) in table.range(since.saturating_add(1)..)?.enumerate() {
             let (seq, v) = entry?;
             let text = std::str::from_utf8(v.value()).map_err(|e| {
                 QueueError::Storage(format!("event {} is not UTF-8: {e}", seq.value()))
@@ -245,7 +244,6 @@ impl Snapshot {
                 page.json.push(',');
             }
             page.json.push_str(text);
-            count += 1;
             last = seq.value();
         }
         page.json.push(']');
