@@ -25,7 +25,7 @@ pub const SEND_BUDGET: u64 = 64 << 20;
 const BUDGET_CHECK: Duration = Duration::from_secs(1);
 
 /// Why a session is dropped when the budget is spent (a WebSocket close reason: short).
-pub const DROPPED_FOR_BUDGET: &str =
+const DROPPED_FOR_BUDGET: &str =
     "too slow: the server's send budget is spent and you had the most unread; reconnect with ?since=";
 
 /// The journal, shared with the sessions that read it.
