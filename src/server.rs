@@ -169,7 +169,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let store = Store::open(&data_dir.join("flightdeck.redb")).map_err(ServeError::Store)?;
     let last_seq = store.last_seq();
     let recent = store
-        .recent_events(crate::monitor::REPLAY_WINDOW as u64)
+        .recent_events(crate::monitor::REPLAY_WINDOW, crate::monitor::REPLAY_BYTES)
         .map_err(ServeError::Store)?;
     let monitor = Monitor::new(last_seq, recent).start();
     let policy = QueuePolicy {

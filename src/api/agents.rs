@@ -3,7 +3,7 @@
 use super::{ApiError, AppState, ErrorBody, Json, Query};
 use crate::config::POOL_SIZE_MAX;
 use crate::dispatch::{CancelSession, DispatchNow, GetPool, PoolInfo, Resize};
-use crate::model::{AgentSession, AgentStatus, ValidationError, REASON_MAX};
+use crate::model::{optional_reason, AgentSession, AgentStatus, Reason, ValidationError};
 use crate::queue::{GetSession, ListSessions};
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
@@ -65,8 +65,8 @@ pub async fn get(
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelRequest {
-    #[schema(max_length = 2000)]
-    reason: Option<String>,
+    #[serde(default, deserialize_with = "optional_reason")]
+    reason: Option<Reason>,
 }
 
 /// Stops a running agent (TERM, then KILL) and sends its item back to ready. The body is
@@ -90,11 +90,9 @@ pub async fn cancel(
     } else {
         super::parse_json::<Option<CancelRequest>>(&body)?.unwrap_or_default()
     };
-    let reason = crate::model::clean_reason(req.reason)?
-        .unwrap_or_else(|| "cancelled by a person".to_string());
-    if reason.chars().count() > REASON_MAX {
-        return Err(ValidationError::new("reason", "too long").into());
-    }
+    let reason = req
+        .reason
+        .map_or_else(|| "cancelled by a person".to_string(), String::from);
     let id = id.into_inner();
     let session = state.queue.send(GetSession { id: id.clone() }).await??;
     if session.status.is_finished() {

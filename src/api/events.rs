@@ -1,10 +1,16 @@
-//! Events over HTTP: `GET /api/events?since=SEQ` replays the retained log, and `/ws?since=SEQ`
-//! replays then streams live through a WebSocket session actor.
+//! Events over HTTP: `GET /api/events?since=SEQ` replays the retained log a page at a time,
+//! and `/ws?since=SEQ` replays then streams live through a WebSocket session actor.
+//!
+//! A page holds at most `limit` events and [`EVENTS_PAGE_BYTES`] of JSON (at least one event,
+//! however large), so no replay request makes the server hold more than that for it. When more
+//! events follow, the answer says where to go on: `Link: </api/events?since=N>; rel="next"`,
+//! N being the `seq` of the page's last event.
 
 use super::{ApiError, AppState, Query};
 use crate::model::Event;
 use crate::monitor::{WsSession, MAX_FRAME};
 use crate::queue::{EventsSince, EVENTS_RETAINED};
+use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
 use serde::Deserialize;
@@ -22,10 +28,13 @@ pub struct SinceQuery {
     limit: Option<i64>,
 }
 
+/// Most bytes of events in one answer of `GET /api/events`.
+pub const EVENTS_PAGE_BYTES: usize = 1 << 20;
+
 #[utoipa::path(
     get, path = "/api/events", tag = "events", operation_id = "listEvents",
-    summary = "Replay the retained events after a seq", params(SinceQuery),
-    responses((status = 200, description = "Retained events after `since`, oldest first", body = [Event]))
+    summary = "Replay the retained events after a seq, a page at a time", params(SinceQuery),
+    responses((status = 200, description = "Retained events after since, oldest first: at most limit of them, cut short past a byte budget (never below one event). When more follow, the Link header names the next page.", body = [Event], headers(("Link" = String, description = "`</api/events?since=N>; rel=\"next\"` when more events follow, N being the seq of the last event in this page"))))
 )]
 pub async fn list(
     state: web::Data<AppState>,
@@ -42,14 +51,23 @@ pub async fn list(
         ))
         .with_field("limit"));
     }
-    let events = state
+    let page = state
         .queue
         .send(EventsSince {
             since: since as u64,
             limit: limit as usize,
+            max_bytes: EVENTS_PAGE_BYTES,
         })
         .await??;
-    Ok(HttpResponse::Ok().json(events))
+    let mut answer = HttpResponse::Ok();
+    answer.insert_header(header::ContentType::json());
+    if let Some(last) = page.more_after {
+        answer.insert_header((
+            header::LINK,
+            format!("</api/events?since={last}>; rel=\"next\""),
+        ));
+    }
+    Ok(answer.body(page.json))
 }
 
 pub async fn websocket(

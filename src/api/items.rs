@@ -5,7 +5,7 @@ use crate::dispatch::session_files::{self, ARTIFACT_MAX_BYTES, LOG_SERVED_MAX_BY
 use crate::dispatch::CancelItem;
 use crate::model::{
     render_agents_md, Artifact, ArtifactInput, ArtifactKind, CompleteRequest, ItemPatch,
-    MoveRequest, NewWorkItem, Priority, Status, StatusChange, ValidationError, WorkItem,
+    MoveRequest, Name, NewWorkItem, Priority, Status, StatusChange, WorkItem,
 };
 use crate::queue::{
     AddArtifacts, Claim, Complete, CreateItem, DeleteItem, GetHistory, GetItem, ListItems,
@@ -76,7 +76,7 @@ pub async fn create(
     state: web::Data<AppState>,
     Json(new): Json<NewWorkItem>,
 ) -> Result<HttpResponse, ApiError> {
-    let item = state.queue.send(CreateItem(new.validate()?)).await??;
+    let item = state.queue.send(CreateItem(new)).await??;
     Ok(HttpResponse::Created().json(item))
 }
 
@@ -117,7 +117,7 @@ pub async fn update(
         .queue
         .send(UpdateItem {
             id: id.into_inner(),
-            patch: patch.validate()?,
+            patch,
         })
         .await??;
     Ok(HttpResponse::Ok().json(item))
@@ -161,7 +161,6 @@ pub async fn move_item(
     id: web::Path<String>,
     Json(req): Json<MoveRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let req = req.validate()?;
     let item = state
         .queue
         .send(GetItem {
@@ -186,7 +185,7 @@ pub async fn move_item(
         .send(MoveItem {
             id: item.id,
             status: req.status,
-            reason: req.reason,
+            reason: req.reason.map(String::from),
         })
         .await??;
     Ok(HttpResponse::Ok().json(item))
@@ -196,11 +195,9 @@ pub async fn move_item(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClaimRequest {
     /// Who claims: an agent or worker id.
-    #[schema(value_type = crate::model::schema::Name)]
-    agent_id: String,
+    agent_id: Name,
     /// The session of that agent, recorded on the item.
-    #[schema(value_type = crate::model::schema::Name)]
-    session_key: String,
+    session_key: Name,
 }
 
 /// A claimed item and the AGENTS.md text an agent would get for it.
@@ -224,19 +221,11 @@ pub async fn claim(
     state: web::Data<AppState>,
     Json(req): Json<ClaimRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let agent_id = req.agent_id.trim_matches(crate::model::is_blank_char);
-    let session_key = req.session_key.trim_matches(crate::model::is_blank_char);
-    for (field, value) in [("agentId", agent_id), ("sessionKey", session_key)] {
-        let n = value.chars().count();
-        if n == 0 || n > 200 {
-            return Err(ValidationError::new(field, "must be 1 to 200 characters").into());
-        }
-    }
     let claimed = state
         .queue
         .send(Claim {
-            agent_id: agent_id.to_string(),
-            session_key: session_key.to_string(),
+            agent_id: req.agent_id.into(),
+            session_key: req.session_key.into(),
         })
         .await??;
     Ok(match claimed {

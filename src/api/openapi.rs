@@ -10,6 +10,7 @@
 //! docs/API_COMPATIBILITY.md for what a version change promises.
 
 use super::{agents, events, items, status, ErrorBody, MAX_BODY};
+use crate::model::{AcceptanceEntry, ArtifactInput};
 use actix_web::HttpResponse;
 use serde_json::json;
 use utoipa::openapi::path::Operation;
@@ -52,7 +53,7 @@ see docs/API_COMPATIBILITY.md."
         agents::resize,
         agents::dispatch,
     ),
-    components(schemas(ErrorBody)),
+    components(schemas(ErrorBody, ArtifactInput, AcceptanceEntry)),
     modifiers(&BearerAuth, &SharedErrors),
     security(("bearer" = [])),
     tags(

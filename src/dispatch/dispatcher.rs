@@ -391,11 +391,7 @@ impl Actor for Dispatcher {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(crate::MAILBOX);
-        self.monitor.do_send(Subscribe {
-            since: None,
-            deliver: ctx.address().recipient(),
-            kick: None,
-        });
+        self.monitor.do_send(Subscribe(ctx.address().recipient()));
         ctx.run_interval(TICK, |act, ctx| {
             act.check_config_file(ctx);
             act.fill(ctx);

@@ -91,9 +91,7 @@ fn read_lines(stream: impl Read + Send + 'static, report: impl Fn(ProcessEvent) 
                     Ok(0) | Err(_) => break,
                     Ok(_) => {
                         if buf.len() >= MAX_LINE && buf.last() != Some(&b'\n') {
-                            // Skip the rest of an over-long line.
-                            let mut rest = Vec::new();
-                            let _ = reader.read_until(b'\n', &mut rest);
+                            skip_line(&mut reader);
                         }
                         let line = String::from_utf8_lossy(&buf);
                         report(ProcessEvent::Line(
@@ -106,6 +104,23 @@ fn read_lines(stream: impl Read + Send + 'static, report: impl Fn(ProcessEvent) 
         });
     if let Err(e) = spawned {
         log::error!("cannot start an output reader thread: {e}");
+    }
+}
+
+/// Reads past the rest of the current line without keeping it (it may be any length).
+fn skip_line(reader: &mut impl BufRead) {
+    loop {
+        let (used, found) = match reader.fill_buf() {
+            Ok([]) | Err(_) => return,
+            Ok(chunk) => match chunk.iter().position(|b| *b == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (chunk.len(), false),
+            },
+        };
+        reader.consume(used);
+        if found {
+            return;
+        }
     }
 }
 

@@ -19,8 +19,8 @@ use super::process::{self, ProcessEvent, SessionProcesses, Tracking};
 use super::workspace::Workspace;
 use crate::config::Preset;
 use crate::model::{
-    render_agents_md, AcceptanceEntry, AgentSession as SessionRecord, AgentStatus, ArtifactInput,
-    ArtifactKind, WorkItem,
+    render_agents_md, thousands, AcceptanceEntry, AgentSession as SessionRecord, AgentStatus,
+    ArtifactInput, ArtifactKind, WorkItem,
 };
 use crate::queue::{
     Complete, Completion, FailAttempt, Progress, QueueManager, SessionChanged, SessionStarted,
@@ -30,11 +30,19 @@ use chrono::Utc;
 use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How often buffered output is sent on as progress events.
 const PROGRESS_FLUSH: Duration = Duration::from_millis(200);
+/// Most progress messages one flush sends on: the latest lines. Any before them are summed up
+/// in one more message ("(12,345 more lines, see the log)"), so an agent printing as fast as
+/// it can makes at most `PROGRESS_KEPT + 1` events per flush; the log keeps every line.
+const PROGRESS_KEPT: usize = 20;
+/// Most output (bytes) read from the agent and not yet handled here. Past it the reader
+/// threads wait, and so does the agent's next write: output never queues up without bound.
+const OUTPUT_BACKLOG: usize = 1 << 20;
 /// After the agent exits, how long to wait for output still in its pipes (a grandchild may
 /// hold them open).
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
@@ -123,6 +131,10 @@ pub struct AgentSession {
     /// Bytes written to the log so far; past [`LOG_LIMIT`] lines are no longer kept.
     logged: u64,
     pending: Vec<String>,
+    /// Lines since the last flush that did not fit in `pending`.
+    skipped: u64,
+    /// Bytes of output lines read and not yet handled (see [`OUTPUT_BACKLOG`]).
+    backlog: Arc<AtomicUsize>,
     declared: Declared,
     acceptance: Option<Vec<AcceptanceEntry>>,
     verdict: Option<(bool, String)>,
@@ -163,6 +175,8 @@ impl AgentSession {
             log: None,
             logged: 0,
             pending: Vec::new(),
+            skipped: 0,
+            backlog: Arc::new(AtomicUsize::new(0)),
             declared: Declared::default(),
             acceptance: None,
             verdict: None,
@@ -246,7 +260,6 @@ impl AgentSession {
                 .append(true)
                 .open(&self.ws.log)?,
         );
-        let addr = ctx.address();
         let processes = self.settings.tracking.for_session(&self.record.id);
         let argv = self.argv(&processes);
         self.processes = Some(processes);
@@ -256,7 +269,7 @@ impl AgentSession {
                 cwd: &self.ws.workspace,
                 env: self.env(),
             },
-            move |event| addr.do_send(Output(event)),
+            forward_output(ctx.address(), self.backlog.clone()),
         )?;
         self.pid = Some(child.pid);
         self.record.pid = Some(child.pid);
@@ -271,11 +284,18 @@ impl AgentSession {
     }
 
     fn on_line(&mut self, line: String) {
+        self.backlog.fetch_sub(line.len(), Ordering::AcqRel);
         self.last_output = Instant::now();
         self.keep_in_log(&line);
         for out in self.parser.parse_line(&line) {
             match out {
-                AgentOutput::Progress(msg) => self.pending.push(msg),
+                AgentOutput::Progress(msg) => {
+                    if self.pending.len() == PROGRESS_KEPT {
+                        self.pending.remove(0);
+                        self.skipped += 1;
+                    }
+                    self.pending.push(msg);
+                }
                 AgentOutput::Tokens { input, output } => {
                     self.record.tokens_used = self
                         .record
@@ -332,10 +352,18 @@ impl AgentSession {
         if self.pending.is_empty() {
             return;
         }
+        let mut messages = Vec::with_capacity(self.pending.len() + 1);
+        if self.skipped > 0 {
+            messages.push(format!(
+                "({} more lines, see the log)",
+                thousands(std::mem::take(&mut self.skipped))
+            ));
+        }
+        messages.append(&mut self.pending);
         self.queue.do_send(Progress {
             item_id: self.item.id.clone(),
             session_id: self.record.id.clone(),
-            messages: std::mem::take(&mut self.pending),
+            messages,
             tokens_used: self.record.tokens_used,
         });
     }
@@ -637,6 +665,24 @@ impl AgentSession {
             self.record.outcome
         );
         ctx.stop();
+    }
+}
+
+/// Hands the agent's output to its session, one line at a time, waiting while more than
+/// [`OUTPUT_BACKLOG`] bytes of it are not yet handled, so a flood of output slows the agent down
+/// instead of filling the session's mailbox.
+fn forward_output(
+    addr: Addr<AgentSession>,
+    backlog: Arc<AtomicUsize>,
+) -> impl Fn(ProcessEvent) + Send + Sync + Clone + 'static {
+    move |event| {
+        if let ProcessEvent::Line(line) = &event {
+            while backlog.load(Ordering::Acquire) > OUTPUT_BACKLOG && addr.connected() {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            backlog.fetch_add(line.len(), Ordering::AcqRel);
+        }
+        addr.do_send(Output(event));
     }
 }
 

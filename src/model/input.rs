@@ -1,150 +1,42 @@
 //! What clients may ask of the queue, parsed and validated before the queue sees it.
 //!
-//! Each request type rejects unknown fields and wrong types during deserialisation; the
-//! `validate` step then checks lengths and counts, so the queue only ever handles input that
-//! is known to be well formed. A [`ValidationError`] names the field at fault.
+//! The fields of a request are the validated types of `fields.rs`, and unknown fields and
+//! wrong types are refused, so deserialising a [`NewWorkItem`], an [`ItemPatch`] or a
+//! [`MoveRequest`] is validating it: one exists only if valid. Artifacts and acceptance
+//! reports also come from agents' output, kept as plain strings, so they are checked by
+//! `validate` against the same rules. A [`ValidationError`] names the field at fault.
 
-use super::schema::{
-    ArtifactPath, Criterion, Description, Evidence, ItemRef, Name, Reason, ReportCriterion,
-    ShortText, Title,
+use super::fields::{
+    optional_reason, ArtifactDescription, ArtifactPath, BlockedBy, Criteria, Description, Evidence,
+    Name, Reason, ReportCriterion, Title,
 };
+use super::text::ValidationError;
 use super::{ArtifactKind, Complexity, Priority, Status};
 use serde::Deserialize;
+use utoipa::openapi::schema::{Array, ArrayBuilder, SchemaType, Type};
+use utoipa::openapi::Ref;
+use utoipa::ToSchema;
 
-pub const TITLE_MAX: usize = 200;
-pub const DESCRIPTION_MAX: usize = 20_000;
-pub const CRITERIA_MAX: usize = 50;
-pub const CRITERION_MAX: usize = 500;
-pub const BLOCKED_BY_MAX: usize = 100;
-pub const REASON_MAX: usize = 2_000;
-pub const NAME_MAX: usize = 200;
-pub const PATH_MAX: usize = 4_096;
+/// Most artifacts one request (or one agent's run) may declare.
 pub const ARTIFACTS_MAX: usize = 200;
-pub const EVIDENCE_MAX: usize = 2_000;
-
-/// A field that breaks a rule, and which rule.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct ValidationError {
-    pub field: String,
-    pub message: String,
-}
-
-impl ValidationError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ValidationError {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
-
-/// Characters that count as blank at the ends of text: Unicode white space, plus the few that
-/// some regular-expression engines also call white space (U+001C..U+001F, U+FEFF), so the
-/// "not blank" pattern in the API document means the same here as in any client.
-pub fn is_blank_char(c: char) -> bool {
-    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c) || c == '\u{feff}'
-}
-
-/// The JSON Schema pattern of text that is not blank.
-pub const NOT_BLANK_PATTERN: &str = r"[^\s\u0085\u001c-\u001f\ufeff]";
-
-fn trim_blank(text: &str) -> &str {
-    text.trim_matches(is_blank_char)
-}
-
-fn check_len(field: &str, text: &str, min: usize, max: usize) -> Result<(), ValidationError> {
-    let n = text.chars().count();
-    if n < min {
-        return Err(ValidationError::new(
-            field,
-            if min == 1 {
-                "must not be empty".to_string()
-            } else {
-                format!("must be at least {min} characters")
-            },
-        ));
-    }
-    if n > max {
-        return Err(ValidationError::new(
-            field,
-            format!("must be at most {max} characters (got {n})"),
-        ));
-    }
-    Ok(())
-}
-
-fn clean_title(title: &str) -> Result<String, ValidationError> {
-    let title = trim_blank(title);
-    check_len("title", title, 1, TITLE_MAX)?;
-    Ok(title.to_string())
-}
-
-fn check_description(description: &str) -> Result<(), ValidationError> {
-    check_len("description", description, 0, DESCRIPTION_MAX)
-}
-
-fn clean_criteria(criteria: &[String]) -> Result<Vec<String>, ValidationError> {
-    if criteria.len() > CRITERIA_MAX {
-        return Err(ValidationError::new(
-            "acceptanceCriteria",
-            format!(
-                "at most {CRITERIA_MAX} criteria are allowed (got {})",
-                criteria.len()
-            ),
-        ));
-    }
-    criteria
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let c = trim_blank(c);
-            check_len(&format!("acceptanceCriteria[{i}]"), c, 1, CRITERION_MAX)?;
-            Ok(c.to_string())
-        })
-        .collect()
-}
-
-fn clean_blocked_by(ids: &[String]) -> Result<Vec<String>, ValidationError> {
-    if ids.len() > BLOCKED_BY_MAX {
-        return Err(ValidationError::new(
-            "blockedBy",
-            format!("at most {BLOCKED_BY_MAX} dependencies are allowed"),
-        ));
-    }
-    let mut out: Vec<String> = Vec::with_capacity(ids.len());
-    for (i, id) in ids.iter().enumerate() {
-        let id = trim_blank(id);
-        check_len(&format!("blockedBy[{i}]"), id, 1, 64)?;
-        if !out.iter().any(|o| o == id) {
-            out.push(id.to_string());
-        }
-    }
-    Ok(out)
-}
 
 /// `POST /api/items`: a new work item.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewWorkItem {
-    #[schema(value_type = Title)]
-    pub title: String,
+    pub title: Title,
     #[serde(default)]
-    #[schema(value_type = Description)]
-    pub description: String,
+    pub description: Description,
     #[serde(default)]
-    #[schema(value_type = Vec<Criterion>, max_items = 50)]
-    pub acceptance_criteria: Vec<String>,
+    pub acceptance_criteria: Criteria,
     #[serde(default)]
     pub priority: Priority,
     #[serde(default)]
     pub complexity: Complexity,
     #[serde(default)]
-    #[schema(value_type = Vec<ItemRef>, max_items = 100)]
-    pub blocked_by: Vec<String>,
+    pub blocked_by: BlockedBy,
     pub status: Option<InitialStatus>,
-    #[schema(value_type = Option<Name>)]
-    pub created_by: Option<String>,
+    pub created_by: Option<Name>,
 }
 
 /// The statuses an item may be created in.
@@ -166,53 +58,17 @@ impl From<InitialStatus> for Status {
     }
 }
 
-impl NewWorkItem {
-    /// Checks every rule that needs no other item; trims the title and criteria.
-    pub fn validate(mut self) -> Result<NewWorkItem, ValidationError> {
-        self.title = clean_title(&self.title)?;
-        check_description(&self.description)?;
-        self.acceptance_criteria = clean_criteria(&self.acceptance_criteria)?;
-        self.blocked_by = clean_blocked_by(&self.blocked_by)?;
-        if let Some(by) = &self.created_by {
-            check_len("createdBy", trim_blank(by), 1, NAME_MAX)?;
-        }
-        Ok(self)
-    }
-}
-
 /// `PATCH /api/items/{id}`: fields to change; absent fields stay as they are. Status changes
 /// go through `move`, so `status` is not accepted here.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ItemPatch {
-    #[schema(value_type = Option<Title>)]
-    pub title: Option<String>,
-    #[schema(value_type = Option<Description>)]
-    pub description: Option<String>,
-    #[schema(value_type = Option<Vec<Criterion>>, max_items = 50)]
-    pub acceptance_criteria: Option<Vec<String>>,
+    pub title: Option<Title>,
+    pub description: Option<Description>,
+    pub acceptance_criteria: Option<Criteria>,
     pub priority: Option<Priority>,
     pub complexity: Option<Complexity>,
-    #[schema(value_type = Option<Vec<ItemRef>>, max_items = 100)]
-    pub blocked_by: Option<Vec<String>>,
-}
-
-impl ItemPatch {
-    pub fn validate(mut self) -> Result<ItemPatch, ValidationError> {
-        if let Some(t) = &self.title {
-            self.title = Some(clean_title(t)?);
-        }
-        if let Some(d) = &self.description {
-            check_description(d)?;
-        }
-        if let Some(c) = &self.acceptance_criteria {
-            self.acceptance_criteria = Some(clean_criteria(c)?);
-        }
-        if let Some(b) = &self.blocked_by {
-            self.blocked_by = Some(clean_blocked_by(b)?);
-        }
-        Ok(self)
-    }
+    pub blocked_by: Option<BlockedBy>,
 }
 
 /// `POST /api/items/{id}/move`.
@@ -220,27 +76,8 @@ impl ItemPatch {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MoveRequest {
     pub status: Status,
-    #[schema(value_type = Option<Reason>)]
-    pub reason: Option<String>,
-}
-
-impl MoveRequest {
-    pub fn validate(mut self) -> Result<MoveRequest, ValidationError> {
-        self.reason = clean_reason(self.reason)?;
-        Ok(self)
-    }
-}
-
-/// Trims a free-text reason; an empty one counts as none.
-pub fn clean_reason(reason: Option<String>) -> Result<Option<String>, ValidationError> {
-    match reason.map(|r| trim_blank(&r).to_string()) {
-        Some(r) if r.is_empty() => Ok(None),
-        Some(r) => {
-            check_len("reason", &r, 1, REASON_MAX)?;
-            Ok(Some(r))
-        }
-        None => Ok(None),
-    }
+    #[serde(default, deserialize_with = "optional_reason")]
+    pub reason: Option<Reason>,
 }
 
 /// An artifact as declared by an agent or a client; the queue gives it an id and a time.
@@ -252,19 +89,14 @@ pub struct ArtifactInput {
     #[schema(value_type = ArtifactPath)]
     pub path: String,
     #[serde(default)]
-    #[schema(value_type = ShortText)]
+    #[schema(value_type = ArtifactDescription)]
     pub description: String,
 }
 
 impl ArtifactInput {
     pub fn validate(&self, field: &str) -> Result<(), ValidationError> {
-        check_len(&format!("{field}.path"), &self.path, 1, PATH_MAX)?;
-        check_len(
-            &format!("{field}.description"),
-            &self.description,
-            0,
-            CRITERION_MAX,
-        )
+        ArtifactPath::check(&format!("{field}.path"), &self.path)?;
+        ArtifactDescription::check(&format!("{field}.description"), &self.description)
     }
 }
 
@@ -280,15 +112,42 @@ pub struct AcceptanceEntry {
     pub evidence: String,
 }
 
+impl AcceptanceEntry {
+    pub fn validate(&self, field: &str) -> Result<(), ValidationError> {
+        ReportCriterion::check(&format!("{field}.criterion"), &self.criterion)?;
+        Evidence::check(&format!("{field}.evidence"), &self.evidence)
+    }
+}
+
 /// `POST /api/items/{id}/complete`.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CompleteRequest {
+    /// What the work produced.
     #[serde(default)]
-    #[schema(max_items = 200)]
+    #[schema(schema_with = artifacts_schema)]
     pub artifacts: Vec<ArtifactInput>,
-    #[schema(max_items = 50)]
+    /// One entry per criterion of the item.
+    #[schema(schema_with = acceptance_schema)]
     pub acceptance: Option<Vec<AcceptanceEntry>>,
+}
+
+/// The artifacts of a completion: at most [`ARTIFACTS_MAX`] `ArtifactInput`s (a component of
+/// the API document, with [`AcceptanceEntry`]: see `api/openapi.rs`).
+fn artifacts_schema() -> Array {
+    ArrayBuilder::new()
+        .items(Ref::from_schema_name(ArtifactInput::name()))
+        .max_items(Some(ARTIFACTS_MAX))
+        .build()
+}
+
+/// An acceptance report (or null): at most one entry per criterion an item may have.
+fn acceptance_schema() -> Array {
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(Ref::from_schema_name(AcceptanceEntry::name()))
+        .max_items(Some(Criteria::MAX))
+        .build()
 }
 
 impl CompleteRequest {
@@ -303,25 +162,14 @@ impl CompleteRequest {
             a.validate(&format!("artifacts[{i}]"))?;
         }
         if let Some(report) = &self.acceptance {
-            if report.len() > CRITERIA_MAX {
+            if report.len() > Criteria::MAX {
                 return Err(ValidationError::new(
                     "acceptance",
-                    format!("at most {CRITERIA_MAX} entries"),
+                    format!("at most {} entries", Criteria::MAX),
                 ));
             }
             for (i, e) in report.iter().enumerate() {
-                check_len(
-                    &format!("acceptance[{i}].criterion"),
-                    &e.criterion,
-                    1,
-                    CRITERION_MAX,
-                )?;
-                check_len(
-                    &format!("acceptance[{i}].evidence"),
-                    &e.evidence,
-                    0,
-                    EVIDENCE_MAX,
-                )?;
+                e.validate(&format!("acceptance[{i}]"))?;
             }
         }
         Ok(())
@@ -333,14 +181,17 @@ mod tests {
     use super::*;
 
     fn new_item(json: &str) -> Result<NewWorkItem, String> {
-        let raw: NewWorkItem = serde_json::from_str(json).map_err(|e| e.to_string())?;
-        raw.validate().map_err(|e| e.to_string())
+        let de = &mut serde_json::Deserializer::from_str(json);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            format!("{path}: {}", e.into_inner())
+        })
     }
 
     #[test]
     fn defaults_and_trimming() {
         let item = new_item(r#"{"title":"  Build login  "}"#).unwrap();
-        assert_eq!(item.title, "Build login");
+        assert_eq!(item.title.as_str(), "Build login");
         assert_eq!(item.priority, Priority::Medium);
         assert_eq!(item.status, None);
     }

@@ -4,18 +4,23 @@
 mod agent;
 mod context;
 mod event;
+mod fields;
 mod input;
 mod item;
-pub mod schema;
 mod status;
+mod text;
 
 pub use agent::{AgentSession, AgentStatus};
 pub use context::render_agents_md;
 pub use event::{Event, EventKind, SharedEvent};
+pub use fields::{
+    optional_reason, ArtifactDescription, ArtifactPath, BlockedBy, Criteria, Criterion,
+    Description, Evidence, ItemRef, Name, Reason, ReportCriterion, Title, ITEM_TEXT_MAX_BYTES,
+};
 pub use input::{
-    clean_reason, is_blank_char, AcceptanceEntry, ArtifactInput, CompleteRequest, InitialStatus,
-    ItemPatch, MoveRequest, NewWorkItem, ValidationError, ARTIFACTS_MAX, NOT_BLANK_PATTERN,
-    REASON_MAX,
+    AcceptanceEntry, ArtifactInput, CompleteRequest, InitialStatus, ItemPatch, MoveRequest,
+    NewWorkItem, ARTIFACTS_MAX,
 };
 pub use item::{Artifact, ArtifactKind, Complexity, Priority, StatusChange, WorkItem};
 pub use status::{Status, Transition};
+pub use text::{json_len, thousands, Text, ValidationError};

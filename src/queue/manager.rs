@@ -13,11 +13,11 @@
 //! workers.
 
 use super::operations::{self, Claimed, CompleteOutcome, Completion, QueuePolicy};
-use super::store::{Snapshot, Store, Tx};
+use super::store::{EventPage, Snapshot, Store, Tx};
 use super::QueueError;
 use crate::model::{
-    AgentSession, Artifact, ArtifactInput, Event, EventKind, ItemPatch, NewWorkItem, Priority,
-    Status, StatusChange, WorkItem,
+    AgentSession, Artifact, ArtifactInput, EventKind, ItemPatch, NewWorkItem, Priority, Status,
+    StatusChange, WorkItem,
 };
 use crate::monitor::{Monitor, Publish};
 use actix::prelude::*;
@@ -118,12 +118,14 @@ pub struct GetHistory {
 #[rtype(result = "Result<BTreeMap<Status, u64>, QueueError>")]
 pub struct CountByStatus;
 
-/// Retained events after `since`, oldest first, at most `limit`.
+/// Retained events after `since`, oldest first: at most `limit` of them and `max_bytes` of
+/// JSON (but at least one).
 #[derive(Message)]
-#[rtype(result = "Result<Vec<Event>, QueueError>")]
+#[rtype(result = "Result<EventPage, QueueError>")]
 pub struct EventsSince {
     pub since: u64,
     pub limit: usize,
+    pub max_bytes: usize,
 }
 
 /// Record a newly started agent session.
@@ -491,10 +493,10 @@ impl Handler<CountByStatus> for QueueManager {
 }
 
 impl Handler<EventsSince> for QueueManager {
-    type Result = ResponseFuture<Result<Vec<Event>, QueueError>>;
+    type Result = ResponseFuture<Result<EventPage, QueueError>>;
 
     fn handle(&mut self, m: EventsSince, _: &mut Context<Self>) -> Self::Result {
-        self.read(move |snap| snap.events_after(m.since, m.limit))
+        self.read(move |snap| snap.events_after(m.since, m.limit, m.max_bytes))
     }
 }
 

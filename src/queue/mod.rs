@@ -9,4 +9,4 @@ mod store;
 pub use error::QueueError;
 pub use manager::*;
 pub use operations::{unmet_criteria, Claimed, CompleteOutcome, Completion, QueuePolicy};
-pub use store::{Store, EVENTS_RETAINED};
+pub use store::{EventPage, Store, EVENTS_RETAINED};

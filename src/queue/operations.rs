@@ -76,13 +76,14 @@ fn save(
 
 pub fn create(tx: &mut Tx, new: NewWorkItem) -> Result<WorkItem, QueueError> {
     let id = uuid::Uuid::new_v4().to_string();
-    dependencies::check(tx, &id, &new.blocked_by)?;
+    let blocked_by: Vec<String> = new.blocked_by.into();
+    dependencies::check(tx, &id, &blocked_by)?;
     let status = new.status.map(Status::from).unwrap_or(Status::Inbox);
     let item = WorkItem {
         id: id.clone(),
-        title: new.title,
-        description: new.description,
-        acceptance_criteria: new.acceptance_criteria,
+        title: new.title.into(),
+        description: new.description.into(),
+        acceptance_criteria: new.acceptance_criteria.into(),
         status,
         priority: new.priority,
         complexity: new.complexity,
@@ -90,12 +91,9 @@ pub fn create(tx: &mut Tx, new: NewWorkItem) -> Result<WorkItem, QueueError> {
         assigned_session_key: None,
         created_at: tx.now,
         updated_at: tx.now,
-        created_by: new
-            .created_by
-            .map(|s| s.trim_matches(crate::model::is_blank_char).to_string())
-            .unwrap_or_else(|| "api".into()),
+        created_by: new.created_by.map_or_else(|| "api".into(), String::from),
         artifacts: Vec::new(),
-        blocked_by: new.blocked_by,
+        blocked_by,
         blocks: Vec::new(),
         attempts: 0,
         status_reason: None,
@@ -117,13 +115,13 @@ pub fn update(tx: &mut Tx, id: &str, patch: ItemPatch) -> Result<WorkItem, Queue
     let old = tx.require(id)?;
     let mut item = old.clone();
     if let Some(t) = patch.title {
-        item.title = t;
+        item.title = t.into();
     }
     if let Some(d) = patch.description {
-        item.description = d;
+        item.description = d.into();
     }
     if let Some(c) = patch.acceptance_criteria {
-        item.acceptance_criteria = c;
+        item.acceptance_criteria = c.into();
     }
     if let Some(p) = patch.priority {
         item.priority = p;
@@ -132,6 +130,7 @@ pub fn update(tx: &mut Tx, id: &str, patch: ItemPatch) -> Result<WorkItem, Queue
         item.complexity = c;
     }
     if let Some(blocked_by) = patch.blocked_by {
+        let blocked_by: Vec<String> = blocked_by.into();
         if item.status == Status::InFlight && blocked_by != old.blocked_by {
             return Err(QueueError::Conflict(
                 "dependencies of an in_flight item cannot change; cancel its agent first".into(),

@@ -54,6 +54,13 @@ const CACHE_BYTES: usize = 48 << 20;
 /// How many events stay replayable after they happened.
 pub const EVENTS_RETAINED: u64 = 20_000;
 
+/// A page of stored events: a JSON array, sent as it is.
+pub struct EventPage {
+    pub json: String,
+    /// The `seq` of the page's last event when more events follow it.
+    pub more_after: Option<u64>,
+}
+
 /// The claim index key: `[rank][created_at micros, big endian][id]`, so byte order is claim
 /// order.
 fn claim_key(item: &WorkItem) -> Vec<u8> {
@@ -218,9 +225,14 @@ impl Store {
         self.next_seq - 1
     }
 
-    /// The most recent `limit` events, oldest first (to seed the Monitor's replay window).
-    pub fn recent_events(&self, limit: u64) -> Result<Vec<SharedEvent>, QueueError> {
-        self.read(|snap| snap.last_events(limit))
+    /// The most recent events, oldest first, at most `limit` of them and `max_bytes` of JSON
+    /// (to seed the Monitor's replay window).
+    pub fn recent_events(
+        &self,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<SharedEvent>, QueueError> {
+        self.read(|snap| snap.last_events(limit, max_bytes))
     }
 
     /// Runs `f` against a consistent read snapshot.
@@ -395,31 +407,61 @@ impl Snapshot {
         Ok(changes)
     }
 
-    pub fn events_after(&self, since: u64, limit: usize) -> Result<Vec<Event>, QueueError> {
+    /// The events after `since`, oldest first, as their stored JSON: at most `limit` of them
+    /// and `max_bytes` in all (but at least one).
+    pub fn events_after(
+        &self,
+        since: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<EventPage, QueueError> {
         let table = self.txn.open_table(EVENTS)?;
-        let mut out = Vec::new();
-        for entry in table.range(since.saturating_add(1)..)?.take(limit) {
-            let (_, v) = entry?;
-            out.push(serde_json::from_slice(v.value())?);
+        let mut page = EventPage {
+            json: String::from("["),
+            more_after: None,
+        };
+        let mut last = since;
+        for (count, entry) in table.range(since.saturating_add(1)..)?.enumerate() {
+            let (seq, v) = entry?;
+            let text = std::str::from_utf8(v.value()).map_err(|e| {
+                QueueError::Storage(format!("event {} is not UTF-8: {e}", seq.value()))
+            })?;
+            if count == limit || (count > 0 && page.json.len() + text.len() + 2 > max_bytes) {
+                page.more_after = Some(last);
+                break;
+            }
+            if count > 0 {
+                page.json.push(',');
+            }
+            page.json.push_str(text);
+            last = seq.value();
         }
-        Ok(out)
+        page.json.push(']');
+        Ok(page)
     }
 
-    /// The most recent `limit` events, oldest first, with their stored JSON.
-    pub fn last_events(&self, limit: u64) -> Result<Vec<SharedEvent>, QueueError> {
+    /// The most recent events, oldest first, with their stored JSON: at most `limit` of them
+    /// and `max_bytes` of JSON.
+    pub fn last_events(
+        &self,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<SharedEvent>, QueueError> {
         let table = self.txn.open_table(EVENTS)?;
-        let last = match table.last()? {
-            Some((k, _)) => k.value(),
-            None => return Ok(Vec::new()),
-        };
         let mut out = Vec::new();
-        for entry in table.range(last.saturating_sub(limit) + 1..)? {
+        let mut bytes = 0;
+        for entry in table.iter()?.rev().take(limit) {
             let (_, v) = entry?;
-            let bytes = v.value();
-            let event: Event = serde_json::from_slice(bytes)?;
-            let json = String::from_utf8_lossy(bytes).into_owned();
+            let stored = v.value();
+            bytes += stored.len();
+            if bytes > max_bytes {
+                break;
+            }
+            let event: Event = serde_json::from_slice(stored)?;
+            let json = String::from_utf8_lossy(stored).into_owned();
             out.push(SharedEvent::new(event, json));
         }
+        out.reverse();
         Ok(out)
     }
 

@@ -12,7 +12,7 @@ if ! command -v schemathesis >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check 'schemathesis>=4.3,<5'
 fi
 work="$(mktemp -d)"
-trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$work"' EXIT
 # No token configured: the server generates one into data/token, as the shipped config does.
 cat > "$work/config.toml" <<TOML
 [server]

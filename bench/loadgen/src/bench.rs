@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 /// A folder under `work` that no earlier run used. Runs never reuse (so never delete) a
 /// folder: ext4 skips recently deleted inodes when it allocates new ones, so deleting
 /// thousands of agent folders just before a run would slow that run's `mkdir`s.
-fn fresh_dir(work: &Path, name: &str) -> std::path::PathBuf {
+pub fn fresh_dir(work: &Path, name: &str) -> std::path::PathBuf {
     (1..)
         .map(|i| work.join(format!("{name}-{i}")))
         .find(|d| !d.exists())

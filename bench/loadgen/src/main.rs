@@ -5,6 +5,7 @@
 
 mod bench;
 mod http;
+mod memory;
 mod report;
 mod server;
 mod stats;
@@ -69,7 +70,7 @@ fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let Some((cmd, rest)) = argv.split_first() else {
         eprintln!(
-            "usage: loadgen enqueue|claim|floor|dispatch|events|scale|pgbench-summary|median|report --out FILE [options]"
+            "usage: loadgen enqueue|claim|floor|dispatch|events|scale|memory-output|memory-ws|pgbench-summary|median|report --out FILE [options]"
         );
         std::process::exit(2);
     };
@@ -81,6 +82,8 @@ fn main() {
         "dispatch" => bench::dispatch_bench(&args),
         "events" => bench::events_bench(&args),
         "scale" => bench::scale_bench(&args),
+        "memory-output" => memory::output_bench(&args),
+        "memory-ws" => memory::ws_idle_bench(&args),
         "pgbench-summary" => bench::pgbench_summary(&args),
         "median" => bench::median(&args),
         "report" => {

@@ -68,6 +68,7 @@ fn why(id: &str) -> &'static str {
         "events_p99" | "events_missed" => include_str!("../../notes/events.md"),
         "scale_claim_p50" | "scale_claim_p99" => include_str!("../../notes/scale.md"),
         "idle_rss" => include_str!("../../notes/memory.md"),
+        "peak_rss_output" | "peak_rss_ws" => include_str!("../../notes/peak-memory.md"),
         _ => "",
     }
 }
@@ -107,6 +108,11 @@ pub fn report(args: &Args) {
         get("events"),
         get("scale"),
         get("meta"),
+    );
+    let (mem_output, mem_ws, mem_meta) = (
+        get("memory_output"),
+        get("memory_ws"),
+        get("memory_meta"),
     );
     let mut sizes: Vec<(u64, Value)> = scale
         .as_object()
@@ -376,6 +382,32 @@ pub fn report(args: &Args) {
         None,
     ));
 
+    rows.push(lower(
+        "peak_rss_output",
+        format!(
+            "Peak memory while one agent prints {} MiB of output (MiB, VmHWM); reference = the target",
+            num(&mem_output, &["output_mib"]).unwrap_or(0.0)
+        ),
+        num(&mem_output, &["server_hwm_mib"]),
+        Some(300.0),
+        "",
+        "< 1.0",
+        Some(1.0),
+    ));
+    rows.push(lower(
+        "peak_rss_ws",
+        format!(
+            "Peak memory with {} WebSocket clients that never read, {} events of 19 KB (MiB, VmHWM); reference = the target",
+            num(&mem_ws, &["clients"]).unwrap_or(0.0),
+            group(num(&mem_ws, &["n"]).unwrap_or(0.0) as i64)
+        ),
+        num(&mem_ws, &["server_hwm_mib"]),
+        Some(300.0),
+        "",
+        "< 1.0",
+        Some(1.0),
+    ));
+
     // ---- results.md ----
     let mode = meta["mode"].as_str().unwrap_or("?");
     let mut md = String::new();
@@ -456,6 +488,18 @@ pub fn report(args: &Args) {
         if let Some(f) = v.get("fill") {
             detail(&mut md, &format!("Fill, {} items", group(*n as i64)), f, &["secs", "items_per_s", "p99_ms", "errors"]);
         }
+    }
+
+    detail(&mut md, "Peak memory, agent output", &mem_output, &["output_mib", "item_status", "wall_secs", "events_total", "server_hwm_kib", "server_rss_kib_idle_before", "server_cpu_secs"]);
+    detail(&mut md, "Peak memory, WebSocket clients that never read", &mem_ws, &["clients_connected", "n", "description_bytes", "enqueue_secs", "enqueue_errors", "idle_clients_dropped", "close_reasons", "reader_received", "reader_gap_notices", "reader_closed", "server_rss_kib_connected", "server_hwm_kib", "server_cpu_secs"]);
+    if mem_meta.is_object() {
+        let _ = writeln!(
+            md,
+            "- The peak-memory figures were measured on their own by `bench/run --memory` on {} (commit {}, load average {}); the other figures come from the full run above.",
+            mem_meta["date"].as_str().unwrap_or("?"),
+            mem_meta["commit"].as_str().unwrap_or("?"),
+            mem_meta["loadavg"].as_str().unwrap_or("?"),
+        );
     }
 
     let missed: Vec<&Row> = rows.iter().filter(|r| r.met == Some(false)).collect();

@@ -1,5 +1,6 @@
 //! The real flightdeck release binary on a free loopback port with a data dir of its own:
-//! started, timed until it prints where it listens, measured (VmRSS), and stopped by SIGTERM.
+//! started, timed until it prints where it listens, measured (VmRSS, VmHWM), and stopped by
+//! SIGTERM.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -125,10 +126,19 @@ impl Server {
 
     /// Resident memory in KiB (VmRSS).
     pub fn rss_kib(&self) -> u64 {
+        self.status_kib("VmRSS:")
+    }
+
+    /// The most resident memory the server ever had, in KiB (VmHWM, the high-water mark).
+    pub fn hwm_kib(&self) -> u64 {
+        self.status_kib("VmHWM:")
+    }
+
+    fn status_kib(&self, key: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .find_map(|l| l.strip_prefix(key))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or(0)
     }
