@@ -203,13 +203,19 @@ fn a_replay_answers_at_most_its_byte_budget_and_links_the_next_page() {
 fn the_clients_with_the_most_unread_are_dropped_first_while_a_reader_keeps_receiving() {
     let s = TestServer::start(MANUAL);
     let n = 60;
-    // 400 clients that read one event every 100 ms: each soon has most of its window (256 KiB)
-    // written and not yet read, and together they pass the 64 MiB budget.
+    // 400 clients that read nothing until the flood is over: each has its whole window
+    // (256 KiB) written and not yet read, and together they pass the 64 MiB budget, however
+    // fast or slow this machine makes the flood.
     let clients = 400;
+    let flood_over = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let slow: Vec<_> = (0..clients)
         .map(|_| {
             let mut socket = open(&s);
+            let flood_over = flood_over.clone();
             std::thread::spawn(move || {
+                while !flood_over.load(std::sync::atomic::Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
                 set_read_timeout(&socket, T);
                 let mut added = 0;
                 while added < n {
@@ -221,7 +227,6 @@ fn the_clients_with_the_most_unread_are_dropped_first_while_a_reader_keeps_recei
                         Ok(_) => {}
                         Err(e) => return Some(e.to_string()),
                     }
-                    std::thread::sleep(Duration::from_millis(100));
                 }
                 None
             })
@@ -237,6 +242,7 @@ fn the_clients_with_the_most_unread_are_dropped_first_while_a_reader_keeps_recei
         .join()
         .expect("reader")
         .expect("the reader is never dropped");
+    flood_over.store(true, std::sync::atomic::Ordering::Release);
     assert_eq!(seqs, (1..=n as u64).collect::<Vec<_>>(), "none missed");
     let reasons: Vec<String> = slow
         .into_iter()
