@@ -249,8 +249,13 @@ fn the_clients_with_the_most_unread_are_dropped_first_while_a_reader_keeps_recei
         .filter_map(|t| t.join().expect("slow reader"))
         .collect();
     assert!(!reasons.is_empty(), "no slow client was dropped");
+    // A dropped client that reads within the close grace gets the reason; one that reads
+    // later finds the connection gone.
     assert!(
-        reasons.iter().all(|r| r.contains("send budget")),
+        reasons.iter().any(|r| r.contains("send budget"))
+            && reasons
+                .iter()
+                .all(|r| r.contains("send budget") || r.contains("reset by peer")),
         "told why: {reasons:?}"
     );
     assert!(

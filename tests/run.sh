@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Runs every test flightdeck has, on a fresh machine too: installs what the browser tests need
-# (Debian's chromium, playwright-core from npm, schemathesis from PyPI) if it is missing, builds
-# the test binary once, then runs the Rust tests (unit + integration, against the real binary), fuzzes the API
-# against its OpenAPI document, runs the browser tests, and runs the benchmark suite in its
-# quick mode (PostgreSQL from Debian's packages) so it never rots.
+# Runs every test flightdeck has, on a fresh machine too: installs what the other suites need
+# (Debian's chromium, playwright-core from npm, schemathesis from PyPI, the generated clients'
+# tools) in the background while it builds every test target once, then runs the Rust tests
+# (unit + integration, against the real binary) while schemathesis fuzzes the API against its
+# OpenAPI document and generated Python and TypeScript clients run against the server, then
+# the browser tests, then the benchmark suite in its quick mode (PostgreSQL from Debian's
+# packages) so it never rots.
 #
 # It fails, rather than passing quietly, when a suite proves less than it seems to: a Rust test
 # binary that failed or printed no `test result` line, a browser suite that is missing or ran
@@ -19,9 +21,42 @@ say "formatting and lints"
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 
-say "Rust tests (unit and integration)"
 mkdir -p target
-cargo test --all-targets 2>&1 | tee target/rust-tests.log
+# What the other suites need comes from the network (Debian, npm, PyPI): fetch it while the
+# tests build and run, not after.
+say "installing test tools in the background (log: target/installs.log)"
+(
+  set -e
+  if ! command -v chromium >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+  if [ ! -d tests/browser/node_modules/playwright-core ]; then
+    (cd tests/browser && npm ci --no-audit --no-fund --silent)
+  fi
+  if ! command -v schemathesis >/dev/null 2>&1; then
+    python3 -m pip install --quiet --disable-pip-version-check 'schemathesis>=4.3,<5'
+  fi
+) > target/installs.log 2>&1 &
+installs=$!
+
+say "building every test target once"
+cargo test --all-targets --no-run
+
+# The API suites need only the built binary: they run beside the Rust tests.
+wait "$installs" || { cat target/installs.log; fail "installing the test tools failed"; }
+say "API fuzzing and generated clients, in the background (log: target/api-suites.log)"
+(
+  set -e
+  echo "== API fuzzing (schemathesis against /api/openapi.json)"
+  bash tests/schemathesis/run.sh "$PWD/target/debug/flightdeck"
+  echo "== generated clients (tests/clients)"
+  bash tests/clients/run.sh "$PWD/target/debug/flightdeck"
+) > target/api-suites.log 2>&1 &
+api_suites=$!
+
+say "Rust tests (unit and integration)"
+cargo test --all-targets --no-fail-fast 2>&1 | tee target/rust-tests.log || true
 # Every test binary cargo ran must have reported, and reported no failure.
 binaries=$(grep -cE '^ +Running ' target/rust-tests.log || true)
 results=$(grep -cE '^test result: ' target/rust-tests.log || true)
@@ -32,21 +67,18 @@ results=$(grep -cE '^test result: ' target/rust-tests.log || true)
 passed=$(grep -hoE '^test result: ok\. [0-9]+ passed' target/rust-tests.log | awk '{n += $4} END {print n + 0}')
 [ "$passed" -gt 0 ] || fail "no Rust test passed"
 
-say "API fuzzing (schemathesis against /api/openapi.json)"
-bash tests/schemathesis/run.sh "$PWD/target/debug/flightdeck"
+say "API fuzzing and generated clients: waiting for them"
+if ! wait "$api_suites"; then
+  cat target/api-suites.log
+  fail "the API fuzzing or the generated clients failed (above)"
+fi
+cat target/api-suites.log
 
 say "browser tests"
 shopt -s nullglob
 browser_files=(tests/browser/*.test.mjs)
 shopt -u nullglob
 [ "${#browser_files[@]}" -gt 0 ] || fail "no browser tests: tests/browser/*.test.mjs is missing"
-if ! command -v chromium >/dev/null 2>&1; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-fi
-if [ ! -d tests/browser/node_modules/playwright-core ]; then
-  (cd tests/browser && npm install --no-audit --no-fund --silent)
-fi
 # The TAP reporter's own summary ("# tests N", "# pass N", "# fail N") is what gets counted.
 FLIGHTDECK_BIN="$PWD/target/debug/flightdeck" node --test --test-reporter=tap "${browser_files[@]}" 2>&1 |
   tee target/browser-tests.log
