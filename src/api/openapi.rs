@@ -2,7 +2,7 @@
 //! generated from the handlers' own annotations and the types they read and write, so it
 //! cannot drift from them; CI fuzzes the server against it.
 
-use super::{agents, events, items, status, ErrorBody};
+use super::{agents, budgets, events, items, metrics, status, ErrorBody};
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
@@ -16,6 +16,7 @@ use utoipa::OpenApi;
         status::healthz,
         status::readyz,
         status::status,
+        metrics::scrape,
         events::list,
         items::list,
         items::create,
@@ -35,6 +36,7 @@ use utoipa::OpenApi;
         agents::pool,
         agents::resize,
         agents::dispatch,
+        budgets::update,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),

@@ -123,6 +123,8 @@ pub struct AgentSession {
     /// Bytes written to the log so far; past [`LOG_LIMIT`] lines are no longer kept.
     logged: u64,
     pending: Vec<String>,
+    /// `tokens_used` as last sent with progress.
+    flushed_tokens: u64,
     declared: Declared,
     acceptance: Option<Vec<AcceptanceEntry>>,
     verdict: Option<(bool, String)>,
@@ -163,6 +165,7 @@ impl AgentSession {
             log: None,
             logged: 0,
             pending: Vec::new(),
+            flushed_tokens: 0,
             declared: Declared::default(),
             acceptance: None,
             verdict: None,
@@ -277,11 +280,7 @@ impl AgentSession {
             match out {
                 AgentOutput::Progress(msg) => self.pending.push(msg),
                 AgentOutput::Tokens { input, output } => {
-                    self.record.tokens_used = self
-                        .record
-                        .tokens_used
-                        .saturating_add(input)
-                        .saturating_add(output);
+                    super::budget::count_tokens(&mut self.record, self.settings.preset, input, output)
                 }
                 AgentOutput::Artifact(a) => {
                     if let Some(note) = self.declared.offer(a) {
@@ -329,14 +328,15 @@ impl AgentSession {
     }
 
     fn flush_progress(&mut self) {
-        if self.pending.is_empty() {
+        if self.pending.is_empty() && self.record.tokens_used == self.flushed_tokens {
             return;
         }
+        self.flushed_tokens = self.record.tokens_used;
         self.queue.do_send(Progress {
             item_id: self.item.id.clone(),
             session_id: self.record.id.clone(),
             messages: std::mem::take(&mut self.pending),
-            tokens_used: self.record.tokens_used,
+            usage: super::budget::usage(&self.record),
         });
     }
 

@@ -21,6 +21,8 @@ pub const NAME_MAX: usize = 200;
 pub const PATH_MAX: usize = 4_096;
 pub const ARTIFACTS_MAX: usize = 200;
 pub const EVIDENCE_MAX: usize = 2_000;
+/// Largest `maxTokens`: a trillion, far past any real budget, so a typo is caught.
+pub const MAX_TOKENS_MAX: u64 = 1_000_000_000_000;
 
 /// A field that breaks a rule, and which rule.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -105,6 +107,36 @@ fn clean_criteria(criteria: &[String]) -> Result<Vec<String>, ValidationError> {
         .collect()
 }
 
+/// A token count: a whole number, which JSON Schema lets clients write as `5000.0` too.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let number = Option::<serde_json::Number>::deserialize(d)?;
+    number
+        .map(|n| {
+            n.as_u64()
+                .or_else(|| {
+                    n.as_f64()
+                        .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= MAX_TOKENS_MAX as f64)
+                        .map(|f| f as u64)
+                })
+                .ok_or_else(|| {
+                    serde::de::Error::custom(format!(
+                        "expected a whole number of tokens from 0 to {MAX_TOKENS_MAX}, got {n}"
+                    ))
+                })
+        })
+        .transpose()
+}
+
+fn check_max_tokens(max_tokens: Option<u64>) -> Result<(), ValidationError> {
+    match max_tokens {
+        Some(n) if n > MAX_TOKENS_MAX => Err(ValidationError::new(
+            "maxTokens",
+            format!("must be at most {MAX_TOKENS_MAX} (got {n}); use 0 for no budget"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn clean_blocked_by(ids: &[String]) -> Result<Vec<String>, ValidationError> {
     if ids.len() > BLOCKED_BY_MAX {
         return Err(ValidationError::new(
@@ -145,6 +177,10 @@ pub struct NewWorkItem {
     pub status: Option<InitialStatus>,
     #[schema(value_type = Option<Name>)]
     pub created_by: Option<String>,
+    /// Token budget of the item over all its attempts; absent: `budgets.item_tokens`; 0: none.
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(maximum = 1_000_000_000_000_u64)]
+    pub max_tokens: Option<u64>,
 }
 
 /// The statuses an item may be created in.
@@ -176,6 +212,7 @@ impl NewWorkItem {
         if let Some(by) = &self.created_by {
             check_len("createdBy", trim_blank(by), 1, NAME_MAX)?;
         }
+        check_max_tokens(self.max_tokens)?;
         Ok(self)
     }
 }
@@ -195,6 +232,10 @@ pub struct ItemPatch {
     pub complexity: Option<Complexity>,
     #[schema(value_type = Option<Vec<ItemRef>>, max_items = 100)]
     pub blocked_by: Option<Vec<String>>,
+    /// New token budget; 0: none.
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(maximum = 1_000_000_000_000_u64)]
+    pub max_tokens: Option<u64>,
 }
 
 impl ItemPatch {
@@ -211,6 +252,7 @@ impl ItemPatch {
         if let Some(b) = &self.blocked_by {
             self.blocked_by = Some(clean_blocked_by(b)?);
         }
+        check_max_tokens(self.max_tokens)?;
         Ok(self)
     }
 }
@@ -363,6 +405,16 @@ mod tests {
         assert!(new_item(r#"{"title":"a","priority":"asap"}"#)
             .unwrap_err()
             .contains("asap"));
+        assert!(new_item(r#"{"title":"a","maxTokens":-1}"#)
+            .unwrap_err()
+            .contains("maxTokens"));
+        assert!(new_item(r#"{"title":"a","maxTokens":1000000000001}"#)
+            .unwrap_err()
+            .starts_with("maxTokens: must be at most"));
+        assert_eq!(
+            new_item(r#"{"title":"a","maxTokens":5000}"#).unwrap().max_tokens,
+            Some(5000)
+        );
         assert!(new_item(r#"{"title":"a","status":"done"}"#)
             .unwrap_err()
             .contains("unknown variant `done`"));

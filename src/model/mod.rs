@@ -14,8 +14,8 @@ pub use context::render_agents_md;
 pub use event::{Event, EventKind, SharedEvent};
 pub use input::{
     clean_reason, is_blank_char, AcceptanceEntry, ArtifactInput, CompleteRequest, InitialStatus,
-    ItemPatch, MoveRequest, NewWorkItem, ValidationError, ARTIFACTS_MAX, NOT_BLANK_PATTERN,
-    REASON_MAX,
+    ItemPatch, MoveRequest, NewWorkItem, ValidationError, ARTIFACTS_MAX, MAX_TOKENS_MAX,
+    NOT_BLANK_PATTERN, REASON_MAX,
 };
 pub use item::{Artifact, ArtifactKind, Complexity, Priority, StatusChange, WorkItem};
 pub use status::{Status, Transition};

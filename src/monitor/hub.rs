@@ -98,6 +98,29 @@ impl Actor for Monitor {
     }
 }
 
+/// What the metrics read from the Monitor: the last event's seq and the WebSocket clients.
+#[derive(Message)]
+#[rtype(result = "MonitorStats")]
+pub struct GetMonitorStats;
+
+#[derive(Debug, Clone, Copy)]
+pub struct MonitorStats {
+    pub last_seq: u64,
+    /// Subscribers that are WebSocket clients (they can be kicked; the Dispatcher cannot).
+    pub websocket_clients: usize,
+}
+
+impl Handler<GetMonitorStats> for Monitor {
+    type Result = MessageResult<GetMonitorStats>;
+
+    fn handle(&mut self, _: GetMonitorStats, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(MonitorStats {
+            last_seq: self.last_seq,
+            websocket_clients: self.subscribers.values().filter(|s| s.kick.is_some()).count(),
+        })
+    }
+}
+
 impl Handler<Publish> for Monitor {
     type Result = ();
 

@@ -5,5 +5,8 @@
 mod hub;
 mod ws_session;
 
-pub use hub::{Deliver, Kick, Monitor, Publish, Subscribe, Unsubscribe, REPLAY_WINDOW};
+pub use hub::{
+    Deliver, GetMonitorStats, Kick, Monitor, MonitorStats, Publish, Subscribe, Unsubscribe,
+    REPLAY_WINDOW,
+};
 pub use ws_session::{WsSession, MAX_FRAME};
