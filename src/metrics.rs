@@ -181,6 +181,29 @@ impl Metrics {
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
+/// Creates the labelled series a dashboard expects before anything has happened, for the
+/// configured `preset`, so every panel has a series from the first scrape.
+pub fn prepare(preset: &str) {
+    let m = &*METRICS;
+    let label = PresetLabel {
+        preset: preset.into(),
+    };
+    m.sessions.get_or_create(&label);
+    m.rate_limit_pauses.get_or_create(&label);
+    m.rate_limit_paused.get_or_create(&label);
+    for kind in ["input", "output"] {
+        m.tokens.get_or_create(&TokenLabel {
+            preset: preset.into(),
+            kind: kind.into(),
+        });
+    }
+    for outcome in ["completed", "failed"] {
+        m.attempt_duration.get_or_create(&OutcomeLabel {
+            outcome: outcome.into(),
+        });
+    }
+}
+
 /// The gauges read from their owners at scrape time.
 pub struct Readings<'a> {
     pub items: &'a [(&'static str, u64)],

@@ -158,6 +158,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         _ => {}
     }
 
+    crate::metrics::prepare(config.agent.preset.as_str());
     let tracking = Tracking::detect();
     log::info!(
         "agents: Landlock ABI {}{}, processes tracked by {}",

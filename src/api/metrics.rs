@@ -3,10 +3,11 @@
 //! default; it needs the API token like `/api` unless `metrics.public = true`.
 
 use super::{auth, ApiError, AppState, ErrorBody};
+use crate::dispatch::budget::DailyBudget;
 use crate::dispatch::GetPool;
 use crate::model::Status;
 use crate::monitor::GetMonitorStats;
-use crate::queue::CountByStatus;
+use crate::queue::{CountByStatus, TokensOn};
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
@@ -41,6 +42,12 @@ pub async fn scrape(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     let counts = state.queue.send(CountByStatus).await??;
     let pool = state.dispatcher.send(GetPool).await?;
     let monitor = state.monitor.send(GetMonitorStats).await?;
+    let tokens_today = state
+        .queue
+        .send(TokensOn {
+            day: DailyBudget::today(),
+        })
+        .await??;
     let store_bytes = std::fs::metadata(state.data_dir.join("flightdeck.redb"))
         .map(|m| m.len())
         .unwrap_or(0);
@@ -52,7 +59,7 @@ pub async fn scrape(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         items: &items,
         pool_size: pool.size,
         pool_running: pool.running,
-        tokens_today: pool.tokens_today,
+        tokens_today,
         daily_token_budget: pool.daily_tokens,
         websocket_clients: monitor.websocket_clients,
         event_seq: monitor.last_seq,
