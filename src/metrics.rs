@@ -188,19 +188,20 @@ pub fn prepare(preset: &str) {
     let label = PresetLabel {
         preset: preset.into(),
     };
-    m.sessions.get_or_create(&label);
-    m.rate_limit_pauses.get_or_create(&label);
-    m.rate_limit_paused.get_or_create(&label);
+    // Each lookup holds the family's lock until it is dropped.
+    drop(m.sessions.get_or_create(&label));
+    drop(m.rate_limit_pauses.get_or_create(&label));
+    drop(m.rate_limit_paused.get_or_create(&label));
     for kind in ["input", "output"] {
-        m.tokens.get_or_create(&TokenLabel {
+        drop(m.tokens.get_or_create(&TokenLabel {
             preset: preset.into(),
             kind: kind.into(),
-        });
+        }));
     }
     for outcome in ["completed", "failed"] {
-        m.attempt_duration.get_or_create(&OutcomeLabel {
+        drop(m.attempt_duration.get_or_create(&OutcomeLabel {
             outcome: outcome.into(),
-        });
+        }));
     }
 }
 

@@ -3,6 +3,7 @@
 //! through [`Output`], which shows control characters as text on a terminal.
 
 mod client;
+pub mod status;
 mod table;
 mod terminal;
 
