@@ -115,14 +115,26 @@ impl Metrics {
             registry: Registry::default(),
         };
         registry.register("items", "Work items per status", m.items.clone());
-        registry.register("claims", "Items claimed (by agents or over the API)", m.claims.clone());
-        registry.register("completions", "Completions whose acceptance was met", m.completions.clone());
+        registry.register(
+            "claims",
+            "Items claimed (by agents or over the API)",
+            m.claims.clone(),
+        );
+        registry.register(
+            "completions",
+            "Completions whose acceptance was met",
+            m.completions.clone(),
+        );
         registry.register(
             "failures",
             "Failed attempts (agent failure, timeout, unmet acceptance)",
             m.failures.clone(),
         );
-        registry.register("retries", "Failed attempts sent back to ready for another try", m.retries.clone());
+        registry.register(
+            "retries",
+            "Failed attempts sent back to ready for another try",
+            m.retries.clone(),
+        );
         registry.register(
             "attempt_duration_seconds",
             "Wall-clock time of an agent session, from start to its end",
@@ -133,10 +145,18 @@ impl Metrics {
             "Time an item waited claimable (ready, backoff over) before it was claimed",
             m.dispatch_delay.clone(),
         );
-        registry.register("pool_size", "Agents allowed at once (pool.size)", m.pool_size.clone());
+        registry.register(
+            "pool_size",
+            "Agents allowed at once (pool.size)",
+            m.pool_size.clone(),
+        );
         registry.register("pool_running", "Agents running now", m.pool_running.clone());
         registry.register("sessions", "Agent sessions started", m.sessions.clone());
-        registry.register("tokens", "Tokens agents reported, by direction", m.tokens.clone());
+        registry.register(
+            "tokens",
+            "Tokens agents reported, by direction",
+            m.tokens.clone(),
+        );
         registry.register(
             "tokens_today",
             "Tokens used so far this UTC day (what budgets.daily_tokens counts)",
@@ -162,9 +182,21 @@ impl Metrics {
             "1 while dispatch is paused for a rate limit",
             m.rate_limit_paused.clone(),
         );
-        registry.register("websocket_clients", "Boards and tools connected to /ws", m.websocket_clients.clone());
-        registry.register("event_seq", "Sequence number of the last event", m.event_seq.clone());
-        registry.register("store_bytes", "Size of the store file (flightdeck.redb)", m.store_bytes.clone());
+        registry.register(
+            "websocket_clients",
+            "Boards and tools connected to /ws",
+            m.websocket_clients.clone(),
+        );
+        registry.register(
+            "event_seq",
+            "Sequence number of the last event",
+            m.event_seq.clone(),
+        );
+        registry.register(
+            "store_bytes",
+            "Size of the store file (flightdeck.redb)",
+            m.store_bytes.clone(),
+        );
         registry.register(
             "write_batch_size",
             "Writes committed together in one transaction (group commit)",
@@ -232,7 +264,8 @@ pub fn render(readings: &Readings) -> Result<String, std::fmt::Error> {
             .set(gauge_value(*n));
     }
     m.pool_size.set(gauge_value(readings.pool_size as u64));
-    m.pool_running.set(gauge_value(readings.pool_running as u64));
+    m.pool_running
+        .set(gauge_value(readings.pool_running as u64));
     m.tokens_today.set(gauge_value(readings.tokens_today));
     m.daily_token_budget
         .set(gauge_value(readings.daily_token_budget));

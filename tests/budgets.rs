@@ -69,8 +69,14 @@ fn an_agent_past_its_items_budget_is_stopped_and_the_item_blocked_with_the_reaso
     // A bad budget is refused with the field named, and changes nothing.
     let (status, body) = s.post("/api/items", json!({"title": "x", "maxTokens": -5}));
     assert_eq!(status, 400, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap_or("").contains("maxTokens")
-        || body.to_string().contains("maxTokens"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("maxTokens")
+            || body.to_string().contains("maxTokens"),
+        "{body}"
+    );
 }
 
 #[test]
@@ -155,17 +161,27 @@ fn status_tells_the_person_on_call_what_waits_on_them_and_what_failed() {
     s.move_to(docs_id, "blocked");
     let later = s.create_ready("Fix the date bug");
     s.claim("tester");
-    s.post(&format!("/api/items/{}/complete", later["id"].as_str().unwrap()), json!({}));
-    let criteria = s.create(json!({"title": "Ship it", "status": "ready", "acceptanceCriteria": ["shipped"]}));
+    s.post(
+        &format!("/api/items/{}/complete", later["id"].as_str().unwrap()),
+        json!({}),
+    );
+    let criteria =
+        s.create(json!({"title": "Ship it", "status": "ready", "acceptanceCriteria": ["shipped"]}));
     s.claim("tester");
-    let (_, outcome) = s.post(&format!("/api/items/{}/complete", criteria["id"].as_str().unwrap()), json!({}));
+    let (_, outcome) = s.post(
+        &format!("/api/items/{}/complete", criteria["id"].as_str().unwrap()),
+        json!({}),
+    );
     assert_eq!(outcome["accepted"], false);
 
     let (status, report) = s.get("/api/status");
     assert_eq!(status, 200, "{report}");
     let on_call = &report["onCall"];
     assert_eq!(on_call["waitingOnPerson"], 3);
-    assert_eq!(on_call["oldestReview"]["title"], "Build login page", "the longest wait, not the latest");
+    assert_eq!(
+        on_call["oldestReview"]["title"], "Build login page",
+        "the longest wait, not the latest"
+    );
     assert_eq!(on_call["oldestBlocked"]["title"], "Write the docs");
     assert_eq!(on_call["failuresLastHour"], 1);
 
@@ -177,7 +193,13 @@ fn status_tells_the_person_on_call_what_waits_on_them_and_what_failed() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("on call: 3 items wait on a person; 1 failed attempts in the last hour"), "{text}");
-    assert!(text.contains("oldest in review: Build login page, "), "{text}");
+    assert!(
+        text.contains("on call: 3 items wait on a person; 1 failed attempts in the last hour"),
+        "{text}"
+    );
+    assert!(
+        text.contains("oldest in review: Build login page, "),
+        "{text}"
+    );
     assert!(text.contains("oldest blocked: Write the docs, "), "{text}");
 }

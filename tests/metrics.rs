@@ -12,9 +12,13 @@ const T: Duration = Duration::from_secs(30);
 
 /// The value of the sample `series` (a name with its labels, as printed) in a scrape.
 fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 fn scrape(s: &TestServer) -> String {
@@ -75,8 +79,10 @@ fn counters_and_gauges_follow_what_happens_to_the_queue_and_the_agents() {
     s.wait_status(agent_item["id"].as_str().unwrap(), "review", T);
     let text = s.wait_for("the agent's session to be counted", T, || {
         let text = scrape(&s);
-        (sample(&text, r#"flightdeck_attempt_duration_seconds_count{outcome="completed"}"#)
-            == Some(1.0))
+        (sample(
+            &text,
+            r#"flightdeck_attempt_duration_seconds_count{outcome="completed"}"#,
+        ) == Some(1.0))
         .then_some(text)
     });
 
@@ -84,20 +90,41 @@ fn counters_and_gauges_follow_what_happens_to_the_queue_and_the_agents() {
     assert_eq!(sample(&text, "flightdeck_completions_total"), Some(2.0));
     assert_eq!(sample(&text, "flightdeck_failures_total"), Some(1.0));
     assert_eq!(sample(&text, "flightdeck_retries_total"), Some(1.0));
-    assert_eq!(sample(&text, r#"flightdeck_items{status="review"}"#), Some(2.0));
-    assert_eq!(sample(&text, r#"flightdeck_items{status="blocked"}"#), Some(1.0));
-    assert_eq!(sample(&text, r#"flightdeck_items{status="ready"}"#), Some(0.0));
-    assert_eq!(sample(&text, r#"flightdeck_sessions_total{preset="lines"}"#), Some(1.0));
     assert_eq!(
-        sample(&text, r#"flightdeck_tokens_total{preset="lines",kind="input"}"#),
+        sample(&text, r#"flightdeck_items{status="review"}"#),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(&text, r#"flightdeck_items{status="blocked"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, r#"flightdeck_items{status="ready"}"#),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&text, r#"flightdeck_sessions_total{preset="lines"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"flightdeck_tokens_total{preset="lines",kind="input"}"#
+        ),
         Some(3000.0)
     );
     assert_eq!(
-        sample(&text, r#"flightdeck_tokens_total{preset="lines",kind="output"}"#),
+        sample(
+            &text,
+            r#"flightdeck_tokens_total{preset="lines",kind="output"}"#
+        ),
         Some(600.0)
     );
     assert_eq!(sample(&text, "flightdeck_tokens_today"), Some(3600.0));
-    assert_eq!(sample(&text, "flightdeck_dispatch_delay_seconds_count"), Some(3.0));
+    assert_eq!(
+        sample(&text, "flightdeck_dispatch_delay_seconds_count"),
+        Some(3.0)
+    );
     assert_eq!(sample(&text, "flightdeck_pool_running"), Some(0.0));
     let last_seq = s.events_since(0).last().unwrap()["seq"].as_f64().unwrap();
     assert!(sample(&text, "flightdeck_event_seq").unwrap() >= last_seq);
@@ -138,7 +165,10 @@ fn metrics_need_the_token_unless_public() {
 
 #[test]
 fn the_grafana_dashboard_queries_only_metrics_the_server_exposes() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/grafana/flightdeck.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/grafana/flightdeck.json"
+    );
     let text = std::fs::read_to_string(path).expect("deploy/grafana/flightdeck.json");
     let dashboard: serde_json::Value = serde_json::from_str(&text).expect("dashboard is JSON");
     let mut queried = BTreeSet::new();
@@ -166,5 +196,8 @@ fn the_grafana_dashboard_queries_only_metrics_the_server_exposes() {
         .filter_map(|l| l.split(['{', ' ']).next().map(str::to_string))
         .collect();
     let missing: Vec<&String> = queried.iter().filter(|q| !exposed.contains(*q)).collect();
-    assert!(missing.is_empty(), "the dashboard queries metrics /metrics does not have: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "the dashboard queries metrics /metrics does not have: {missing:?}"
+    );
 }

@@ -8,7 +8,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -47,7 +47,10 @@ pub fn lines(status: &Value) -> Vec<String> {
     ));
     let today = pool["tokensToday"].as_u64().unwrap_or(0);
     match pool["dailyTokens"].as_u64().unwrap_or(0) {
-        0 => out.push(format!("tokens: {} today (UTC), no daily budget", thousands(today))),
+        0 => out.push(format!(
+            "tokens: {} today (UTC), no daily budget",
+            thousands(today)
+        )),
         limit => out.push(format!(
             "tokens: {} of {} tokens today (UTC, budgets.daily_tokens)",
             thousands(today),

@@ -279,9 +279,12 @@ impl AgentSession {
         for out in self.parser.parse_line(&line) {
             match out {
                 AgentOutput::Progress(msg) => self.pending.push(msg),
-                AgentOutput::Tokens { input, output } => {
-                    super::budget::count_tokens(&mut self.record, self.settings.preset, input, output)
-                }
+                AgentOutput::Tokens { input, output } => super::budget::count_tokens(
+                    &mut self.record,
+                    self.settings.preset,
+                    input,
+                    output,
+                ),
                 AgentOutput::Artifact(a) => {
                     if let Some(note) = self.declared.offer(a) {
                         self.note(&note);

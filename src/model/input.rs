@@ -407,12 +407,14 @@ mod tests {
             .contains("asap"));
         assert!(new_item(r#"{"title":"a","maxTokens":-1}"#)
             .unwrap_err()
-            .contains("maxTokens"));
+            .contains("expected a whole number of tokens"));
         assert!(new_item(r#"{"title":"a","maxTokens":1000000000001}"#)
             .unwrap_err()
             .starts_with("maxTokens: must be at most"));
         assert_eq!(
-            new_item(r#"{"title":"a","maxTokens":5000}"#).unwrap().max_tokens,
+            new_item(r#"{"title":"a","maxTokens":5000}"#)
+                .unwrap()
+                .max_tokens,
             Some(5000)
         );
         assert!(new_item(r#"{"title":"a","status":"done"}"#)

@@ -116,7 +116,11 @@ impl Handler<GetMonitorStats> for Monitor {
     fn handle(&mut self, _: GetMonitorStats, _: &mut Context<Self>) -> Self::Result {
         MessageResult(MonitorStats {
             last_seq: self.last_seq,
-            websocket_clients: self.subscribers.values().filter(|s| s.kick.is_some()).count(),
+            websocket_clients: self
+                .subscribers
+                .values()
+                .filter(|s| s.kick.is_some())
+                .count(),
         })
     }
 }

@@ -16,8 +16,8 @@ use super::operations::{self, Claimed, CompleteOutcome, Completion, QueuePolicy,
 use super::store::{Snapshot, Store, Tx};
 use super::QueueError;
 use crate::model::{
-    AgentSession, AgentStatus, Artifact, ArtifactInput, Event, EventKind, ItemPatch, NewWorkItem, Priority,
-    Status, StatusChange, WorkItem,
+    AgentSession, AgentStatus, Artifact, ArtifactInput, Event, EventKind, ItemPatch, NewWorkItem,
+    Priority, Status, StatusChange, WorkItem,
 };
 use crate::monitor::{Monitor, Publish};
 use actix::prelude::*;
@@ -512,11 +512,12 @@ impl Handler<SessionChanged> for QueueManager {
     type Result = ResponseFuture<Result<(), QueueError>>;
 
     fn handle(&mut self, m: SessionChanged, ctx: &mut Context<Self>) -> Self::Result {
-        let ended = m
-            .session
-            .status
-            .is_finished()
-            .then(|| (session_age(&m.session), m.session.status == AgentStatus::Completed));
+        let ended = m.session.status.is_finished().then(|| {
+            (
+                session_age(&m.session),
+                m.session.status == AgentStatus::Completed,
+            )
+        });
         let answer = self.write(ctx, move |tx, policy| {
             operations::session_changed(tx, policy, &m.session, m.reason.as_deref())
         });

@@ -406,7 +406,11 @@ impl Snapshot {
         let first = table.range(&start[..]..&end[..])?.next();
         let Some(entry) = first else { return Ok(None) };
         let (key, _) = entry?;
-        match key.value().get(9..).and_then(|b| std::str::from_utf8(b).ok()) {
+        match key
+            .value()
+            .get(9..)
+            .and_then(|b| std::str::from_utf8(b).ok())
+        {
             Some(id) => self.item(id),
             None => Ok(None),
         }
