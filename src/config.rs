@@ -112,6 +112,18 @@ pub enum Preset {
     Codex,
 }
 
+impl Preset {
+    /// The preset's name as the config spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Preset::Demo => "demo",
+            Preset::Lines => "lines",
+            Preset::Claude => "claude",
+            Preset::Codex => "codex",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum SandboxMode {
@@ -139,6 +151,60 @@ pub struct WorkspaceConfig {
     pub git_repo: String,
 }
 
+/// What a million tokens cost with one preset's model, in US dollars.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Price {
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
+}
+
+impl Price {
+    /// The estimated cost of `input` and `output` tokens.
+    pub fn cost(&self, input: u64, output: u64) -> f64 {
+        (input as f64 * self.input_per_mtok + output as f64 * self.output_per_mtok) / 1e6
+    }
+}
+
+/// The per-preset price table of `[budgets.prices.<preset>]`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Prices {
+    pub demo: Price,
+    pub lines: Price,
+    pub claude: Price,
+    pub codex: Price,
+}
+
+impl Prices {
+    pub fn of(&self, preset: Preset) -> Price {
+        match preset {
+            Preset::Demo => self.demo,
+            Preset::Lines => self.lines,
+            Preset::Claude => self.claude,
+            Preset::Codex => self.codex,
+        }
+    }
+}
+
+/// Token budgets and the prices that turn tokens into a cost estimate.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct BudgetsConfig {
+    /// Budget of an item without its own `maxTokens`, over all its attempts (0 = none).
+    pub item_tokens: u64,
+    /// Tokens the whole pool may use per UTC day; dispatch pauses past it (0 = none).
+    pub daily_tokens: u64,
+    pub prices: Prices,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// true: `GET /metrics` answers without the API token.
+    pub public: bool,
+}
+
 /// The whole configuration of a flightdeck server.
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -148,6 +214,8 @@ pub struct Config {
     pub pool: PoolConfig,
     pub agent: AgentConfig,
     pub workspace: WorkspaceConfig,
+    pub budgets: BudgetsConfig,
+    pub metrics: MetricsConfig,
     /// The file this was read from, watched for live changes of `pool.size`.
     #[serde(skip)]
     pub path: Option<PathBuf>,
@@ -256,6 +324,25 @@ impl Config {
         if self.agent.command.iter().any(|a| a.is_empty()) {
             return Err(invalid("agent.command", "arguments must not be empty"));
         }
+        let prices = &self.budgets.prices;
+        for (preset, price) in [
+            ("demo", prices.demo),
+            ("lines", prices.lines),
+            ("claude", prices.claude),
+            ("codex", prices.codex),
+        ] {
+            for (side, value) in [
+                ("input_per_mtok", price.input_per_mtok),
+                ("output_per_mtok", price.output_per_mtok),
+            ] {
+                if !(value.is_finite() && (0.0..=1e6).contains(&value)) {
+                    return Err(invalid(
+                        &format!("budgets.prices.{preset}.{side}"),
+                        format!("must be a price in dollars between 0 and 1000000, got {value}"),
+                    ));
+                }
+            }
+        }
         if !self.workspace.git_repo.is_empty() && !Path::new(&self.workspace.git_repo).is_dir() {
             return Err(invalid(
                 "workspace.git_repo",
@@ -354,6 +441,12 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("server.allowed_hosts"));
+        let c = Config::parse("[budgets.prices.claude]\ninput_per_mtok = -3.0\n").unwrap();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("budgets.prices.claude.input_per_mtok"));
         let c = Config::parse("[server]\nbind = \"nowhere\"\n").unwrap();
         assert!(c
             .validate()

@@ -406,22 +406,9 @@ fn client_command(client: &Client, out: &mut Output, command: Command) -> Result
                     let n = status["counts"][s.as_str()].as_u64().unwrap_or(0);
                     out.line(&format!("{:<10}{n}", s.as_str()));
                 }
-                let pool = &status["pool"];
-                out.line(&format!(
-                    "\npool: {} running of {} ({} free){}",
-                    pool["running"],
-                    pool["size"],
-                    pool["free"],
-                    pool["held"]
-                        .as_str()
-                        .map(|h| format!("; held: {h}"))
-                        .unwrap_or_default()
-                ));
-                out.line(&format!(
-                    "sandbox: {}   uptime: {}s",
-                    status["sandbox"].as_str().unwrap_or("?"),
-                    status["uptimeSecs"]
-                ));
+                for line in flightdeck::cli::status::lines(&status) {
+                    out.line(&line);
+                }
             }
         }
         Command::Logs { id, follow, json } => {

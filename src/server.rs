@@ -158,6 +158,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         _ => {}
     }
 
+    crate::metrics::prepare(config.agent.preset.as_str());
     let tracking = Tracking::detect();
     log::info!(
         "agents: Landlock ABI {}{}, processes tracked by {}",
@@ -176,6 +177,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         review: config.queue.review,
         max_attempts: config.pool.max_attempts,
         retry_backoff_secs: config.pool.retry_backoff_secs,
+        item_tokens: config.budgets.item_tokens,
+        price: config.budgets.prices.of(config.agent.preset),
     };
     let (queue, queue_system) = queue::start(store, policy, monitor.clone())?;
 
@@ -248,6 +251,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     });
     let guard = web::Data::new(TokenGuard::new(api_token.clone()));
     let hosts = web::Data::new(HostPolicy::new(&config.server.allowed_hosts));
+    let metrics_access = web::Data::new(api::MetricsAccess {
+        public: config.metrics.public,
+    });
 
     let server = HttpServer::new(move || {
         App::new()
@@ -255,6 +261,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             .app_data(guard.clone())
             .app_data(web::PayloadConfig::new(api::MAX_BODY))
             .app_data(hosts.clone())
+            .app_data(metrics_access.clone())
             .wrap(middleware::from_fn(api::check_host))
             .wrap(
                 middleware::DefaultHeaders::new()

@@ -561,6 +561,7 @@ function cardSignature(item) {
     item.attempts,
     item.assignedAgentId,
     item.statusReason,
+    item.costUsd,
     state.pending.get(item.id),
   ]);
 }
@@ -596,6 +597,10 @@ function complexityBadge(complexity) {
 function cardMeta(item) {
   const bits = [];
   if (item.attempts > 0) bits.push(el('span', { className: 'attempts', text: plural(item.attempts, 'attempt') }));
+  if (item.costUsd > 0) {
+    const title = `estimated cost of ${(item.tokensUsed || 0).toLocaleString('en-US')} tokens`;
+    bits.push(el('span', { className: 'cost', title, text: `$${item.costUsd.toFixed(2)}` }));
+  }
   if (item.assignedAgentId) {
     bits.push(el('span', { className: 'agent', title: item.assignedAgentId, text: `agent ${shortId(item.assignedAgentId)}` }));
   }
@@ -722,8 +727,13 @@ function applyAssignment({ itemId, agentId, sessionKey }, at, live) {
   itemChanged(current, next);
 }
 
-function applyProgress({ itemId, sessionId, message, tokensUsed }) {
+function applyProgress({ itemId, sessionId, message, tokensUsed, costUsd }) {
   state.progress.set(itemId, { message, tokensUsed, sessionId });
+  const item = state.items.get(itemId);
+  if (item && typeof costUsd === 'number' && costUsd !== item.costUsd) {
+    state.items.set(itemId, { ...item, costUsd });
+    refreshCard(itemId);
+  }
   if (sessionId && typeof tokensUsed === 'number') {
     state.sessionTokens.set(sessionId, tokensUsed);
     updateSessionTokens(sessionId);
@@ -996,8 +1006,13 @@ function schedulePoolRefresh() {
 async function refreshPool() {
   poolTimer = 0;
   try {
-    const [pool, agents] = await Promise.all([api('GET', '/api/pool'), api('GET', '/api/agents')]);
+    const [pool, agents, status] = await Promise.all([
+      api('GET', '/api/pool'),
+      api('GET', '/api/agents'),
+      api('GET', '/api/status'),
+    ]);
     state.pool = pool;
+    renderOnCall(status.onCall);
     state.agents = agents;
     renderPool();
     if (state.drawerId) renderTokensFact();
@@ -1024,6 +1039,28 @@ function renderPool() {
   held.hidden = !pool.held;
   held.textContent = pool.held ? `Dispatch paused: ${pool.held}` : '';
   renderSessions();
+}
+
+/** One line for the person on call: what waits on them, the longest wait, recent failures. */
+function renderOnCall(onCall) {
+  const line = $('on-call');
+  if (!line || !onCall) return;
+  const bits = [];
+  if (onCall.waitingOnPerson > 0) bits.push(`${plural(onCall.waitingOnPerson, 'item')} wait on you`);
+  for (const [key, what] of [['oldestReview', 'in review'], ['oldestBlocked', 'blocked']]) {
+    const item = onCall[key];
+    if (item) bits.push(`oldest ${what}: ${item.title}, ${waitText(item.waitingSecs)}`);
+  }
+  if (onCall.failuresLastHour > 0) bits.push(`${plural(onCall.failuresLastHour, 'failure')} in the last hour`);
+  line.hidden = bits.length === 0;
+  line.textContent = bits.join(' · ');
+}
+
+function waitText(secs) {
+  if (secs < 60) return `${secs} s`;
+  if (secs < 3600) return `${Math.floor(secs / 60)} min`;
+  if (secs < 86400) return `${Math.floor(secs / 3600)} h`;
+  return `${Math.floor(secs / 86400)} d`;
 }
 
 function renderSessions() {

@@ -87,12 +87,18 @@ fn refusal(req: &ServiceRequest, presented: Option<String>) -> Option<ApiError> 
     })
 }
 
+/// The 401 for a request without the token in `Authorization: Bearer` (None when it may
+/// pass): the `/api` rule, for other routes that follow it.
+pub(super) fn bearer_refusal(req: &ServiceRequest) -> Option<ApiError> {
+    refusal(req, bearer_header(req))
+}
+
 /// Guards the `/api` scope: the token in `Authorization: Bearer`.
 pub async fn require_token(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    if let Some(err) = refusal(&req, bearer_header(&req)) {
+    if let Some(err) = bearer_refusal(&req) {
         return Ok(req.error_response(err).map_into_right_body());
     }
     Ok(next.call(req).await?.map_into_left_body())

@@ -8,11 +8,13 @@
 mod agents;
 mod auth;
 mod body;
+mod budgets;
 mod csrf;
 mod error;
 mod events;
 mod host;
 mod items;
+mod metrics;
 mod openapi;
 mod query;
 mod status;
@@ -22,6 +24,7 @@ pub use body::{parse as parse_json, Json, MAX_BODY};
 pub use csrf::CLIENT_HEADER;
 pub use error::{ApiError, ErrorBody};
 pub use host::{check_host, HostPolicy};
+pub use metrics::MetricsAccess;
 pub use openapi::ApiDoc;
 pub use query::Query;
 
@@ -43,7 +46,7 @@ pub struct AppState {
     pub sandbox: &'static str,
 }
 
-/// Registers every route under `/api`, plus `/healthz` and `/ws`.
+/// Registers every route under `/api`, plus `/healthz`, `/readyz`, `/metrics` and `/ws`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
         web::PathConfig::default()
@@ -51,6 +54,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .service(resource("/healthz", "GET").get(status::healthz))
     .service(resource("/readyz", "GET").get(status::readyz))
+    .service(
+        resource("/metrics", "GET")
+            .wrap(middleware::from_fn(metrics::guard))
+            .get(metrics::scrape),
+    )
     .service(
         resource("/ws", "GET")
             .wrap(middleware::from_fn(auth::guard_socket))
@@ -72,6 +80,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .get(agents::pool)
                     .put(agents::resize),
             )
+            .service(resource("/budgets", "PUT").put(budgets::update))
             .service(resource("/agents", "GET").get(agents::list))
             .service(resource("/agents/{id}", "GET").get(agents::get))
             .service(resource("/agents/{id}/cancel", "POST").post(agents::cancel))

@@ -9,7 +9,7 @@
 //! only what is particular to it. `info.version` is the crate's version: see
 //! docs/API_COMPATIBILITY.md for what a version change promises.
 
-use super::{agents, events, items, status, ErrorBody, MAX_BODY};
+use super::{agents, budgets, events, items, metrics, status, ErrorBody, MAX_BODY};
 use crate::model::{AcceptanceEntry, ArtifactInput};
 use actix_web::HttpResponse;
 use serde_json::json;
@@ -33,6 +33,7 @@ see docs/API_COMPATIBILITY.md."
         status::healthz,
         status::readyz,
         status::status,
+        metrics::scrape,
         events::list,
         items::list,
         items::create,
@@ -52,6 +53,7 @@ see docs/API_COMPATIBILITY.md."
         agents::pool,
         agents::resize,
         agents::dispatch,
+        budgets::update,
     ),
     components(schemas(ErrorBody, ArtifactInput, AcceptanceEntry)),
     modifiers(&BearerAuth, &SharedErrors),

@@ -1,5 +1,7 @@
 //! `/healthz` (liveness) and `/readyz` (readiness) for load balancers and supervisors, and
-//! `/api/status` for people: counts per status, the pool, uptime.
+//! `/api/status` for people: counts per status, the pool, uptime, and what a person on call
+//! needs: the items waiting on a person (review, blocked), the longest wait of each, and the
+//! failed attempts of the last hour.
 //!
 //! The two probes answer different questions. `/healthz` says the process answers HTTP; it
 //! stays 200 while the disk is full, so nothing restarts a server that will recover by itself.
@@ -9,9 +11,10 @@
 use super::{ApiError, AppState, ErrorBody};
 use crate::dispatch::{GetPool, PoolInfo};
 use crate::model::Status;
-use crate::queue::{CountByStatus, Readiness};
+use crate::queue::{CountByStatus, LongestWaiting, Readiness};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Schema, Type};
@@ -60,6 +63,52 @@ pub struct StatusReport {
     sandbox: String,
     /// The server's version.
     version: String,
+    on_call: OnCall,
+}
+
+/// What a person on call looks at first.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OnCall {
+    /// Items waiting on a person: in review or blocked.
+    waiting_on_person: u64,
+    /// The item longest in review, if any.
+    oldest_review: Option<WaitingItem>,
+    /// The item longest blocked, if any.
+    oldest_blocked: Option<WaitingItem>,
+    /// Failed attempts in the last hour (counted since this server started).
+    failures_last_hour: u64,
+}
+
+/// An item waiting on a person, and since when.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WaitingItem {
+    id: String,
+    title: String,
+    /// When it entered its status.
+    since: DateTime<Utc>,
+    /// Seconds it has waited.
+    waiting_secs: u64,
+    /// Why it is blocked (or the last word on it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    /// Estimated cost of its tokens so far, in US dollars.
+    cost_usd: f64,
+}
+
+impl WaitingItem {
+    fn of(item: crate::model::WorkItem) -> WaitingItem {
+        let since = item.status_since.unwrap_or(item.updated_at);
+        WaitingItem {
+            waiting_secs: (Utc::now() - since).num_seconds().max(0) as u64,
+            id: item.id,
+            title: item.title,
+            since,
+            reason: item.status_reason,
+            cost_usd: item.cost_usd,
+        }
+    }
 }
 
 /// Item counts keyed by status name. Its schema lists every [`Status`], so a status missing
@@ -125,7 +174,29 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let counts = state.queue.send(CountByStatus).await??;
     let pool = state.dispatcher.send(GetPool).await?;
+    let oldest_review = state
+        .queue
+        .send(LongestWaiting {
+            status: Status::Review,
+        })
+        .await??;
+    let oldest_blocked = state
+        .queue
+        .send(LongestWaiting {
+            status: Status::Blocked,
+        })
+        .await??;
+    let on_call = OnCall {
+        waiting_on_person: [Status::Review, Status::Blocked]
+            .iter()
+            .map(|s| counts.get(s).copied().unwrap_or(0))
+            .sum(),
+        oldest_review: oldest_review.map(WaitingItem::of),
+        oldest_blocked: oldest_blocked.map(WaitingItem::of),
+        failures_last_hour: crate::metrics::failures_last_hour(),
+    };
     Ok(HttpResponse::Ok().json(StatusReport {
+        on_call,
         total: counts.values().sum(),
         counts: StatusCounts(counts),
         pool,

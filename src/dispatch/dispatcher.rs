@@ -5,15 +5,18 @@
 //! sessions ending, by the pool growing, and by a one-second tick that also catches retry
 //! backoffs running out and edits of `pool.size` in the config file. Claims for several free
 //! slots go out at once, so the QueueManager commits them in one batch. With
-//! `queue.review_limit` set, nothing new starts while that many items wait in review.
+//! `queue.review_limit` set, nothing new starts while that many items wait in review; with
+//! `budgets.daily_tokens` set, nothing new starts once the day's tokens are spent (see
+//! `budget.rs`).
 
+use super::budget::DailyBudget;
 use super::session::{AgentSession, AgentSettings, Cancel, Shutdown};
 use super::workspace;
 use crate::config::Config;
 use crate::model::{AgentSession as SessionRecord, AgentStatus, EventKind, Status};
 use crate::monitor::{Deliver, Monitor, Subscribe};
 use crate::queue::{
-    Announce, Claim, CountByStatus, FailAttempt, ListSessions, MoveItem, QueueManager,
+    Announce, Claim, CountByStatus, FailAttempt, ListSessions, MoveItem, QueueManager, TokensOn,
 };
 use actix::prelude::*;
 use chrono::Utc;
@@ -37,6 +40,13 @@ pub struct GetPool;
 #[rtype(result = "PoolInfo")]
 pub struct Resize {
     pub size: usize,
+}
+
+/// Set the pool's daily token budget (0 = none) until the config says otherwise.
+#[derive(Message)]
+#[rtype(result = "PoolInfo")]
+pub struct SetDailyBudget {
+    pub tokens: u64,
 }
 
 /// Start one session now if a slot is free and an item claimable (`POST /api/dispatch`).
@@ -84,6 +94,10 @@ pub struct PoolInfo {
     pub auto_dispatch: bool,
     /// Why dispatch is held back, when it is.
     pub held: Option<String>,
+    /// Tokens the pool may use per UTC day (0 = none).
+    pub daily_tokens: u64,
+    /// Tokens used so far this UTC day.
+    pub tokens_today: u64,
 }
 
 // ---- State ---------------------------------------------------------------------------------
@@ -98,6 +112,7 @@ struct ConfigWatch {
     path: PathBuf,
     modified: Option<SystemTime>,
     size: usize,
+    daily_tokens: u64,
 }
 
 pub struct Dispatcher {
@@ -107,6 +122,7 @@ pub struct Dispatcher {
     size: usize,
     auto_dispatch: bool,
     review_limit: usize,
+    daily: DailyBudget,
     running: HashMap<String, Running>,
     claiming: usize,
     held: Option<String>,
@@ -119,6 +135,11 @@ pub struct Dispatcher {
 /// `Claimed`, which is the item it hands out).
 enum ClaimOutcome {
     Held(String),
+    /// The day's tokens are spent.
+    OverBudget {
+        day: String,
+        used: u64,
+    },
     Nothing,
     Item {
         item: Box<crate::model::WorkItem>,
@@ -135,12 +156,16 @@ impl Dispatcher {
         queue: Addr<QueueManager>,
         monitor: Addr<Monitor>,
     ) -> Self {
-        let watch = config.path.as_ref().map(|path| ConfigWatch {
-            modified: std::fs::metadata(path).and_then(|m| m.modified()).ok(),
-            path: path.clone(),
-            size: Config::from_file(path)
-                .map(|c| c.pool.size)
-                .unwrap_or(config.pool.size),
+        let watch = config.path.as_ref().map(|path| {
+            let file = Config::from_file(path).ok();
+            ConfigWatch {
+                modified: std::fs::metadata(path).and_then(|m| m.modified()).ok(),
+                path: path.clone(),
+                size: file.as_ref().map_or(config.pool.size, |c| c.pool.size),
+                daily_tokens: file
+                    .as_ref()
+                    .map_or(config.budgets.daily_tokens, |c| c.budgets.daily_tokens),
+            }
         });
         Dispatcher {
             queue,
@@ -149,6 +174,7 @@ impl Dispatcher {
             size: config.pool.size,
             auto_dispatch: config.pool.auto_dispatch,
             review_limit: config.queue.review_limit,
+            daily: DailyBudget::new(config.budgets.daily_tokens),
             running: HashMap::new(),
             claiming: 0,
             held: None,
@@ -165,7 +191,31 @@ impl Dispatcher {
             free: self.size.saturating_sub(self.running.len()),
             auto_dispatch: self.auto_dispatch,
             held: self.held.clone(),
+            daily_tokens: self.daily.limit,
+            tokens_today: self.daily.used,
         }
+    }
+
+    /// Reads the day's tokens into the pool's view (for `GET /api/pool` and the metrics).
+    fn refresh_tokens_today(&mut self, ctx: &mut Context<Self>) {
+        let read = self.queue.send(TokensOn {
+            day: DailyBudget::today(),
+        });
+        ctx.spawn(fut::wrap_future::<_, Self>(read).map(|result, act, _| {
+            if let Ok(Ok(used)) = result {
+                act.daily.used = used;
+            }
+        }));
+    }
+
+    /// A new daily budget: dispatch resumes at once if it is no longer spent.
+    fn set_daily_budget(&mut self, ctx: &mut Context<Self>, tokens: u64) {
+        if tokens == self.daily.limit {
+            return;
+        }
+        log::info!("daily token budget {} -> {tokens}", self.daily.limit);
+        self.daily.limit = tokens;
+        self.fill(ctx);
     }
 
     /// Claims for every free slot (auto-dispatch only).
@@ -190,6 +240,7 @@ impl Dispatcher {
         self.claiming += 1;
         let queue = self.queue.clone();
         let limit = self.review_limit;
+        let daily_limit = self.daily.limit;
         let session_id = uuid::Uuid::new_v4().to_string();
         let session_key = format!("{}-{}", self.settings.preset_name(), &session_id[..8]);
         let work = async move {
@@ -204,6 +255,17 @@ impl Dispatcher {
                     return Ok(ClaimOutcome::Held(format!(
                         "{waiting} items wait in review (queue.review_limit = {limit}): approve or reject some to resume"
                     )));
+                }
+            }
+            if daily_limit > 0 {
+                let day = DailyBudget::today();
+                let used = queue
+                    .send(TokensOn { day: day.clone() })
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                if used >= daily_limit {
+                    return Ok(ClaimOutcome::OverBudget { day, used });
                 }
             }
             let claimed = queue
@@ -239,6 +301,30 @@ impl Dispatcher {
                 Ok(ClaimOutcome::Held(why)) => {
                     if act.held.as_ref() != Some(&why) {
                         log::info!("dispatch held: {why}");
+                    }
+                    act.held = Some(why);
+                    None
+                }
+                Ok(ClaimOutcome::OverBudget { day, used }) => {
+                    act.daily.used = used;
+                    // The limit may have been raised while the check was on its way.
+                    if !act.daily.spent_by(used) {
+                        return None;
+                    }
+                    let why = act.daily.held_reason();
+                    if act.daily.first_exhaustion(&day) {
+                        log::warn!("dispatch held: {why}");
+                        crate::metrics::budget_exceeded();
+                        let data = serde_json::json!({
+                            "scope": "daily", "day": day, "used": used, "limit": act.daily.limit,
+                        });
+                        match serde_json::value::to_raw_value(&data) {
+                            Ok(data) => act.queue.do_send(Announce {
+                                kind: EventKind::BudgetExceeded,
+                                data,
+                            }),
+                            Err(e) => log::error!("budget:exceeded not announced: {e}"),
+                        }
                     }
                     act.held = Some(why);
                     None
@@ -295,6 +381,8 @@ impl Dispatcher {
             started_at: now,
             last_activity_at: now,
             tokens_used: 0,
+            input_tokens: 0,
+            output_tokens: 0,
             attempt: item.attempts,
             work_item_id: item.id.clone(),
             finished_at: None,
@@ -311,6 +399,7 @@ impl Dispatcher {
             ctx.address(),
         );
         let addr = session.start();
+        crate::metrics::session_started(self.settings.preset_name());
         self.running.insert(session_id, Running { addr, item_id });
         Some(record)
     }
@@ -368,21 +457,21 @@ impl Dispatcher {
                 return;
             }
         };
+        let daily_changed = config.budgets.daily_tokens != watch.daily_tokens;
+        watch.daily_tokens = config.budgets.daily_tokens;
         if config.pool.size != watch.size {
             watch.size = config.pool.size;
             self.resize(ctx, config.pool.size);
+        }
+        if daily_changed {
+            self.set_daily_budget(ctx, config.budgets.daily_tokens);
         }
     }
 }
 
 impl AgentSettings {
     fn preset_name(&self) -> &'static str {
-        match self.preset {
-            crate::config::Preset::Demo => "demo",
-            crate::config::Preset::Lines => "lines",
-            crate::config::Preset::Claude => "claude",
-            crate::config::Preset::Codex => "codex",
-        }
+        self.preset.as_str()
     }
 }
 
@@ -394,6 +483,7 @@ impl Actor for Dispatcher {
         self.monitor.do_send(Subscribe(ctx.address().recipient()));
         ctx.run_interval(TICK, |act, ctx| {
             act.check_config_file(ctx);
+            act.refresh_tokens_today(ctx);
             act.fill(ctx);
         });
         self.fill(ctx);
@@ -416,6 +506,7 @@ impl Handler<Deliver> for Dispatcher {
         if wakes && self.claiming == 0 {
             self.fill(ctx);
         }
+        self.stop_agents_over_budget(&m);
         if let Some(repo) = self.settings.git_repo.clone() {
             #[derive(serde::Deserialize)]
             #[serde(rename_all = "camelCase")]
@@ -434,6 +525,44 @@ impl Handler<Deliver> for Dispatcher {
                 self.remove_worktree(ctx, repo.clone(), change.item_id);
             }
         }
+    }
+}
+
+impl Dispatcher {
+    /// An item that reached its token budget is already blocked by the queue: stop its agent.
+    fn stop_agents_over_budget(&self, m: &Deliver) {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct ItemOverBudget {
+            item_id: String,
+            used: u64,
+            limit: u64,
+        }
+        let over = m
+            .events
+            .iter()
+            .filter(|e| e.event.kind == EventKind::BudgetExceeded)
+            .filter_map(|e| serde_json::from_str::<ItemOverBudget>(e.event.data.get()).ok());
+        for item in over {
+            crate::metrics::budget_exceeded();
+            for run in self.running.values().filter(|r| r.item_id == item.item_id) {
+                run.addr.do_send(Cancel {
+                    reason: format!(
+                        "token budget reached ({} of {} tokens)",
+                        item.used, item.limit
+                    ),
+                });
+            }
+        }
+    }
+}
+
+impl Handler<SetDailyBudget> for Dispatcher {
+    type Result = MessageResult<SetDailyBudget>;
+
+    fn handle(&mut self, m: SetDailyBudget, ctx: &mut Context<Self>) -> Self::Result {
+        self.set_daily_budget(ctx, m.tokens);
+        MessageResult(self.info())
     }
 }
 

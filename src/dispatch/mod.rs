@@ -2,6 +2,7 @@
 //! child process in its own workspace, and the parsers read what agents print.
 
 mod artifacts;
+pub mod budget;
 mod cgroup;
 pub mod demo_agent;
 mod dispatcher;
@@ -14,6 +15,7 @@ pub mod session_files;
 mod workspace;
 
 pub use dispatcher::{
-    CancelItem, CancelSession, DispatchNow, Dispatcher, GetPool, PoolInfo, Resize, ShutdownPool,
+    CancelItem, CancelSession, DispatchNow, Dispatcher, GetPool, PoolInfo, Resize, SetDailyBudget,
+    ShutdownPool,
 };
 pub use session::AgentSettings;

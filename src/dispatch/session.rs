@@ -135,6 +135,8 @@ pub struct AgentSession {
     skipped: u64,
     /// Bytes of output lines read and not yet handled (see [`OUTPUT_BACKLOG`]).
     backlog: Arc<AtomicUsize>,
+    /// `tokens_used` as last sent with progress.
+    flushed_tokens: u64,
     declared: Declared,
     acceptance: Option<Vec<AcceptanceEntry>>,
     verdict: Option<(bool, String)>,
@@ -177,6 +179,7 @@ impl AgentSession {
             pending: Vec::new(),
             skipped: 0,
             backlog: Arc::new(AtomicUsize::new(0)),
+            flushed_tokens: 0,
             declared: Declared::default(),
             acceptance: None,
             verdict: None,
@@ -296,13 +299,12 @@ impl AgentSession {
                     }
                     self.pending.push(msg);
                 }
-                AgentOutput::Tokens { input, output } => {
-                    self.record.tokens_used = self
-                        .record
-                        .tokens_used
-                        .saturating_add(input)
-                        .saturating_add(output);
-                }
+                AgentOutput::Tokens { input, output } => super::budget::count_tokens(
+                    &mut self.record,
+                    self.settings.preset,
+                    input,
+                    output,
+                ),
                 AgentOutput::Artifact(a) => {
                     if let Some(note) = self.declared.offer(a) {
                         self.note(&note);
@@ -349,9 +351,10 @@ impl AgentSession {
     }
 
     fn flush_progress(&mut self) {
-        if self.pending.is_empty() {
+        if self.pending.is_empty() && self.record.tokens_used == self.flushed_tokens {
             return;
         }
+        self.flushed_tokens = self.record.tokens_used;
         let mut messages = Vec::with_capacity(self.pending.len() + 1);
         if self.skipped > 0 {
             messages.push(format!(
@@ -364,7 +367,7 @@ impl AgentSession {
             item_id: self.item.id.clone(),
             session_id: self.record.id.clone(),
             messages,
-            tokens_used: self.record.tokens_used,
+            usage: super::budget::usage(&self.record),
         });
     }
 

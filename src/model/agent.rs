@@ -34,6 +34,12 @@ pub struct AgentSession {
     pub started_at: DateTime<Utc>,
     pub last_activity_at: DateTime<Utc>,
     pub tokens_used: u64,
+    /// The part of `tokensUsed` the agent sent to its model (prompts, context).
+    #[serde(default)]
+    pub input_tokens: u64,
+    /// The part of `tokensUsed` the model wrote.
+    #[serde(default)]
+    pub output_tokens: u64,
     /// Which attempt of the item this session is (1 for the first).
     pub attempt: u32,
     /// The item this session worked on; kept after it finishes, unlike `currentWorkItemId`.

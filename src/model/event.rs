@@ -28,6 +28,8 @@ pub enum EventKind {
     AgentStatusChanged,
     #[serde(rename = "pool:resized")]
     PoolResized,
+    #[serde(rename = "budget:exceeded")]
+    BudgetExceeded,
 }
 
 /// One event as stored and sent: `{"seq","type","at","data"}`.

@@ -19,6 +19,30 @@ use utoipa::ToSchema;
 
 /// Most artifacts one request (or one agent's run) may declare.
 pub const ARTIFACTS_MAX: usize = 200;
+/// Largest `maxTokens`: a trillion, far past any real budget, so a typo is caught.
+pub const MAX_TOKENS_MAX: u64 = 1_000_000_000_000;
+
+/// A token budget: a whole number from 0 to [`MAX_TOKENS_MAX`], which JSON Schema lets
+/// clients write as `5000.0` too; refused while deserialising, so a request holding one is valid.
+fn max_tokens<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let number = Option::<serde_json::Number>::deserialize(d)?;
+    number
+        .map(|n| {
+            n.as_u64()
+                .or_else(|| {
+                    n.as_f64()
+                        .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                        .map(|f| f as u64)
+                })
+                .filter(|t| *t <= MAX_TOKENS_MAX)
+                .ok_or_else(|| {
+                    serde::de::Error::custom(format!(
+                        "expected a whole number of tokens from 0 to {MAX_TOKENS_MAX} (0: no budget), got {n}"
+                    ))
+                })
+        })
+        .transpose()
+}
 
 /// `POST /api/items`: a new work item.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -37,6 +61,10 @@ pub struct NewWorkItem {
     pub blocked_by: BlockedBy,
     pub status: Option<InitialStatus>,
     pub created_by: Option<Name>,
+    /// Token budget of the item over all its attempts; absent: `budgets.item_tokens`; 0: none.
+    #[serde(default, deserialize_with = "max_tokens")]
+    #[schema(maximum = 1_000_000_000_000_u64)]
+    pub max_tokens: Option<u64>,
 }
 
 /// The statuses an item may be created in.
@@ -69,6 +97,10 @@ pub struct ItemPatch {
     pub priority: Option<Priority>,
     pub complexity: Option<Complexity>,
     pub blocked_by: Option<BlockedBy>,
+    /// New token budget; 0: none.
+    #[serde(default, deserialize_with = "max_tokens")]
+    #[schema(maximum = 1_000_000_000_000_u64)]
+    pub max_tokens: Option<u64>,
 }
 
 /// `POST /api/items/{id}/move`.
@@ -214,6 +246,18 @@ mod tests {
         assert!(new_item(r#"{"title":"a","priority":"asap"}"#)
             .unwrap_err()
             .contains("asap"));
+        assert!(new_item(r#"{"title":"a","maxTokens":-1}"#)
+            .unwrap_err()
+            .contains("expected a whole number of tokens"));
+        assert!(new_item(r#"{"title":"a","maxTokens":1000000000001}"#)
+            .unwrap_err()
+            .starts_with("maxTokens: must be at most"));
+        assert_eq!(
+            new_item(r#"{"title":"a","maxTokens":5000}"#)
+                .unwrap()
+                .max_tokens,
+            Some(5000)
+        );
         assert!(new_item(r#"{"title":"a","status":"done"}"#)
             .unwrap_err()
             .contains("unknown variant `done`"));

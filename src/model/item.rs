@@ -1,5 +1,5 @@
 //! The work item as stored, served and shown: the seed's fields plus `attempts`,
-//! `statusReason` and `completedAt`. JSON is camelCase, timestamps RFC 3339 UTC.
+//! `statusReason`, `completedAt`, `statusSince` and the token budget and usage. JSON is camelCase, timestamps RFC 3339 UTC.
 
 use super::Status;
 use chrono::{DateTime, Utc};
@@ -114,6 +114,20 @@ pub struct WorkItem {
     /// After a failed attempt: the item is not claimed again before this time (backoff).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub retry_at: Option<DateTime<Utc>>,
+    /// When the item entered its current status (how long it has waited in review, say).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub status_since: Option<DateTime<Utc>>,
+    /// The item's token budget across its attempts; absent: `budgets.item_tokens`; 0: none.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schema(maximum = 1_000_000_000_000_u64)]
+    pub max_tokens: Option<u64>,
+    /// Tokens its agents reported, over all attempts.
+    #[serde(default)]
+    pub tokens_used: u64,
+    /// Estimated cost of those tokens in US dollars, from `budgets.prices` of the preset
+    /// that used them.
+    #[serde(default)]
+    pub cost_usd: f64,
 }
 
 /// One status change of an item, kept for the item's history.

@@ -19,7 +19,7 @@ pub use fields::{
 };
 pub use input::{
     AcceptanceEntry, ArtifactInput, CompleteRequest, InitialStatus, ItemPatch, MoveRequest,
-    NewWorkItem, ARTIFACTS_MAX,
+    NewWorkItem, ARTIFACTS_MAX, MAX_TOKENS_MAX,
 };
 pub use item::{Artifact, ArtifactKind, Complexity, Priority, StatusChange, WorkItem};
 pub use status::{Status, Transition};

@@ -167,6 +167,33 @@ impl Actor for Monitor {
     }
 }
 
+/// What the metrics read from the Monitor: the last event's seq and the WebSocket clients.
+#[derive(Message)]
+#[rtype(result = "MonitorStats")]
+pub struct GetMonitorStats;
+
+#[derive(Debug, Clone, Copy)]
+pub struct MonitorStats {
+    pub last_seq: u64,
+    /// WebSocket clients connected now.
+    pub websocket_clients: usize,
+}
+
+impl Handler<GetMonitorStats> for Monitor {
+    type Result = MessageResult<GetMonitorStats>;
+
+    fn handle(&mut self, _: GetMonitorStats, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(MonitorStats {
+            last_seq: self
+                .journal
+                .read()
+                .map(|journal| journal.last_seq())
+                .unwrap_or_else(|poisoned| poisoned.into_inner().last_seq()),
+            websocket_clients: self.sockets.len(),
+        })
+    }
+}
+
 impl Handler<Publish> for Monitor {
     type Result = ();
 

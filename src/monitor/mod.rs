@@ -7,6 +7,6 @@ mod hub;
 mod journal;
 mod ws_session;
 
-pub use hub::{Deliver, Monitor, Publish, Subscribe, SEND_BUDGET};
+pub use hub::{Deliver, GetMonitorStats, Monitor, MonitorStats, Publish, Subscribe, SEND_BUDGET};
 pub use journal::{REPLAY_BYTES, REPLAY_WINDOW};
 pub use ws_session::{WsSession, MAX_FRAME};

@@ -12,12 +12,12 @@
 //! The actor runs on its own arbiter (thread), so blocking redb calls never stall the HTTP
 //! workers.
 
-use super::operations::{self, Claimed, CompleteOutcome, Completion, QueuePolicy};
+use super::operations::{self, Claimed, CompleteOutcome, Completion, QueuePolicy, TokenUsage};
 use super::store::{EventPage, Snapshot, Store, Tx};
 use super::QueueError;
 use crate::model::{
-    AgentSession, Artifact, ArtifactInput, EventKind, ItemPatch, NewWorkItem, Priority, Status,
-    StatusChange, WorkItem,
+    AgentSession, AgentStatus, Artifact, ArtifactInput, EventKind, ItemPatch, NewWorkItem,
+    Priority, Status, StatusChange, WorkItem,
 };
 use crate::monitor::{Monitor, Publish};
 use actix::prelude::*;
@@ -118,6 +118,20 @@ pub struct GetHistory {
 #[rtype(result = "Result<BTreeMap<Status, u64>, QueueError>")]
 pub struct CountByStatus;
 
+/// Tokens used on a UTC day (`2026-11-24`), across all sessions.
+#[derive(Message)]
+#[rtype(result = "Result<u64, QueueError>")]
+pub struct TokensOn {
+    pub day: String,
+}
+
+/// The item that has waited longest on a person in `status` (review or blocked).
+#[derive(Message)]
+#[rtype(result = "Result<Option<WorkItem>, QueueError>")]
+pub struct LongestWaiting {
+    pub status: Status,
+}
+
 /// Retained events after `since`, oldest first: at most `limit` of them and `max_bytes` of
 /// JSON (but at least one).
 #[derive(Message)]
@@ -148,7 +162,8 @@ pub struct Progress {
     pub item_id: String,
     pub session_id: String,
     pub messages: Vec<String>,
-    pub tokens_used: u64,
+    /// What the session's agent has used so far (input and output).
+    pub usage: TokenUsage,
 }
 
 /// Sessions, newest first (all, or one item's).
@@ -308,6 +323,8 @@ impl Handler<Flush> for QueueManager {
             return;
         }
         let policy = self.policy;
+        let writes = ops.len();
+        let started = std::time::Instant::now();
         let mut replies = Vec::with_capacity(ops.len());
         let result = self.store.write(|tx| {
             for op in ops {
@@ -323,6 +340,7 @@ impl Handler<Flush> for QueueManager {
         });
         match result {
             Ok(((), events)) => {
+                crate::metrics::batch_committed(writes, started.elapsed());
                 if !events.is_empty() {
                     self.monitor.do_send(Publish(events));
                 }
@@ -354,33 +372,16 @@ macro_rules! write_handler {
 }
 
 write_handler!(CreateItem, WorkItem, |m, tx, p| operations::create(tx, m.0));
-write_handler!(Claim, Option<Claimed>, |m, tx, p| operations::claim(
-    tx,
-    &m.agent_id,
-    &m.session_key
-));
-write_handler!(FailAttempt, WorkItem, |m, tx, p| operations::fail_attempt(
-    tx,
-    p,
-    &m.id,
-    m.session_key.as_deref(),
-    &m.reason,
-    m.session
-));
 write_handler!(SessionStarted, (), |m, tx, p| operations::session_started(
     tx, &m.0
 ));
-write_handler!(SessionChanged, (), |m, tx, p| operations::session_changed(
-    tx,
-    &m.session,
-    m.reason.as_deref()
-));
 write_handler!(Progress, (), |m, tx, p| operations::progress(
     tx,
+    p,
     &m.item_id,
     &m.session_id,
     &m.messages,
-    m.tokens_used
+    m.usage
 ));
 write_handler!(Announce, (), |m, tx, p| {
     tx.emit(m.kind, m.data);
@@ -413,9 +414,6 @@ macro_rules! write_by_id_handler {
 write_by_id_handler!(UpdateItem, WorkItem, |m, id, tx| operations::update(
     tx, &id, m.patch
 ));
-write_by_id_handler!(Complete, CompleteOutcome, |m, id, tx, p| {
-    operations::complete(tx, p, &id, m.work)
-});
 write_by_id_handler!(DeleteItem, (), |m, id, tx| operations::delete(tx, &id));
 write_by_id_handler!(MoveItem, WorkItem, |m, id, tx| operations::move_item(
     tx, &id, m.status, m.reason
@@ -423,6 +421,131 @@ write_by_id_handler!(MoveItem, WorkItem, |m, id, tx| operations::move_item(
 write_by_id_handler!(AddArtifacts, Vec<Artifact>, |m, id, tx| {
     operations::add_artifacts(tx, &id, m.artifacts)
 });
+
+// ---- Writes the metrics count ----------------------------------------------------------------
+
+/// Runs `observe` on a write's result once its batch has committed (never for a write that
+/// was refused or rolled back).
+fn observed<T: 'static>(
+    answer: ResponseFuture<Result<T, QueueError>>,
+    observe: impl FnOnce(&T) + 'static,
+) -> ResponseFuture<Result<T, QueueError>> {
+    Box::pin(async move {
+        let result = answer.await;
+        if let Ok(value) = &result {
+            observe(value);
+        }
+        result
+    })
+}
+
+/// How long a session has run, by the wall clock.
+fn session_age(session: &AgentSession) -> std::time::Duration {
+    (chrono::Utc::now() - session.started_at)
+        .to_std()
+        .unwrap_or_default()
+}
+
+impl Handler<Claim> for QueueManager {
+    type Result = ResponseFuture<Result<Option<Claimed>, QueueError>>;
+
+    fn handle(&mut self, m: Claim, ctx: &mut Context<Self>) -> Self::Result {
+        let answer = self.write(ctx, move |tx, _| {
+            operations::claim(tx, &m.agent_id, &m.session_key)
+        });
+        observed(answer, |claimed: &Option<Claimed>| {
+            if let Some(claimed) = claimed {
+                crate::metrics::claimed(claimed.waited);
+            }
+        })
+    }
+}
+
+impl Handler<Complete> for QueueManager {
+    type Result = ResponseFuture<Result<CompleteOutcome, QueueError>>;
+
+    fn handle(&mut self, m: Complete, ctx: &mut Context<Self>) -> Self::Result {
+        let id = match self.resolve(&m.id) {
+            Ok(id) => id,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
+        let took = m.work.session.as_ref().map(session_age);
+        let answer = self.write(ctx, move |tx, policy| {
+            operations::complete(tx, policy, &id, m.work)
+        });
+        observed(answer, move |outcome: &CompleteOutcome| {
+            if outcome.accepted {
+                crate::metrics::completed();
+            } else {
+                crate::metrics::failed(outcome.item.status == Status::Ready);
+            }
+            if let Some(took) = took {
+                crate::metrics::attempt_ended(took, outcome.accepted);
+            }
+        })
+    }
+}
+
+impl Handler<FailAttempt> for QueueManager {
+    type Result = ResponseFuture<Result<WorkItem, QueueError>>;
+
+    fn handle(&mut self, m: FailAttempt, ctx: &mut Context<Self>) -> Self::Result {
+        let took = m.session.as_ref().map(session_age);
+        let answer = self.write(ctx, move |tx, policy| {
+            operations::fail_attempt(
+                tx,
+                policy,
+                &m.id,
+                m.session_key.as_deref(),
+                &m.reason,
+                m.session,
+            )
+        });
+        observed(answer, move |item: &WorkItem| {
+            crate::metrics::failed(item.status == Status::Ready);
+            if let Some(took) = took {
+                crate::metrics::attempt_ended(took, false);
+            }
+        })
+    }
+}
+
+impl Handler<SessionChanged> for QueueManager {
+    type Result = ResponseFuture<Result<(), QueueError>>;
+
+    fn handle(&mut self, m: SessionChanged, ctx: &mut Context<Self>) -> Self::Result {
+        let ended = m.session.status.is_finished().then(|| {
+            (
+                session_age(&m.session),
+                m.session.status == AgentStatus::Completed,
+            )
+        });
+        let answer = self.write(ctx, move |tx, policy| {
+            operations::session_changed(tx, policy, &m.session, m.reason.as_deref())
+        });
+        observed(answer, move |_| {
+            if let Some((took, completed)) = ended {
+                crate::metrics::attempt_ended(took, completed);
+            }
+        })
+    }
+}
+
+impl Handler<TokensOn> for QueueManager {
+    type Result = ResponseFuture<Result<u64, QueueError>>;
+
+    fn handle(&mut self, m: TokensOn, _: &mut Context<Self>) -> Self::Result {
+        self.read(move |snap| snap.tokens_on(&m.day))
+    }
+}
+
+impl Handler<LongestWaiting> for QueueManager {
+    type Result = ResponseFuture<Result<Option<WorkItem>, QueueError>>;
+
+    fn handle(&mut self, m: LongestWaiting, _: &mut Context<Self>) -> Self::Result {
+        self.read(move |snap| snap.longest_waiting(m.status))
+    }
+}
 
 impl Handler<GetItem> for QueueManager {
     type Result = ResponseFuture<Result<WorkItem, QueueError>>;

@@ -38,6 +38,10 @@ pub struct QueuePolicy {
     pub max_attempts: u32,
     /// Delay before the first retry; doubles per attempt, capped at [`MAX_BACKOFF_SECS`].
     pub retry_backoff_secs: f64,
+    /// Token budget of an item without its own `maxTokens` (0 = none).
+    pub item_tokens: u64,
+    /// What a million tokens cost with the configured preset.
+    pub price: crate::config::Price,
 }
 
 pub const MAX_BACKOFF_SECS: f64 = 300.0;
@@ -60,6 +64,9 @@ fn save(
     reason: Option<&str>,
 ) -> Result<WorkItem, QueueError> {
     new.updated_at = tx.now;
+    if old.status != new.status {
+        new.status_since = Some(tx.now);
+    }
     tx.put(Some(old), &new)?;
     if old.status != new.status {
         tx.record_change(&new.id, Some(old.status), new.status, reason)?;
@@ -99,6 +106,10 @@ pub fn create(tx: &mut Tx, new: NewWorkItem) -> Result<WorkItem, QueueError> {
         status_reason: None,
         completed_at: None,
         retry_at: None,
+        status_since: Some(tx.now),
+        max_tokens: new.max_tokens,
+        tokens_used: 0,
+        cost_usd: 0.0,
     };
     for blocker_id in &item.blocked_by {
         let blocker = tx.require(blocker_id)?;
@@ -128,6 +139,9 @@ pub fn update(tx: &mut Tx, id: &str, patch: ItemPatch) -> Result<WorkItem, Queue
     }
     if let Some(c) = patch.complexity {
         item.complexity = c;
+    }
+    if let Some(n) = patch.max_tokens {
+        item.max_tokens = Some(n);
     }
     if let Some(blocked_by) = patch.blocked_by {
         let blocked_by: Vec<String> = blocked_by.into();
@@ -224,6 +238,8 @@ fn release(item: &mut WorkItem) {
 pub struct Claimed {
     pub item: WorkItem,
     pub previous_workspace: Option<String>,
+    /// How long the item waited claimable (in ready, its backoff over) before this claim.
+    pub waited: std::time::Duration,
 }
 
 /// Takes the first claimable item in claim order (priority, then age), skipping items still
@@ -236,6 +252,12 @@ pub fn claim(
     let Some(old) = tx.first_claimable()? else {
         return Ok(None);
     };
+    let claimable_since = [old.status_since, old.retry_at]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(old.updated_at);
+    let waited = (tx.now - claimable_since).to_std().unwrap_or_default();
     let mut item = old.clone();
     item.status = Status::InFlight;
     item.assigned_agent_id = Some(agent_id.to_string());
@@ -256,6 +278,7 @@ pub fn claim(
     Ok(Some(Claimed {
         item,
         previous_workspace,
+        waited,
     }))
 }
 
@@ -413,7 +436,7 @@ pub fn complete(
                 format!("acceptance not met: {}", unmet.join("; ")),
             )
         };
-        session_ended(tx, session, status, outcome)?;
+        session_ended(tx, policy, session, status, outcome)?;
     }
     Ok(CompleteOutcome {
         item,
@@ -436,7 +459,7 @@ pub fn fail_attempt(
     let item = old.clone();
     let item = retry_or_block(tx, policy, &old, item, reason)?;
     if let Some(session) = session {
-        session_ended(tx, session, AgentStatus::Failed, reason.to_string())?;
+        session_ended(tx, policy, session, AgentStatus::Failed, reason.to_string())?;
     }
     Ok(item)
 }
@@ -445,6 +468,7 @@ pub fn fail_attempt(
 /// session and the item never disagree.
 fn session_ended(
     tx: &mut Tx,
+    policy: &QueuePolicy,
     mut session: AgentSession,
     status: AgentStatus,
     outcome: String,
@@ -454,7 +478,7 @@ fn session_ended(
     session.last_activity_at = tx.now;
     session.current_work_item_id = None;
     session.outcome = Some(outcome.clone());
-    session_changed(tx, &session, Some(&outcome))
+    session_changed(tx, policy, &session, Some(&outcome))
 }
 
 fn retry_or_block(
@@ -497,10 +521,12 @@ pub fn session_started(tx: &mut Tx, session: &AgentSession) -> Result<(), QueueE
 /// Stores a session's new state; announces a status change.
 pub fn session_changed(
     tx: &mut Tx,
+    policy: &QueuePolicy,
     session: &AgentSession,
     reason: Option<&str>,
 ) -> Result<(), QueueError> {
     let old = tx.session(&session.id)?;
+    account_tokens(tx, policy, old.as_ref(), session)?;
     tx.put_session(session)?;
     if let Some(old) = old.filter(|o| o.status != session.status) {
         tx.emit(
@@ -511,26 +537,104 @@ pub fn session_changed(
     Ok(())
 }
 
-/// Output lines of a running agent, each a `work:progress` event.
+/// What a session's agent has used so far, as its session reports it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokenUsage {
+    pub input: u64,
+    pub output: u64,
+}
+
+impl TokenUsage {
+    pub fn total(&self) -> u64 {
+        self.input.saturating_add(self.output)
+    }
+}
+
+/// Output lines of a running agent, each a `work:progress` event, and the tokens it has used
+/// (which count against its item's budget and the day's).
 pub fn progress(
     tx: &mut Tx,
+    policy: &QueuePolicy,
     item_id: &str,
     session_id: &str,
     messages: &[String],
-    tokens_used: u64,
+    usage: TokenUsage,
 ) -> Result<(), QueueError> {
-    if let Some(mut session) = tx.session(session_id)? {
+    let tokens_used = usage.total();
+    let mut cost = None;
+    if let Some(old) = tx.session(session_id)? {
+        let mut session = old.clone();
         session.last_activity_at = tx.now;
         session.tokens_used = tokens_used;
+        session.input_tokens = usage.input;
+        session.output_tokens = usage.output;
+        cost = account_tokens(tx, policy, Some(&old), &session)?;
         tx.put_session(&session)?;
     }
     for message in messages {
         tx.emit(
             EventKind::WorkProgress,
-            event_data!{"itemId": item_id, "sessionId": session_id, "message": message, "tokensUsed": tokens_used},
+            event_data!{"itemId": item_id, "sessionId": session_id, "message": message, "tokensUsed": tokens_used, "costUsd": cost},
         );
     }
     Ok(())
+}
+
+/// The UTC day `budgets.daily_tokens` counts against, as the store keys it.
+pub fn token_day(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%d").to_string()
+}
+
+/// Adds what `new` used since `old` (the session as stored) to its item's tokens and cost
+/// and to the day's total. An item still in flight with this session that reaches its
+/// budget is blocked, with `budget:exceeded` (the Dispatcher then stops the agent). Returns
+/// the item's cost so far, when it still exists.
+fn account_tokens(
+    tx: &mut Tx,
+    policy: &QueuePolicy,
+    old: Option<&AgentSession>,
+    new: &AgentSession,
+) -> Result<Option<f64>, QueueError> {
+    let input = new
+        .input_tokens
+        .saturating_sub(old.map_or(0, |o| o.input_tokens));
+    let output = new
+        .output_tokens
+        .saturating_sub(old.map_or(0, |o| o.output_tokens));
+    let Some(before) = tx.item(&new.work_item_id)? else {
+        return Ok(None);
+    };
+    let added = input.saturating_add(output);
+    if added == 0 {
+        return Ok(Some(before.cost_usd));
+    }
+    tx.add_tokens_on(&token_day(tx.now), added)?;
+    let mut item = before.clone();
+    item.tokens_used = item.tokens_used.saturating_add(added);
+    item.cost_usd += policy.price.cost(input, output);
+    let limit = item.max_tokens.unwrap_or(policy.item_tokens);
+    let reached = limit > 0
+        && item.tokens_used >= limit
+        && item.status == Status::InFlight
+        && item.assigned_agent_id.as_deref() == Some(new.id.as_str());
+    if !reached {
+        tx.put(Some(&before), &item)?;
+        return Ok(Some(item.cost_usd));
+    }
+    let reason = format!(
+        "token budget reached ({} of {limit} tokens)",
+        item.tokens_used
+    );
+    release(&mut item);
+    item.status = Status::Blocked;
+    item.retry_at = None;
+    item.status_reason = Some(reason.clone());
+    let item = save(tx, &before, item, Some(&reason))?;
+    tx.emit(
+        EventKind::BudgetExceeded,
+        event_data!{"scope": "item", "itemId": item.id, "title": item.title, "sessionId": new.id, "used": item.tokens_used, "limit": limit},
+    );
+    Ok(Some(item.cost_usd))
 }
 
 /// After a restart: every session the last run left unfinished failed with it, and every item
@@ -546,7 +650,7 @@ pub fn recover(tx: &mut Tx, policy: &QueuePolicy) -> Result<Vec<AgentSession>, Q
         s.outcome = Some("interrupted: flightdeck stopped while it ran".into());
         s.finished_at = Some(tx.now);
         s.current_work_item_id = None;
-        session_changed(tx, &s, Some("interrupted"))?;
+        session_changed(tx, policy, &s, Some("interrupted"))?;
     }
     for item in tx.items_in(Status::InFlight)? {
         let old = item.clone();
@@ -557,6 +661,13 @@ pub fn recover(tx: &mut Tx, policy: &QueuePolicy) -> Result<Vec<AgentSession>, Q
             item,
             "interrupted: flightdeck stopped while it ran",
         )?;
+    }
+    if tx.repair_pending("index:waiting")? {
+        for status in [Status::Review, Status::Blocked] {
+            for item in tx.items_in(status)? {
+                tx.put(Some(&item), &item)?;
+            }
+        }
     }
     let ids = if tx.repair_pending("repair:artifact_limits")? {
         tx.item_ids()?
@@ -605,6 +716,8 @@ mod tests {
             review: true,
             max_attempts: 3,
             retry_backoff_secs: 0.0,
+            item_tokens: 0,
+            price: Default::default(),
         };
         store.write(|tx| recover(tx, &policy)).unwrap();
         let healed = store.read(|snap| snap.item("big")).unwrap().unwrap();

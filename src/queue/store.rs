@@ -40,6 +40,10 @@ const LIVE_SESSIONS: TableDefinition<&str, ()> = TableDefinition::new("live_sess
 const ITEM_SESSIONS: MultimapTableDefinition<&str, &str> =
     MultimapTableDefinition::new("item_sessions");
 
+/// Items waiting on a person (review, blocked), keyed by [`waiting_key`], so the longest
+/// wait is the first entry of its status.
+const WAITING: TableDefinition<&[u8], ()> = TableDefinition::new("waiting");
+
 /// Scratch space for [`prove_room`]: empty except during a recovery.
 const ROOM_PROBE: TableDefinition<&str, &[u8]> = TableDefinition::new("room_probe");
 
@@ -74,6 +78,27 @@ fn claim_key(item: &WorkItem) -> Vec<u8> {
 
 fn id_from_claim_key(key: &[u8]) -> Option<&str> {
     key.get(9..).and_then(|b| std::str::from_utf8(b).ok())
+}
+
+/// The waiting index key: `[0 review | 1 blocked][since micros, big endian][id]`; None for
+/// items in other statuses.
+fn waiting_key(item: &WorkItem) -> Option<Vec<u8>> {
+    let rank = match item.status {
+        Status::Review => 0u8,
+        Status::Blocked => 1,
+        _ => return None,
+    };
+    let since = item.status_since.unwrap_or(item.updated_at);
+    let mut key = Vec::with_capacity(9 + item.id.len());
+    key.push(rank);
+    key.extend_from_slice(&(since.timestamp_micros().max(0) as u64).to_be_bytes());
+    key.extend_from_slice(item.id.as_bytes());
+    Some(key)
+}
+
+/// The META key of the tokens used on a UTC day (`2026-11-24`).
+fn tokens_key(day: &str) -> String {
+    format!("tokens:{day}")
 }
 
 fn count_key(status: Status) -> String {
@@ -306,6 +331,7 @@ fn prepare(db: &Database) -> Result<u64, QueueError> {
         txn.open_table(HISTORY)?;
         txn.open_table(SESSIONS)?;
         txn.open_table(LIVE_SESSIONS)?;
+        txn.open_table(WAITING)?;
         txn.open_multimap_table(ITEM_SESSIONS)?;
         let mut meta = txn.open_table(META)?;
         next_seq = meta.get("next_seq")?.map(|v| v.value()).unwrap_or(1);
@@ -377,6 +403,36 @@ impl Snapshot {
             out.push(serde_json::from_slice(v.value())?);
         }
         Ok(out)
+    }
+
+    /// The item that has waited longest in `status` (review or blocked), from the index.
+    pub fn longest_waiting(&self, status: Status) -> Result<Option<WorkItem>, QueueError> {
+        let rank: u8 = match status {
+            Status::Review => 0,
+            Status::Blocked => 1,
+            _ => return Ok(None),
+        };
+        let table = self.txn.open_table(WAITING)?;
+        let start = [rank];
+        let end = [rank + 1];
+        let first = table.range(&start[..]..&end[..])?.next();
+        let Some(entry) = first else { return Ok(None) };
+        let (key, _) = entry?;
+        match key
+            .value()
+            .get(9..)
+            .and_then(|b| std::str::from_utf8(b).ok())
+        {
+            Some(id) => self.item(id),
+            None => Ok(None),
+        }
+    }
+
+    /// Tokens used on the UTC day `day` (`2026-11-24`).
+    pub fn tokens_on(&self, day: &str) -> Result<u64, QueueError> {
+        let meta = self.txn.open_table(META)?;
+        let value = meta.get(tokens_key(day).as_str())?;
+        Ok(value.map(|v| v.value()).unwrap_or(0))
     }
 
     pub fn count(&self, status: Status) -> Result<u64, QueueError> {
@@ -508,6 +564,7 @@ pub struct Tx<'a> {
     history: Table<'a, (&'static str, u64), &'static [u8]>,
     sessions: Table<'a, &'static str, &'static [u8]>,
     live_sessions: Table<'a, &'static str, ()>,
+    waiting: Table<'a, &'static [u8], ()>,
     item_sessions: MultimapTable<'a, &'static str, &'static str>,
     pub now: DateTime<Utc>,
     events: Vec<(EventKind, Box<RawValue>)>,
@@ -526,6 +583,7 @@ impl<'a> Tx<'a> {
             history: txn.open_table(HISTORY)?,
             sessions: txn.open_table(SESSIONS)?,
             live_sessions: txn.open_table(LIVE_SESSIONS)?,
+            waiting: txn.open_table(WAITING)?,
             item_sessions: txn.open_multimap_table(ITEM_SESSIONS)?,
             now: Utc::now(),
             events: Vec::new(),
@@ -611,6 +669,27 @@ impl<'a> Tx<'a> {
         if claimable {
             self.claimable.insert(key.as_slice(), ())?;
         }
+        let waiting = waiting_key(item);
+        if let Some(old_key) = old.and_then(waiting_key) {
+            if Some(&old_key) != waiting.as_ref() {
+                self.waiting.remove(old_key.as_slice())?;
+            }
+        }
+        if let Some(key) = waiting {
+            self.waiting.insert(key.as_slice(), ())?;
+        }
+        Ok(())
+    }
+
+    /// Adds `tokens` to the UTC day `day`'s total.
+    pub fn add_tokens_on(&mut self, day: &str, tokens: u64) -> Result<(), QueueError> {
+        if tokens == 0 {
+            return Ok(());
+        }
+        self.dirty = true;
+        let key = tokens_key(day);
+        let now = self.meta.get(key.as_str())?.map(|v| v.value()).unwrap_or(0);
+        self.meta.insert(key.as_str(), now.saturating_add(tokens))?;
         Ok(())
     }
 
@@ -630,6 +709,9 @@ impl<'a> Tx<'a> {
         let id = item.id.as_str();
         self.items.remove(id)?;
         self.claimable.remove(claim_key(item).as_slice())?;
+        if let Some(key) = waiting_key(item) {
+            self.waiting.remove(key.as_slice())?;
+        }
         self.history
             .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
         self.add_count(item.status, -1)
@@ -810,6 +892,10 @@ mod tests {
             status_reason: None,
             completed_at: None,
             retry_at: None,
+            status_since: None,
+            max_tokens: None,
+            tokens_used: 0,
+            cost_usd: 0.0,
         }
     }
 
