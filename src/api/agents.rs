@@ -3,7 +3,7 @@
 use super::{ApiError, AppState, ErrorBody, Json, Query};
 use crate::config::POOL_SIZE_MAX;
 use crate::dispatch::{CancelSession, DispatchNow, GetPool, PoolInfo, Resize};
-use crate::model::{AgentSession, AgentStatus, ValidationError, REASON_MAX};
+use crate::model::{AgentSession, AgentStatus, Status, Transition, ValidationError, REASON_MAX};
 use crate::queue::{GetSession, ListSessions};
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
@@ -56,11 +56,15 @@ pub async fn get(
 pub struct CancelRequest {
     #[schema(max_length = 2000)]
     reason: Option<String>,
+    /// Where the item goes: `blocked` (the default: nothing claims it until a person moves
+    /// it) or another move the state machine allows from in_flight, e.g. `ready` to requeue.
+    status: Option<Status>,
 }
 
-/// Stops a running agent (TERM, then KILL) and sends its item back to ready. The body is
-/// optional: `{"reason": "..."}`.
-#[utoipa::path(post, path = "/api/agents/{id}/cancel", tag = "agents", params(("id" = String, Path, description = "Session id")), request_body(content = Option<CancelRequest>, description = "Optional reason"), responses((status = 200, body = AgentSession), (status = 404, body = ErrorBody), (status = 409, description = "The session already ended", body = ErrorBody), (status = 400, description = "Bad input: the field is named", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 413, description = "Body over 1 MiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
+/// Stops a running agent (TERM, then KILL) and moves its item to blocked with "cancelled by a
+/// person", or to the status the body names; the attempt is not spent. The body is optional:
+/// `{"reason": "...", "status": "ready"}`.
+#[utoipa::path(post, path = "/api/agents/{id}/cancel", tag = "agents", params(("id" = String, Path, description = "Session id")), request_body(content = Option<CancelRequest>, description = "Optional reason and status"), responses((status = 200, body = AgentSession), (status = 404, body = ErrorBody), (status = 409, description = "The session already ended", body = ErrorBody), (status = 400, description = "Bad input: the field is named", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 413, description = "Body over 1 MiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
 pub async fn cancel(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -76,6 +80,17 @@ pub async fn cancel(
     if reason.chars().count() > REASON_MAX {
         return Err(ValidationError::new("reason", "too long").into());
     }
+    let status = req.status.unwrap_or(Status::Blocked);
+    if !Status::InFlight.can_move_to(status, Transition::Manual) {
+        return Err(ValidationError::new(
+            "status",
+            format!(
+                "a cancelled item cannot go to {status}: {}",
+                Status::InFlight.describe_moves()
+            ),
+        )
+        .into());
+    }
     let id = id.into_inner();
     let session = state.queue.send(GetSession { id: id.clone() }).await??;
     if session.status.is_finished() {
@@ -89,9 +104,9 @@ pub async fn cancel(
         .send(CancelSession {
             session_id: id.clone(),
             reason,
+            status,
         })
-        .await?
-        .map_err(|e| ApiError::conflict(format!("agent session {id} cannot be cancelled: {e}")))?;
+        .await??;
     let session = state.queue.send(GetSession { id }).await??;
     Ok(HttpResponse::Ok().json(session))
 }
@@ -148,10 +163,6 @@ pub struct Dispatched {
 /// Fills one free slot now (the way to run items when `pool.auto_dispatch` is off).
 #[utoipa::path(post, path = "/api/dispatch", tag = "agents", responses((status = 200, description = "The sessions started (at most one)", body = Dispatched), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
 pub async fn dispatch(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let started = state
-        .dispatcher
-        .send(DispatchNow)
-        .await?
-        .map_err(ApiError::unavailable)?;
+    let started = state.dispatcher.send(DispatchNow).await??;
     Ok(HttpResponse::Ok().json(Dispatched { started }))
 }

@@ -12,7 +12,7 @@
 //! The actor runs on its own arbiter (thread), so blocking redb calls never stall the HTTP
 //! workers.
 
-use super::operations::{self, Claimed, CompleteOutcome, Completion, QueuePolicy};
+use super::operations::{self, Claimed, CompleteOutcome, Completion, QueuePolicy, Verdict};
 use super::store::{Snapshot, Store, Tx};
 use super::QueueError;
 use crate::model::{
@@ -71,13 +71,14 @@ pub struct Complete {
     pub work: Completion,
 }
 
-/// A failed attempt: retry later, or block when attempts are used up.
+/// An attempt that did not complete: retried later, blocked, or requeued, as `verdict` says.
 #[derive(Message)]
 #[rtype(result = "Result<WorkItem, QueueError>")]
 pub struct FailAttempt {
     pub id: String,
     pub session_key: Option<String>,
     pub reason: String,
+    pub verdict: Verdict,
     /// The session whose attempt failed: its end is recorded in the same transaction.
     pub session: Option<AgentSession>,
 }
@@ -363,6 +364,7 @@ write_handler!(FailAttempt, WorkItem, |m, tx, p| operations::fail_attempt(
     &m.id,
     m.session_key.as_deref(),
     &m.reason,
+    m.verdict,
     m.session
 ));
 write_handler!(SessionStarted, (), |m, tx, p| operations::session_started(

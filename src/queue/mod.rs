@@ -8,5 +8,7 @@ mod store;
 
 pub use error::QueueError;
 pub use manager::*;
-pub use operations::{unmet_criteria, Claimed, CompleteOutcome, Completion, QueuePolicy};
+pub use operations::{
+    unmet_criteria, Claimed, CompleteOutcome, Completion, QueuePolicy, Verdict,
+};
 pub use store::{Store, EVENTS_RETAINED};
