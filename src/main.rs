@@ -2,7 +2,9 @@
 //! running server; `demo-agent` and `exec-agent` are run by the server itself.
 
 use clap::{Parser, Subcommand};
-use flightdeck::cli::{for_stderr, item_table, print_item, Client, ClientError, Output};
+use flightdeck::cli::{
+    for_stderr, item_table, pool_lines, print_item, Client, ClientError, Output,
+};
 use flightdeck::config::Config;
 use flightdeck::token::{self, TokenSetting};
 use serde_json::json;
@@ -348,17 +350,10 @@ fn client_command(client: &Client, out: &mut Output, command: Command) -> Result
                     let n = status["counts"][s.as_str()].as_u64().unwrap_or(0);
                     out.line(&format!("{:<10}{n}", s.as_str()));
                 }
-                let pool = &status["pool"];
-                out.line(&format!(
-                    "\npool: {} running of {} ({} free){}",
-                    pool["running"],
-                    pool["size"],
-                    pool["free"],
-                    pool["held"]
-                        .as_str()
-                        .map(|h| format!("; held: {h}"))
-                        .unwrap_or_default()
-                ));
+                out.line("");
+                for line in pool_lines(&status["pool"]) {
+                    out.line(&line);
+                }
                 out.line(&format!(
                     "sandbox: {}   uptime: {}s",
                     status["sandbox"].as_str().unwrap_or("?"),

@@ -7,5 +7,5 @@ mod table;
 mod terminal;
 
 pub use client::{Client, ClientError};
-pub use table::{item_table, print_item};
+pub use table::{item_table, pool_lines, print_item};
 pub use terminal::{for_stderr, Output};
