@@ -97,7 +97,13 @@ fn cli(s: &TestServer, args: &[&str]) -> String {
 
 /// A reason a person reads: no protocol JSON, no stack-trace or backtrace fragment.
 fn assert_words(why: &str) {
-    for marker in ["{\"", "<unknown>", "stack backtrace", "    at ", "Traceback"] {
+    for marker in [
+        "{\"",
+        "<unknown>",
+        "stack backtrace",
+        "    at ",
+        "Traceback",
+    ] {
         assert!(!why.contains(marker), "{marker:?} in the reason: {why}");
     }
 }
@@ -118,7 +124,11 @@ fn history_reasons(s: &TestServer, item_id: &str) -> Vec<String> {
 
 #[test]
 fn bad_credentials_block_at_once_and_stop_the_agent() {
-    let s = server("max_attempts = 3\nretry_backoff_secs = 0.0", "problem.sh", &["auth"]);
+    let s = server(
+        "max_attempts = 3\nretry_backoff_secs = 0.0",
+        "problem.sh",
+        &["auth"],
+    );
     let id = id_of(&s.create_ready("needs a login"));
     let session = working_session(&s, &id);
     let agent = read_pid(&s, &workspace_of(&session).join("agent.pid"));
@@ -194,7 +204,10 @@ fn other_errors_are_retried_with_backoff_then_blocked_and_the_log_has_a_section_
     let log = log_text(&s, &id);
     let shown = cli(&s, &["logs", &id]);
     for (attempt, session) in [(1, &sessions[1]), (2, &sessions[0])] {
-        let header = format!("=== attempt {attempt} · session {}", session["id"].as_str().unwrap());
+        let header = format!(
+            "=== attempt {attempt} · session {}",
+            session["id"].as_str().unwrap()
+        );
         assert!(log.contains(&header), "{header} in:\n{log}");
         assert!(shown.contains(&header), "{header} in:\n{shown}");
     }

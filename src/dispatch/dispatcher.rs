@@ -43,7 +43,8 @@ pub struct Resize {
     pub size: usize,
 }
 
-/// Start one session now if a slot is free and an item claimable (`POST /api/dispatch`).
+/// Start one session now if a slot is free and an item claimable (`POST /api/dispatch`). A
+/// person asking lifts a rate-limit pause early.
 #[derive(Message)]
 #[rtype(result = "Result<Vec<SessionRecord>, DispatchError>")]
 pub struct DispatchNow;
@@ -243,9 +244,7 @@ impl Dispatcher {
         let session_key = format!("{}-{}", self.settings.preset_name(), &session_id[..8]);
         let work = async move {
             if limit > 0 {
-                let counts = queue
-                    .send(CountByStatus)
-                    .await??;
+                let counts = queue.send(CountByStatus).await??;
                 let waiting = counts.get(&Status::Review).copied().unwrap_or(0);
                 if waiting >= limit as u64 {
                     return Ok(ClaimOutcome::Held(format!(
@@ -511,7 +510,10 @@ impl Handler<DispatchNow> for Dispatcher {
         if self.stopping {
             return Box::pin(fut::ready(Err(DispatchError::ShuttingDown)));
         }
-        if self.running.len() + self.claiming >= self.size || self.paused() {
+        if self.pause.take().is_some() {
+            log::info!("dispatch resumes: a person lifted the rate-limit pause");
+        }
+        if self.running.len() + self.claiming >= self.size {
             return Box::pin(fut::ready(Ok(Vec::new())));
         }
         Box::pin(

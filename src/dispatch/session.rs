@@ -577,8 +577,9 @@ impl AgentSession {
             }
             Stop::RateLimited(limit) => {
                 let reason = limit.item_reason();
+                let not_before = Some(limit.until);
                 self.rate_limit = Some(limit);
-                self.fail(ctx, Verdict::Requeue, reason)
+                self.fail(ctx, Verdict::Requeue { not_before }, reason)
             }
         }
     }
@@ -724,7 +725,8 @@ impl AgentSession {
             Some(Ok(status)) if status.success() => {}
             Some(Ok(status)) => collected.unmet.push(format!(
                 "verify command failed ({status}): {}",
-                verdict::words(&last_line).unwrap_or_else(|| "its output is in the item's log".into())
+                verdict::words(&last_line)
+                    .unwrap_or_else(|| "its output is in the item's log".into())
             )),
             Some(Err(e)) => collected
                 .unmet

@@ -118,7 +118,10 @@ mod tests {
 
     #[test]
     fn words_are_quoted_and_protocol_or_traces_are_not() {
-        assert_eq!(words("  Invalid API key\nmore"), Some("Invalid API key".into()));
+        assert_eq!(
+            words("  Invalid API key\nmore"),
+            Some("Invalid API key".into())
+        );
         for not_words in [
             r#"{"type":"result","is_error":true}"#,
             "[1,2]",
@@ -156,7 +159,11 @@ mod tests {
         let past = now - Duration::seconds(50);
         assert_eq!(RateLimit::new("429", Some(past), now).until, now);
         let limit = RateLimit::new(r#"{"error":429}"#, None, now);
-        assert!(!limit.item_reason().contains("{\""), "{}", limit.item_reason());
+        assert!(
+            !limit.item_reason().contains("{\""),
+            "{}",
+            limit.item_reason()
+        );
     }
 
     #[test]

@@ -8,7 +8,5 @@ mod store;
 
 pub use error::QueueError;
 pub use manager::*;
-pub use operations::{
-    unmet_criteria, Claimed, CompleteOutcome, Completion, QueuePolicy, Verdict,
-};
+pub use operations::{unmet_criteria, Claimed, CompleteOutcome, Completion, QueuePolicy, Verdict};
 pub use store::{Store, EVENTS_RETAINED};

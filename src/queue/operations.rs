@@ -435,8 +435,10 @@ pub enum Verdict {
     /// attempt counted, no retries.
     Block,
     /// Not the work's fault (a rate limit): back to ready at once with the attempt not
-    /// counted; the Dispatcher decides when work starts again.
-    Requeue,
+    /// counted, and not claimed before `not_before` (when the limit lifts).
+    Requeue {
+        not_before: Option<chrono::DateTime<chrono::Utc>>,
+    },
 }
 
 /// Ends an attempt that did not complete, the way `verdict` says.
@@ -461,10 +463,10 @@ pub fn fail_attempt(
             item.status_reason = Some(reason.to_string());
             save(tx, &old, item, Some(reason))?
         }
-        Verdict::Requeue => {
+        Verdict::Requeue { not_before } => {
             release(&mut item);
             item.status = Status::Ready;
-            item.retry_at = None;
+            item.retry_at = not_before;
             item.attempts = item.attempts.saturating_sub(1);
             item.status_reason = Some(reason.to_string());
             save(tx, &old, item, Some(reason))?

@@ -273,8 +273,12 @@ mod tests {
         assert!(until <= chrono::Utc::now() + chrono::Duration::seconds(30));
         let unknown = problem(r#"{"type":"error","kind":"rate_limit","message":"429"}"#);
         assert_eq!(unknown.kind, ProblemKind::RateLimit { until: None });
-        let huge = problem(r#"{"type":"error","kind":"rate_limit","message":"x","retryAfter":1e300}"#);
-        assert!(matches!(huge.kind, ProblemKind::RateLimit { until: Some(_) }));
+        let huge =
+            problem(r#"{"type":"error","kind":"rate_limit","message":"x","retryAfter":1e300}"#);
+        assert!(matches!(
+            huge.kind,
+            ProblemKind::RateLimit { until: Some(_) }
+        ));
     }
 
     #[test]
