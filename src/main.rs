@@ -393,7 +393,9 @@ fn client_command(client: &Client, out: &mut Output, command: Command) -> Result
                             ));
                         }
                     }
-                    None => out.line("nothing started: no free slot or no claimable item"),
+                    None => out.line(
+                        "nothing started: no free slot, no claimable item, or dispatch is paused (see `flightdeck status`)",
+                    ),
                 }
             }
         }

@@ -41,7 +41,7 @@ const POOL_REFRESH_MS = 200;
 const ITEM_REFETCH_MS = 250;
 const RESYNC_RETRY_MS = 3000;
 const RENDER_FALLBACK_MS = 100;
-const CANCEL_REASON = 'cancelled from the board';
+const CANCEL_REASON = 'cancelled by a person from the board';
 
 /* ------------------------------------------------------------------ state */
 
@@ -1036,8 +1036,9 @@ function renderPool() {
   $('pool-free').textContent = String(pool.free ?? 0);
   $('dispatch').hidden = pool.autoDispatch !== false;
   const held = $('pool-held');
-  held.hidden = !pool.held;
-  held.textContent = pool.held ? `Dispatch paused: ${pool.held}` : '';
+  const pause = pool.pause ? pauseText(pool.pause) : '';
+  held.hidden = !pool.held && !pause;
+  held.textContent = pause ? `Dispatch paused: ${pause}` : pool.held ? `Dispatch paused: ${pool.held}` : '';
   renderSessions();
 }
 
@@ -1061,6 +1062,15 @@ function waitText(secs) {
   if (secs < 3600) return `${Math.floor(secs / 60)} min`;
   if (secs < 86400) return `${Math.floor(secs / 3600)} h`;
   return `${Math.floor(secs / 86400)} d`;
+}
+
+/** "rate limited until 14:05 (message)"; the panel refreshes when the pause ends by itself. */
+function pauseText(pause) {
+  const until = new Date(pause.until);
+  const left = until.getTime() - Date.now();
+  if (Number.isFinite(left)) setTimeout(schedulePoolRefresh, Math.max(0, left) + 500);
+  const time = Number.isFinite(left) ? ` until ${until.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}` : '';
+  return `${pause.reason}${time}${pause.message ? ` (${pause.message})` : ''}`;
 }
 
 function renderSessions() {
@@ -1416,7 +1426,7 @@ async function rejectDrawerItem() {
 }
 
 async function cancelDrawerAgent() {
-  if (state.drawerId) await requestMove(state.drawerId, 'ready', { reason: CANCEL_REASON });
+  if (state.drawerId) await requestMove(state.drawerId, 'blocked', { reason: CANCEL_REASON });
 }
 
 async function deleteDrawerItem() {

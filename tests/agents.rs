@@ -427,7 +427,7 @@ fn cancel_kills_the_whole_process_group() {
 
     let (status, v) = s.post(&format!("/api/agents/{sid}/cancel"), json!({}));
     assert_eq!(status, 200, "{v}");
-    let item = s.wait_status(&id, "ready", T);
+    let item = s.wait_status(&id, "blocked", T);
     assert!(reason(&item).contains("cancel"), "{item}");
     wait_dead(&s, "the cancelled agent", agent);
     wait_dead(&s, "the agent's background helper", child);

@@ -3,7 +3,9 @@
 use super::{ApiError, AppState, ErrorBody, Json, Query};
 use crate::config::POOL_SIZE_MAX;
 use crate::dispatch::{CancelSession, DispatchNow, GetPool, PoolInfo, Resize};
-use crate::model::{optional_reason, AgentSession, AgentStatus, Reason, ValidationError};
+use crate::model::{
+    optional_reason, AgentSession, AgentStatus, Reason, Status, Transition, ValidationError,
+};
 use crate::queue::{GetSession, ListSessions};
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
@@ -67,14 +69,18 @@ pub async fn get(
 pub struct CancelRequest {
     #[serde(default, deserialize_with = "optional_reason")]
     reason: Option<Reason>,
+    /// Where the item goes: `blocked` (the default: nothing claims it until a person moves
+    /// it) or another move the state machine allows from in_flight, e.g. `ready` to requeue.
+    status: Option<Status>,
 }
 
-/// Stops a running agent (TERM, then KILL) and sends its item back to ready. The body is
-/// optional: `{"reason": "..."}`.
+/// Stops a running agent (TERM, then KILL) and moves its item to blocked with "cancelled by a
+/// person", or to the status the body names; the attempt is not spent. The body is optional:
+/// `{"reason": "...", "status": "ready"}`.
 #[utoipa::path(
     post, path = "/api/agents/{id}/cancel", tag = "agents", operation_id = "cancelAgent",
-    summary = "Stop a running agent and send its item back to ready", params(("id" = String, Path, description = "Session id (the whole id)")),
-    request_body(content = Option<CancelRequest>, description = "Optional reason", example = json!({"reason": "wrong approach"})),
+    summary = "Stop a running agent; its item goes to blocked (or the status named)", params(("id" = String, Path, description = "Session id (the whole id)")),
+    request_body(content = Option<CancelRequest>, description = "Optional reason and status", example = json!({"reason": "wrong approach", "status": "ready"})),
     responses(
         (status = 200, description = "The session, stopped", body = AgentSession),
         (status = 409, description = "The session already ended", body = ErrorBody),
@@ -93,6 +99,17 @@ pub async fn cancel(
     let reason = req
         .reason
         .map_or_else(|| "cancelled by a person".to_string(), String::from);
+    let status = req.status.unwrap_or(Status::Blocked);
+    if !Status::InFlight.can_move_to(status, Transition::Manual) {
+        return Err(ValidationError::new(
+            "status",
+            format!(
+                "a cancelled item cannot go to {status}: {}",
+                Status::InFlight.describe_moves()
+            ),
+        )
+        .into());
+    }
     let id = id.into_inner();
     let session = state.queue.send(GetSession { id: id.clone() }).await??;
     if session.status.is_finished() {
@@ -106,9 +123,9 @@ pub async fn cancel(
         .send(CancelSession {
             session_id: id.clone(),
             reason,
+            status,
         })
-        .await?
-        .map_err(|e| ApiError::conflict(format!("agent session {id} cannot be cancelled: {e}")))?;
+        .await??;
     let session = state.queue.send(GetSession { id }).await??;
     Ok(HttpResponse::Ok().json(session))
 }
@@ -178,10 +195,6 @@ pub struct Dispatched {
     responses((status = 200, description = "The sessions started (at most one)", body = Dispatched))
 )]
 pub async fn dispatch(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let started = state
-        .dispatcher
-        .send(DispatchNow)
-        .await?
-        .map_err(ApiError::unavailable)?;
+    let started = state.dispatcher.send(DispatchNow).await??;
     Ok(HttpResponse::Ok().json(Dispatched { started }))
 }

@@ -1,6 +1,7 @@
 //! The API's one error type and the one place where errors become status codes. Every error
 //! body is `{"error":{"code","message","field"}}`.
 
+use crate::dispatch::DispatchError;
 use crate::model::ValidationError;
 use crate::queue::QueueError;
 use actix_web::http::StatusCode;
@@ -113,6 +114,18 @@ impl From<QueueError> for ApiError {
             .with_field("blockedBy"),
             QueueError::Conflict(_) => ApiError::conflict(message),
             QueueError::Storage(_) => ApiError::unavailable(message),
+        }
+    }
+}
+
+impl From<DispatchError> for ApiError {
+    fn from(e: DispatchError) -> Self {
+        let message = e.to_string();
+        match e {
+            DispatchError::ShuttingDown => ApiError::unavailable(message),
+            DispatchError::NotRunning(_) => ApiError::conflict(message),
+            DispatchError::Queue(e) => e.into(),
+            DispatchError::QueueGone(e) => e.into(),
         }
     }
 }

@@ -180,12 +180,18 @@ pub async fn move_item(
             })
             .await?;
     }
+    // Moving an in-flight item stops its agent: a cancel, said as such unless the mover
+    // gave a reason.
+    let reason = match (item.status, req.reason) {
+        (Status::InFlight, None) => Some("cancelled by a person".to_string()),
+        (_, reason) => reason.map(String::from),
+    };
     let item = state
         .queue
         .send(MoveItem {
             id: item.id,
             status: req.status,
-            reason: req.reason.map(String::from),
+            reason,
         })
         .await??;
     Ok(HttpResponse::Ok().json(item))

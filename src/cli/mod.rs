@@ -10,5 +10,5 @@ mod terminal;
 
 pub use client::{Client, ClientError};
 pub use exit::{Exit, EXIT_CODES_HELP};
-pub use table::{item_table, print_item};
+pub use table::{item_table, pool_lines, print_item};
 pub use terminal::{for_stderr, Output};

@@ -35,16 +35,8 @@ pub fn dollars(cost: f64) -> String {
 pub fn lines(status: &Value) -> Vec<String> {
     let mut out = Vec::new();
     let pool = &status["pool"];
-    out.push(format!(
-        "\npool: {} running of {} ({} free){}",
-        pool["running"],
-        pool["size"],
-        pool["free"],
-        pool["held"]
-            .as_str()
-            .map(|h| format!("; held: {h}"))
-            .unwrap_or_default()
-    ));
+    out.push(String::new());
+    out.extend(super::pool_lines(pool));
     let today = pool["tokensToday"].as_u64().unwrap_or(0);
     match pool["dailyTokens"].as_u64().unwrap_or(0) {
         0 => out.push(format!(

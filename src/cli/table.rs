@@ -109,3 +109,36 @@ pub fn print_item(item: &Value) -> String {
     }
     out
 }
+
+/// The pool as `flightdeck status` shows it: running agents, why dispatch is held back, and a
+/// rate-limit pause with its end in local time ("paused: rate limited until 14:05").
+pub fn pool_lines(pool: &Value) -> Vec<String> {
+    let mut lines = vec![format!(
+        "pool: {} running of {} ({} free){}",
+        pool["running"],
+        pool["size"],
+        pool["free"],
+        pool["held"]
+            .as_str()
+            .map(|h| format!("; held: {h}"))
+            .unwrap_or_default()
+    )];
+    let pause = &pool["pause"];
+    if let Some(reason) = pause["reason"].as_str() {
+        let until = pause["until"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| {
+                t.with_timezone(&chrono::Local)
+                    .format(" until %H:%M")
+                    .to_string()
+            })
+            .unwrap_or_default();
+        let said = pause["message"]
+            .as_str()
+            .map(|m| format!(" ({m})"))
+            .unwrap_or_default();
+        lines.push(format!("paused: {reason}{until}{said}"));
+    }
+    lines
+}

@@ -7,19 +7,23 @@
 //! slots go out at once, so the QueueManager commits them in one batch. With
 //! `queue.review_limit` set, nothing new starts while that many items wait in review; with
 //! `budgets.daily_tokens` set, nothing new starts once the day's tokens are spent (see
-//! `budget.rs`).
+//! `budget.rs`). When an agent hits a rate limit, dispatch pauses until the limit lifts (the
+//! session says when); the pause ends by itself.
 
 use super::budget::DailyBudget;
-use super::session::{AgentSession, AgentSettings, Cancel, Shutdown};
+use super::error::DispatchError;
+use super::session::{AgentSession, AgentSettings, Cancel, SessionEnded, Shutdown};
+use super::verdict::RateLimit;
 use super::workspace;
 use crate::config::Config;
 use crate::model::{AgentSession as SessionRecord, AgentStatus, EventKind, Status};
 use crate::monitor::{Deliver, Monitor, Subscribe};
 use crate::queue::{
     Announce, Claim, CountByStatus, FailAttempt, ListSessions, MoveItem, QueueManager, TokensOn,
+    Verdict,
 };
 use actix::prelude::*;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -49,9 +53,10 @@ pub struct SetDailyBudget {
     pub tokens: u64,
 }
 
-/// Start one session now if a slot is free and an item claimable (`POST /api/dispatch`).
+/// Start one session now if a slot is free and an item claimable (`POST /api/dispatch`). A
+/// person asking lifts a rate-limit pause early.
 #[derive(Message)]
-#[rtype(result = "Result<Vec<SessionRecord>, String>")]
+#[rtype(result = "Result<Vec<SessionRecord>, DispatchError>")]
 pub struct DispatchNow;
 
 /// Stop the agent working on this item, if any; the caller moves the item.
@@ -62,20 +67,14 @@ pub struct CancelItem {
     pub reason: String,
 }
 
-/// Stop a session and send its item back to ready.
+/// Stop a session and move its item to `status` (blocked, unless the caller names another
+/// move the state machine allows from in_flight); the attempt is not spent.
 #[derive(Message)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "Result<(), DispatchError>")]
 pub struct CancelSession {
     pub session_id: String,
     pub reason: String,
-}
-
-/// A session finished (sent by the session itself).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SessionEnded {
-    pub session_id: String,
-    pub item_id: String,
+    pub status: Status,
 }
 
 /// Stop dispatching, give running agents `grace` to finish, then stop them.
@@ -98,6 +97,20 @@ pub struct PoolInfo {
     pub daily_tokens: u64,
     /// Tokens used so far this UTC day.
     pub tokens_today: u64,
+    /// Dispatch is paused until an agent's rate limit lifts; it resumes by itself.
+    pub pause: Option<PoolPause>,
+}
+
+/// A pause of dispatch, as `GET /api/pool` shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolPause {
+    /// Why: "rate limited".
+    pub reason: String,
+    /// What the agent said about it.
+    pub message: String,
+    /// When dispatch resumes.
+    pub until: DateTime<Utc>,
 }
 
 // ---- State ---------------------------------------------------------------------------------
@@ -126,6 +139,8 @@ pub struct Dispatcher {
     running: HashMap<String, Running>,
     claiming: usize,
     held: Option<String>,
+    /// Set while a rate limit holds every new dispatch back.
+    pause: Option<RateLimit>,
     stopping: bool,
     watch: Option<ConfigWatch>,
     waiting_for_empty: Vec<futures_channel::oneshot::Sender<()>>,
@@ -178,6 +193,7 @@ impl Dispatcher {
             running: HashMap::new(),
             claiming: 0,
             held: None,
+            pause: None,
             stopping: false,
             watch,
             waiting_for_empty: Vec::new(),
@@ -193,7 +209,41 @@ impl Dispatcher {
             held: self.held.clone(),
             daily_tokens: self.daily.limit,
             tokens_today: self.daily.used,
+            pause: self.pause.as_ref().map(|p| PoolPause {
+                reason: "rate limited".into(),
+                message: p.message.clone(),
+                until: p.until,
+            }),
         }
+    }
+
+    /// Whether a rate limit still holds dispatch back; a pause that has run out is cleared.
+    fn paused(&mut self) -> bool {
+        match &self.pause {
+            Some(pause) if pause.until > Utc::now() => true,
+            Some(_) => {
+                log::info!("dispatch resumes: the rate limit has lifted");
+                self.pause = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Pauses dispatch until `limit` lifts (a later pause already in force stays), and wakes
+    /// the pool when it does.
+    fn pause_for(&mut self, ctx: &mut Context<Self>, limit: RateLimit) {
+        if self.pause.as_ref().is_some_and(|p| p.until >= limit.until) {
+            return;
+        }
+        log::info!(
+            "dispatch paused until {}: rate limited: {}",
+            limit.until,
+            limit.message
+        );
+        let wait = (limit.until - Utc::now()).to_std().unwrap_or_default();
+        self.pause = Some(limit);
+        ctx.run_later(wait, |act, ctx| act.fill(ctx));
     }
 
     /// Reads the day's tokens into the pool's view (for `GET /api/pool` and the metrics).
@@ -220,7 +270,7 @@ impl Dispatcher {
 
     /// Claims for every free slot (auto-dispatch only).
     fn fill(&mut self, ctx: &mut Context<Self>) {
-        if !self.auto_dispatch || self.stopping {
+        if !self.auto_dispatch || self.stopping || self.paused() {
             return;
         }
         let busy = self.running.len() + self.claiming;
@@ -245,11 +295,7 @@ impl Dispatcher {
         let session_key = format!("{}-{}", self.settings.preset_name(), &session_id[..8]);
         let work = async move {
             if limit > 0 {
-                let counts = queue
-                    .send(CountByStatus)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())?;
+                let counts = queue.send(CountByStatus).await??;
                 let waiting = counts.get(&Status::Review).copied().unwrap_or(0);
                 if waiting >= limit as u64 {
                     return Ok(ClaimOutcome::Held(format!(
@@ -259,11 +305,7 @@ impl Dispatcher {
             }
             if daily_limit > 0 {
                 let day = DailyBudget::today();
-                let used = queue
-                    .send(TokensOn { day: day.clone() })
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())?;
+                let used = queue.send(TokensOn { day: day.clone() }).await??;
                 if used >= daily_limit {
                     return Ok(ClaimOutcome::OverBudget { day, used });
                 }
@@ -273,13 +315,11 @@ impl Dispatcher {
                     agent_id: session_id.clone(),
                     session_key: session_key.clone(),
                 })
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
+                .await??;
             let Some(claimed) = claimed else {
                 return Ok(ClaimOutcome::Nothing);
             };
-            Ok::<_, String>(ClaimOutcome::Item {
+            Ok::<_, DispatchError>(ClaimOutcome::Item {
                 previous: claimed.previous_workspace.map(PathBuf::from),
                 item: Box::new(claimed.item),
                 session_id,
@@ -365,6 +405,7 @@ impl Dispatcher {
                     id: item.id.clone(),
                     session_key: Some(session_key),
                     reason: format!("workspace could not be prepared: {e}"),
+                    verdict: Verdict::Retry,
                     session: None,
                 });
                 return None;
@@ -396,7 +437,7 @@ impl Dispatcher {
             ws,
             settings,
             self.queue.clone(),
-            ctx.address(),
+            ctx.address().recipient(),
         );
         let addr = session.start();
         crate::metrics::session_started(self.settings.preset_name());
@@ -584,11 +625,14 @@ impl Handler<Resize> for Dispatcher {
 }
 
 impl Handler<DispatchNow> for Dispatcher {
-    type Result = ResponseActFuture<Self, Result<Vec<SessionRecord>, String>>;
+    type Result = ResponseActFuture<Self, Result<Vec<SessionRecord>, DispatchError>>;
 
     fn handle(&mut self, _: DispatchNow, _: &mut Context<Self>) -> Self::Result {
         if self.stopping {
-            return Box::pin(fut::ready(Err("flightdeck is shutting down".to_string())));
+            return Box::pin(fut::ready(Err(DispatchError::ShuttingDown)));
+        }
+        if self.pause.take().is_some() {
+            log::info!("dispatch resumes: a person lifted the rate-limit pause");
         }
         if self.running.len() + self.claiming >= self.size {
             return Box::pin(fut::ready(Ok(Vec::new())));
@@ -613,11 +657,11 @@ impl Handler<CancelItem> for Dispatcher {
 }
 
 impl Handler<CancelSession> for Dispatcher {
-    type Result = ResponseFuture<Result<(), String>>;
+    type Result = ResponseFuture<Result<(), DispatchError>>;
 
     fn handle(&mut self, m: CancelSession, _: &mut Context<Self>) -> Self::Result {
         let Some(run) = self.running.get(&m.session_id) else {
-            return Box::pin(async { Err("not running".to_string()) });
+            return Box::pin(async { Err(DispatchError::NotRunning(m.session_id)) });
         };
         run.addr.do_send(Cancel {
             reason: m.reason.clone(),
@@ -625,15 +669,14 @@ impl Handler<CancelSession> for Dispatcher {
         let queue = self.queue.clone();
         let item_id = run.item_id.clone();
         Box::pin(async move {
-            let moved = queue
+            queue
                 .send(MoveItem {
                     id: item_id,
-                    status: Status::Ready,
+                    status: m.status,
                     reason: Some(m.reason),
                 })
-                .await
-                .map_err(|e| e.to_string())?;
-            moved.map(|_| ()).map_err(|e| e.to_string())
+                .await??;
+            Ok(())
         })
     }
 }
@@ -643,6 +686,9 @@ impl Handler<SessionEnded> for Dispatcher {
 
     fn handle(&mut self, m: SessionEnded, ctx: &mut Context<Self>) {
         self.running.remove(&m.session_id);
+        if let Some(limit) = m.rate_limit {
+            self.pause_for(ctx, limit);
+        }
         log::debug!("session {} for {} ended", m.session_id, m.item_id);
         if self.running.is_empty() {
             for waiter in self.waiting_for_empty.drain(..) {

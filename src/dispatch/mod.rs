@@ -6,16 +6,20 @@ pub mod budget;
 mod cgroup;
 pub mod demo_agent;
 mod dispatcher;
+mod error;
 pub mod launcher;
 pub mod parsers;
 pub mod process;
 mod reaper;
 mod session;
 pub mod session_files;
+mod stderr;
+mod verdict;
 mod workspace;
 
 pub use dispatcher::{
-    CancelItem, CancelSession, DispatchNow, Dispatcher, GetPool, PoolInfo, Resize, SetDailyBudget,
-    ShutdownPool,
+    CancelItem, CancelSession, DispatchNow, Dispatcher, GetPool, PoolInfo, PoolPause, Resize,
+    SetDailyBudget, ShutdownPool,
 };
+pub use error::DispatchError;
 pub use session::AgentSettings;

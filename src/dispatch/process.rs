@@ -23,7 +23,10 @@ pub const MAX_LINE: usize = 64 * 1024;
 
 /// What the reader and waiter threads report.
 pub enum ProcessEvent {
+    /// A line the process wrote to stdout.
     Line(String),
+    /// A line the process wrote to stderr.
+    ErrLine(String),
     StreamClosed,
     Exited(std::io::Result<ExitStatus>),
 }
@@ -64,10 +67,10 @@ pub fn spawn(
     let mut child = cmd.spawn()?;
     let pid = child.id();
     if let Some(out) = child.stdout.take() {
-        read_lines(out, report.clone());
+        read_lines(out, ProcessEvent::Line, report.clone());
     }
     if let Some(err) = child.stderr.take() {
-        read_lines(err, report.clone());
+        read_lines(err, ProcessEvent::ErrLine, report.clone());
     }
     std::thread::Builder::new()
         .name(format!("agent-wait-{pid}"))
@@ -75,7 +78,11 @@ pub fn spawn(
     Ok(AgentProcess { pid })
 }
 
-fn read_lines(stream: impl Read + Send + 'static, report: impl Fn(ProcessEvent) + Send + 'static) {
+fn read_lines(
+    stream: impl Read + Send + 'static,
+    line: fn(String) -> ProcessEvent,
+    report: impl Fn(ProcessEvent) + Send + 'static,
+) {
     let spawned = std::thread::Builder::new()
         .name("agent-output".into())
         .spawn(move || {
@@ -93,10 +100,8 @@ fn read_lines(stream: impl Read + Send + 'static, report: impl Fn(ProcessEvent) 
                         if buf.len() >= MAX_LINE && buf.last() != Some(&b'\n') {
                             skip_line(&mut reader);
                         }
-                        let line = String::from_utf8_lossy(&buf);
-                        report(ProcessEvent::Line(
-                            line.trim_end_matches(['\n', '\r']).to_string(),
-                        ));
+                        let text = String::from_utf8_lossy(&buf);
+                        report(line(text.trim_end_matches(['\n', '\r']).to_string()));
                     }
                 }
             }

@@ -3,8 +3,15 @@
 //! It writes the scoped AGENTS.md, starts the agent (see `process`), turns each output line
 //! into progress through the preset's parser, enforces the wall-clock and idle limits, and
 //! when the agent exits collects its artifacts and acceptance report, runs the verify command,
-//! and reports the outcome to the QueueManager (complete, or a failed attempt) and to the
-//! Dispatcher. It never touches the store itself.
+//! and reports the outcome to the QueueManager (complete, or a failed attempt with its
+//! [`Verdict`]) and its end to whoever started it (a `Recipient<SessionEnded>`). It never
+//! touches the store itself.
+//!
+//! Where a run stands is one [`Phase`]. A session stops early for a [`Stop`]: a person
+//! cancelled, flightdeck shuts down, a limit ran out, or the agent reported a problem that
+//! retrying cannot fix now (bad credentials: the item is blocked at once; a rate limit: the
+//! item goes back to ready uncounted and dispatch pauses). The agent is stopped as soon as
+//! such a problem is reported, without waiting for its own retry loop to give up.
 //!
 //! The verify command is code the agent may have written, so it runs like the agent: through
 //! the launcher, in the same sandbox and the session's process tracking, within the attempt's
@@ -12,10 +19,11 @@
 //! When the session ends, everything it started is killed.
 
 use super::artifacts::{self, Declared};
-use super::dispatcher::{Dispatcher, SessionEnded};
 use super::launcher;
-use super::parsers::{parser_for, AgentOutput, OutputParser, Problem};
+use super::parsers::{parser_for, AgentOutput, OutputParser, Problem, ProblemKind};
 use super::process::{self, ProcessEvent, SessionProcesses, Tracking};
+use super::stderr::StderrGate;
+use super::verdict::{self, RateLimit};
 use super::workspace::Workspace;
 use crate::config::Preset;
 use crate::model::{
@@ -24,18 +32,25 @@ use crate::model::{
 };
 use crate::queue::{
     Complete, Completion, FailAttempt, Progress, QueueManager, SessionChanged, SessionStarted,
+    Verdict,
 };
 use actix::prelude::*;
 use chrono::Utc;
 use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
+use std::process::ExitStatus;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How often buffered output is sent on as progress events.
 const PROGRESS_FLUSH: Duration = Duration::from_millis(200);
+/// After the agent exits, how long to wait for output still in its pipes (a grandchild may
+/// hold them open).
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+/// Most output kept in one session's log file, so a runaway agent cannot fill the disk.
+const LOG_LIMIT: u64 = 32 << 20;
 /// Most progress messages one flush sends on: the latest lines. Any before them are summed up
 /// in one more message ("(12,345 more lines, see the log)"), so an agent printing as fast as
 /// it can makes at most `PROGRESS_KEPT + 1` events per flush; the log keeps every line.
@@ -43,11 +58,6 @@ const PROGRESS_KEPT: usize = 20;
 /// Most output (bytes) read from the agent and not yet handled here. Past it the reader
 /// threads wait, and so does the agent's next write: output never queues up without bound.
 const OUTPUT_BACKLOG: usize = 1 << 20;
-/// After the agent exits, how long to wait for output still in its pipes (a grandchild may
-/// hold them open).
-const DRAIN_GRACE: Duration = Duration::from_secs(2);
-/// Most output kept in one session's log file, so a runaway agent cannot fill the disk.
-const LOG_LIMIT: u64 = 32 << 20;
 /// Between SIGTERM and SIGKILL when an agent is stopped.
 pub const KILL_GRACE: Duration = Duration::from_secs(5);
 
@@ -70,6 +80,8 @@ pub struct AgentSettings {
     pub tracking: Tracking,
 }
 
+// ---- Messages ------------------------------------------------------------------------------
+
 /// Stop the agent (TERM, then KILL); the item is dealt with by whoever asked.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -83,6 +95,17 @@ pub struct Cancel {
 #[rtype(result = "()")]
 pub struct Shutdown;
 
+/// The session has ended and its outcome is recorded (sent to whoever started it).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionEnded {
+    pub session_id: String,
+    pub item_id: String,
+    /// The agent hit a rate limit: dispatch for its preset should pause.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// What the agent's reader and waiter threads report.
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Output(ProcessEvent);
@@ -103,20 +126,84 @@ struct Collected {
     notes: Vec<String>,
 }
 
-/// The verify command while it runs, and what the collection found before it.
-struct Verifying {
-    pid: u32,
-    collected: Collected,
-    exit: Option<std::io::Result<std::process::ExitStatus>>,
-    open_streams: u8,
-    last_line: String,
-}
+// ---- State ---------------------------------------------------------------------------------
 
+/// Why a session stops before its agent is done. The first reason wins. A new reason is a
+/// variant here and an arm in [`AgentSession::stopped`].
 #[derive(Debug, Clone)]
 enum Stop {
+    /// A person cancelled; whoever asked moves the item.
     Cancelled(String),
-    TimedOut(String),
+    /// flightdeck is shutting down: the item stays in flight, recovered at the next start.
     Shutdown,
+    /// A limit ran out (wall clock, silence): an ordinary failed attempt.
+    TimedOut(String),
+    /// The agent could not log in: the item is blocked at once.
+    LoggedOut(String),
+    /// The agent hit a rate limit: back to ready, uncounted, and dispatch pauses.
+    RateLimited(RateLimit),
+}
+
+impl Stop {
+    /// The stop a reported problem calls for, if retrying now cannot help.
+    fn for_problem(problem: &Problem) -> Option<Stop> {
+        match &problem.kind {
+            ProblemKind::Auth => Some(Stop::LoggedOut(problem.message.clone())),
+            ProblemKind::RateLimit { until } => Some(Stop::RateLimited(RateLimit::new(
+                &problem.message,
+                *until,
+                Utc::now(),
+            ))),
+            ProblemKind::Other => None,
+        }
+    }
+}
+
+/// A process of the session (the agent, or its verify command) until it is gone: exited and
+/// its output read.
+struct Child {
+    pid: u32,
+    exit: Option<std::io::Result<ExitStatus>>,
+    open_streams: u8,
+    /// Why it is being stopped, once it is.
+    stop: Option<Stop>,
+}
+
+impl Child {
+    fn new(pid: u32) -> Self {
+        Child {
+            pid,
+            exit: None,
+            open_streams: 2,
+            stop: None,
+        }
+    }
+
+    fn gone(&self) -> bool {
+        self.exit.is_some() && self.open_streams == 0
+    }
+
+    fn stream_closed(&mut self) {
+        self.open_streams = self.open_streams.saturating_sub(1);
+    }
+}
+
+/// Where the run stands.
+enum Phase {
+    /// Writing AGENTS.md and starting the agent.
+    Starting,
+    /// The agent runs, or its last output is being read.
+    Agent(Child),
+    /// The agent exited 0: artifacts and the acceptance report are collected off this thread.
+    Collecting,
+    /// The verify command runs; the collection's findings wait for its outcome.
+    Verifying {
+        child: Child,
+        collected: Collected,
+        last_line: String,
+    },
+    /// The outcome is being reported; nothing else happens.
+    Ending,
 }
 
 pub struct AgentSession {
@@ -125,8 +212,9 @@ pub struct AgentSession {
     ws: Workspace,
     settings: Arc<AgentSettings>,
     queue: Addr<QueueManager>,
-    dispatcher: Addr<Dispatcher>,
+    ended: Recipient<SessionEnded>,
     parser: Box<dyn OutputParser>,
+    phase: Phase,
     log: Option<File>,
     /// Bytes written to the log so far; past [`LOG_LIMIT`] lines are no longer kept.
     logged: u64,
@@ -137,24 +225,21 @@ pub struct AgentSession {
     backlog: Arc<AtomicUsize>,
     /// `tokens_used` as last sent with progress.
     flushed_tokens: u64,
+    stderr: StderrGate,
     declared: Declared,
     acceptance: Option<Vec<AcceptanceEntry>>,
-    verdict: Option<(bool, String)>,
+    /// The agent's own verdict (success flag and summary), when it gave one.
+    reported: Option<(bool, String)>,
     /// The last problem the agent reported, classified by its parser.
     problem: Option<Problem>,
-    last_line: String,
+    /// The last thing the agent said that reads as words (no JSON, no stack trace).
+    last_words: Option<String>,
     last_output: Instant,
     started: Instant,
-    pid: Option<u32>,
-    exit: Option<std::io::Result<std::process::ExitStatus>>,
-    open_streams: u8,
-    stop: Option<Stop>,
-    finishing: bool,
     /// Everything this session started; taken when the session ends.
     processes: Option<SessionProcesses>,
-    /// Artifacts and the acceptance report are being collected off the actor's thread.
-    collecting: bool,
-    verifying: Option<Verifying>,
+    /// Set when the agent hit a rate limit, for [`SessionEnded`].
+    rate_limit: Option<RateLimit>,
 }
 
 impl AgentSession {
@@ -164,7 +249,7 @@ impl AgentSession {
         ws: Workspace,
         settings: Arc<AgentSettings>,
         queue: Addr<QueueManager>,
-        dispatcher: Addr<Dispatcher>,
+        ended: Recipient<SessionEnded>,
     ) -> Self {
         AgentSession {
             parser: parser_for(settings.preset),
@@ -173,28 +258,24 @@ impl AgentSession {
             ws,
             settings,
             queue,
-            dispatcher,
+            ended,
+            phase: Phase::Starting,
             log: None,
             logged: 0,
             pending: Vec::new(),
             skipped: 0,
             backlog: Arc::new(AtomicUsize::new(0)),
             flushed_tokens: 0,
+            stderr: StderrGate::default(),
             declared: Declared::default(),
             acceptance: None,
-            verdict: None,
+            reported: None,
             problem: None,
-            last_line: String::new(),
+            last_words: None,
             last_output: Instant::now(),
             started: Instant::now(),
-            pid: None,
-            exit: None,
-            open_streams: 2,
-            stop: None,
-            finishing: false,
             processes: None,
-            collecting: false,
-            verifying: None,
+            rate_limit: None,
         }
     }
 
@@ -274,7 +355,7 @@ impl AgentSession {
             },
             forward_output(ctx.address(), self.backlog.clone()),
         )?;
-        self.pid = Some(child.pid);
+        self.phase = Phase::Agent(Child::new(child.pid));
         self.record.pid = Some(child.pid);
         log::info!(
             "session {} started {:?} (pid {}) on item {}",
@@ -286,18 +367,35 @@ impl AgentSession {
         Ok(())
     }
 
-    fn on_line(&mut self, line: String) {
+    /// One line of the agent's output: into the log, through the parser, and (stdout, or
+    /// stderr within its [`StderrGate`]) into progress. Once the agent is no longer the
+    /// phase (late output of a grandchild), lines are only logged.
+    fn on_line(&mut self, ctx: &mut Context<Self>, line: String, stderr: bool) {
         self.backlog.fetch_sub(line.len(), Ordering::AcqRel);
         self.last_output = Instant::now();
         self.keep_in_log(&line);
+        if !matches!(self.phase, Phase::Agent(_)) {
+            return;
+        }
+        let mut stop = None;
         for out in self.parser.parse_line(&line) {
             match out {
                 AgentOutput::Progress(msg) => {
-                    if self.pending.len() == PROGRESS_KEPT {
-                        self.pending.remove(0);
-                        self.skipped += 1;
+                    if let Some(words) = verdict::words(&msg) {
+                        self.last_words = Some(words);
                     }
-                    self.pending.push(msg);
+                    let shown = if stderr {
+                        self.stderr.admit(msg)
+                    } else {
+                        Some(msg)
+                    };
+                    if let Some(msg) = shown {
+                        if self.pending.len() == PROGRESS_KEPT {
+                            self.pending.remove(0);
+                            self.skipped += 1;
+                        }
+                        self.pending.push(msg);
+                    }
                 }
                 AgentOutput::Tokens { input, output } => super::budget::count_tokens(
                     &mut self.record,
@@ -312,16 +410,18 @@ impl AgentSession {
                 }
                 AgentOutput::Acceptance(report) => self.acceptance = Some(report),
                 AgentOutput::Finished { success, summary } => {
-                    self.verdict = Some((success, summary))
+                    self.reported = Some((success, summary))
                 }
                 AgentOutput::Problem(problem) => {
                     self.pending.push(problem.message.clone());
+                    stop = stop.or_else(|| Stop::for_problem(&problem));
                     self.problem = Some(problem);
                 }
             }
         }
-        if !line.trim().is_empty() {
-            self.last_line = line.chars().take(300).collect();
+        if let Some(stop) = stop {
+            self.flush_progress();
+            self.terminate(ctx, stop);
         }
     }
 
@@ -351,7 +451,10 @@ impl AgentSession {
     }
 
     fn flush_progress(&mut self) {
-        if self.pending.is_empty() && self.record.tokens_used == self.flushed_tokens {
+        if self.pending.is_empty()
+            && self.skipped == 0
+            && self.record.tokens_used == self.flushed_tokens
+        {
             return;
         }
         self.flushed_tokens = self.record.tokens_used;
@@ -371,99 +474,118 @@ impl AgentSession {
         });
     }
 
+    /// Stops the session for `stop`: the running process is asked to stop (TERM, then KILL
+    /// after [`KILL_GRACE`]), and the session ends once it is gone. The first stop wins.
     fn terminate(&mut self, ctx: &mut Context<Self>, stop: Stop) {
-        if self.stop.is_none() {
-            self.stop = Some(stop);
-        }
-        if self.collecting {
-            // The collection thread's result is ignored once the session has ended.
-            self.collecting = false;
-            if let Some(stop) = self.stop.clone() {
-                self.stopped(ctx, stop);
+        let child = match &mut self.phase {
+            Phase::Agent(child) | Phase::Verifying { child, .. } => child,
+            Phase::Collecting => {
+                // The collection thread's result is ignored once the session has ended.
+                self.phase = Phase::Ending;
+                return self.stopped(ctx, stop);
             }
+            Phase::Starting | Phase::Ending => return,
+        };
+        if child.stop.is_some() {
             return;
         }
-        match (self.running(), &self.processes) {
-            (Some(pid), Some(processes)) => {
-                processes.terminate(pid);
-                ctx.run_later(KILL_GRACE, |act, _| {
-                    if let (Some(pid), Some(processes)) = (act.running(), &act.processes) {
-                        processes.kill(Some(pid));
-                    }
-                });
-            }
-            _ => self.maybe_finish(ctx),
+        child.stop = Some(stop);
+        if child.exit.is_some() {
+            return self.maybe_finish(ctx);
         }
+        let pid = child.pid;
+        if let Some(processes) = &self.processes {
+            processes.terminate(pid);
+        }
+        ctx.run_later(KILL_GRACE, move |act, _| {
+            if act.running() == Some(pid) {
+                if let Some(processes) = &act.processes {
+                    processes.kill(Some(pid));
+                }
+            }
+        });
     }
 
-    /// The process of this session that has not exited yet: the verify command while it
-    /// runs, otherwise the agent.
+    /// The process of this session that has not exited yet: the agent, or the verify command.
     fn running(&self) -> Option<u32> {
-        match &self.verifying {
-            Some(verify) => verify.exit.is_none().then_some(verify.pid),
-            None => self.pid.filter(|_| self.running_agent()),
+        match &self.phase {
+            Phase::Agent(child) | Phase::Verifying { child, .. } => {
+                child.exit.is_none().then_some(child.pid)
+            }
+            _ => None,
         }
     }
 
-    /// The agent has not exited yet (silence counts against it only then).
-    fn running_agent(&self) -> bool {
-        !self.finishing && self.exit.is_none()
-    }
-
+    /// Moves on once the running process is gone (exited, output read).
     fn maybe_finish(&mut self, ctx: &mut Context<Self>) {
-        if self.finishing || self.exit.is_none() || self.open_streams > 0 {
-            return;
+        match &self.phase {
+            Phase::Agent(child) if child.gone() => self.agent_gone(ctx),
+            Phase::Verifying { child, .. } if child.gone() => self.verify_gone(ctx),
+            _ => {}
         }
-        self.finish(ctx);
     }
 
     /// The agent is gone: decide what its run came to.
-    fn finish(&mut self, ctx: &mut Context<Self>) {
-        if self.finishing {
+    fn agent_gone(&mut self, ctx: &mut Context<Self>) {
+        let Phase::Agent(child) = std::mem::replace(&mut self.phase, Phase::Ending) else {
             return;
-        }
-        self.finishing = true;
+        };
         self.flush_progress();
         // Whatever happens next, nothing the agent started outlives it.
         if let Some(processes) = &self.processes {
             processes.kill(None);
         }
-        let exit = match self.exit.take() {
-            Some(Ok(status)) => Some(status),
-            Some(Err(e)) => {
-                self.last_line = format!("waiting for the agent failed: {e}");
-                None
-            }
-            None => None,
-        };
-        match self.stop.clone() {
-            Some(stop) => self.stopped(ctx, stop),
-            None => match exit {
-                Some(status) if status.success() => match self.verdict.clone() {
-                    Some((false, summary)) => {
-                        self.fail(ctx, format!("the agent reported failure: {summary}"))
-                    }
-                    _ => self.collect(ctx),
-                },
-                Some(status) => {
-                    let how = match status.code() {
-                        Some(code) => format!("exited with code {code}"),
-                        None => format!("was killed ({status})"),
-                    };
-                    let last = if let Some(problem) = &self.problem {
-                        format!(": {}", problem.message)
-                    } else if self.last_line.is_empty() {
-                        String::new()
-                    } else {
-                        format!("; last output: {}", self.last_line)
-                    };
-                    self.fail(ctx, format!("the agent {how}{last}"));
+        if let Some(stop) = child.stop {
+            return self.stopped(ctx, stop);
+        }
+        match child.exit {
+            Some(Ok(status)) if status.success() => match self.reported.clone() {
+                Some((false, summary)) => {
+                    let said = verdict::words(&summary)
+                        .map(|s| format!(": {s}"))
+                        .unwrap_or_default();
+                    self.fail(
+                        ctx,
+                        Verdict::Retry,
+                        format!("the agent reported failure{said}"),
+                    )
                 }
-                None => {
-                    let reason = self.last_line.clone();
-                    self.fail(ctx, reason)
-                }
+                _ => self.collect(ctx),
             },
+            Some(Ok(status)) => {
+                let reason = self.exit_reason(status);
+                self.fail(ctx, Verdict::Retry, reason)
+            }
+            Some(Err(e)) => self.fail(
+                ctx,
+                Verdict::Retry,
+                format!("waiting for the agent failed: {e}"),
+            ),
+            None => self.fail(
+                ctx,
+                Verdict::Retry,
+                "the agent ended without an exit status".into(),
+            ),
+        }
+    }
+
+    /// Why a failed exit failed, in words: the problem the agent reported, else its own
+    /// summary, else the last thing it said that reads as words, else a pointer to the log.
+    fn exit_reason(&self, status: ExitStatus) -> String {
+        let how = match status.code() {
+            Some(code) => format!("exited with code {code}"),
+            None => format!("was killed ({status})"),
+        };
+        let told = self
+            .problem
+            .as_ref()
+            .map(|p| p.message.as_str())
+            .or(self.reported.as_ref().map(|(_, summary)| summary.as_str()))
+            .and_then(verdict::words);
+        match (told, &self.last_words) {
+            (Some(told), _) => format!("the agent {how}: {told}"),
+            (None, Some(words)) => format!("the agent {how}; last output: {words}"),
+            (None, None) => format!("the agent {how}; its output is in the item's log"),
         }
     }
 
@@ -482,17 +604,33 @@ impl AgentSession {
                 "interrupted: flightdeck is shutting down".into(),
                 false,
             ),
-            Stop::TimedOut(reason) => self.fail(ctx, reason),
+            Stop::TimedOut(reason) => self.fail(ctx, Verdict::Retry, reason),
+            Stop::LoggedOut(message) => {
+                let reason = verdict::login_reason(self.settings.preset, &message);
+                self.fail(ctx, Verdict::Block, reason)
+            }
+            Stop::RateLimited(limit) => {
+                let reason = limit.item_reason();
+                let not_before = Some(limit.until);
+                self.rate_limit = Some(limit);
+                self.fail(ctx, Verdict::Requeue { not_before }, reason)
+            }
         }
     }
 
-    fn fail(&mut self, ctx: &mut Context<Self>, reason: String) {
-        log::info!("session {}: attempt failed: {reason}", self.record.id);
+    /// Records the attempt's end with the queue, then ends the session.
+    fn fail(&mut self, ctx: &mut Context<Self>, verdict: Verdict, reason: String) {
+        self.phase = Phase::Ending;
+        log::info!(
+            "session {}: attempt ended ({verdict:?}): {reason}",
+            self.record.id
+        );
         self.queue
             .send(FailAttempt {
                 id: self.item.id.clone(),
                 session_key: Some(self.record.session_key.clone()),
                 reason: reason.clone(),
+                verdict,
                 session: Some(self.record.clone()),
             })
             .into_actor(self)
@@ -516,7 +654,7 @@ impl AgentSession {
 
     /// Exit 0: gather artifacts and the acceptance report off this thread; then verify.
     fn collect(&mut self, ctx: &mut Context<Self>) {
-        self.collecting = true;
+        self.phase = Phase::Collecting;
         let addr = ctx.address();
         let settings = self.settings.clone();
         let ws = self.ws.clone();
@@ -554,8 +692,11 @@ impl AgentSession {
                 });
             });
         if let Err(e) = spawned {
-            self.collecting = false;
-            self.fail(ctx, format!("cannot collect artifacts: {e}"));
+            self.fail(
+                ctx,
+                Verdict::Retry,
+                format!("cannot collect artifacts: {e}"),
+            );
         }
     }
 
@@ -582,13 +723,11 @@ impl AgentSession {
         );
         match child {
             Ok(child) => {
-                self.verifying = Some(Verifying {
-                    pid: child.pid,
+                self.phase = Phase::Verifying {
+                    child: Child::new(child.pid),
                     collected,
-                    exit: None,
-                    open_streams: 2,
                     last_line: String::new(),
-                })
+                }
             }
             Err(e) => {
                 collected
@@ -601,29 +740,27 @@ impl AgentSession {
 
     /// The verify command is gone (and its output read): kill what it left, then complete
     /// the item, or end the way a stop asked.
-    fn maybe_finish_verify(&mut self, ctx: &mut Context<Self>) {
-        if !self
-            .verifying
-            .as_ref()
-            .is_some_and(|v| v.exit.is_some() && v.open_streams == 0)
-        {
-            return;
-        }
-        let Some(verify) = self.verifying.take() else {
+    fn verify_gone(&mut self, ctx: &mut Context<Self>) {
+        let Phase::Verifying {
+            child,
+            mut collected,
+            last_line,
+        } = std::mem::replace(&mut self.phase, Phase::Ending)
+        else {
             return;
         };
         if let Some(processes) = &self.processes {
             processes.kill(None);
         }
-        if let Some(stop) = self.stop.clone() {
+        if let Some(stop) = child.stop {
             return self.stopped(ctx, stop);
         }
-        let mut collected = verify.collected;
-        match verify.exit {
+        match child.exit {
             Some(Ok(status)) if status.success() => {}
             Some(Ok(status)) => collected.unmet.push(format!(
                 "verify command failed ({status}): {}",
-                verify.last_line.trim()
+                verdict::words(&last_line)
+                    .unwrap_or_else(|| "its output is in the item's log".into())
             )),
             Some(Err(e)) => collected
                 .unmet
@@ -634,7 +771,7 @@ impl AgentSession {
     }
 
     /// Records how the session ended (unless the queue already did, with the item's outcome)
-    /// and tells the Dispatcher its slot is free.
+    /// and tells whoever started it that its slot is free.
     fn end(
         &mut self,
         ctx: &mut Context<Self>,
@@ -642,6 +779,7 @@ impl AgentSession {
         outcome: String,
         recorded: bool,
     ) {
+        self.phase = Phase::Ending;
         let now = Utc::now();
         self.record.status = status;
         self.record.outcome = Some(outcome.clone());
@@ -657,9 +795,10 @@ impl AgentSession {
                 reason: Some(outcome),
             });
         }
-        self.dispatcher.do_send(SessionEnded {
+        self.ended.do_send(SessionEnded {
             session_id: self.record.id.clone(),
             item_id: self.item.id.clone(),
+            rate_limit: self.rate_limit.take(),
         });
         log::info!(
             "session {} ended after {:.1}s: {:?}",
@@ -669,140 +808,10 @@ impl AgentSession {
         );
         ctx.stop();
     }
-}
 
-/// Hands the agent's output to its session, one line at a time, waiting while more than
-/// [`OUTPUT_BACKLOG`] bytes of it are not yet handled, so a flood of output slows the agent down
-/// instead of filling the session's mailbox.
-fn forward_output(
-    addr: Addr<AgentSession>,
-    backlog: Arc<AtomicUsize>,
-) -> impl Fn(ProcessEvent) + Send + Sync + Clone + 'static {
-    move |event| {
-        if let ProcessEvent::Line(line) = &event {
-            while backlog.load(Ordering::Acquire) > OUTPUT_BACKLOG && addr.connected() {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            backlog.fetch_add(line.len(), Ordering::AcqRel);
-        }
-        addr.do_send(Output(event));
-    }
-}
-
-impl Actor for AgentSession {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.set_mailbox_capacity(crate::MAILBOX);
-        if let Err(e) = self.start_agent(ctx) {
-            self.record.status = AgentStatus::Failed;
-            self.queue.do_send(SessionStarted(self.record.clone()));
-            self.exit = None;
-            self.finishing = true;
-            self.fail(ctx, format!("the agent could not start: {e}"));
-            return;
-        }
-        self.queue.do_send(SessionStarted(self.record.clone()));
-        ctx.run_interval(PROGRESS_FLUSH, |act, _| act.flush_progress());
-        let timeout = self.settings.timeout;
-        ctx.run_later(timeout, move |act, ctx| {
-            let reason = format!("timed out after {}s (pool.timeout_secs)", timeout.as_secs());
-            act.terminate(ctx, Stop::TimedOut(reason));
-        });
-        let idle = self.settings.idle_timeout;
-        ctx.run_interval(Duration::from_millis(500), move |act, ctx| {
-            if act.stop.is_none() && act.running_agent() && act.last_output.elapsed() > idle {
-                let reason = format!(
-                    "stalled: no output for {}s (pool.idle_timeout_secs)",
-                    idle.as_secs()
-                );
-                act.terminate(ctx, Stop::TimedOut(reason));
-            }
-        });
-    }
-}
-
-impl Handler<Output> for AgentSession {
-    type Result = ();
-
-    fn handle(&mut self, Output(event): Output, ctx: &mut Context<Self>) {
-        match event {
-            ProcessEvent::Line(line) => self.on_line(line),
-            ProcessEvent::StreamClosed => {
-                self.open_streams = self.open_streams.saturating_sub(1);
-                self.maybe_finish(ctx);
-            }
-            ProcessEvent::Exited(status) => {
-                self.exit = Some(status);
-                self.maybe_finish(ctx);
-                ctx.run_later(DRAIN_GRACE, |act, ctx| {
-                    if !act.finishing {
-                        act.open_streams = 0;
-                        act.maybe_finish(ctx);
-                    }
-                });
-            }
-        }
-    }
-}
-
-impl Handler<Collected> for AgentSession {
-    type Result = ();
-
-    fn handle(&mut self, m: Collected, ctx: &mut Context<Self>) {
-        if !self.collecting {
-            // Stopped while collecting: the session has already ended.
-            return;
-        }
-        self.collecting = false;
-        for note in &m.notes {
-            self.note(note);
-            self.pending.push(format!("flightdeck: {note}"));
-        }
-        self.flush_progress();
-        if self.settings.verify.is_empty() {
-            self.complete(ctx, m);
-        } else {
-            self.start_verify(ctx, m);
-        }
-    }
-}
-
-impl Handler<VerifyOutput> for AgentSession {
-    type Result = ();
-
-    fn handle(&mut self, VerifyOutput(event): VerifyOutput, ctx: &mut Context<Self>) {
-        let Some(verify) = &mut self.verifying else {
-            return;
-        };
-        match event {
-            ProcessEvent::Line(line) => {
-                if !line.trim().is_empty() {
-                    verify.last_line = line.chars().take(300).collect();
-                }
-                self.keep_in_log(&line);
-            }
-            ProcessEvent::StreamClosed => {
-                verify.open_streams = verify.open_streams.saturating_sub(1);
-                self.maybe_finish_verify(ctx);
-            }
-            ProcessEvent::Exited(status) => {
-                verify.exit = Some(status);
-                self.maybe_finish_verify(ctx);
-                ctx.run_later(DRAIN_GRACE, |act, ctx| {
-                    if let Some(verify) = &mut act.verifying {
-                        verify.open_streams = 0;
-                    }
-                    act.maybe_finish_verify(ctx);
-                });
-            }
-        }
-    }
-}
-
-impl AgentSession {
     /// Reports the finished work to the queue, then ends the session.
     fn complete(&mut self, ctx: &mut Context<Self>, m: Collected) {
+        self.phase = Phase::Ending;
         self.queue
             .send(Complete {
                 id: self.item.id.clone(),
@@ -848,6 +857,130 @@ impl AgentSession {
     }
 }
 
+impl Actor for AgentSession {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(crate::MAILBOX);
+        if let Err(e) = self.start_agent(ctx) {
+            self.record.status = AgentStatus::Failed;
+            self.queue.do_send(SessionStarted(self.record.clone()));
+            self.fail(
+                ctx,
+                Verdict::Retry,
+                format!("the agent could not start: {e}"),
+            );
+            return;
+        }
+        self.queue.do_send(SessionStarted(self.record.clone()));
+        ctx.run_interval(PROGRESS_FLUSH, |act, _| act.flush_progress());
+        let timeout = self.settings.timeout;
+        ctx.run_later(timeout, move |act, ctx| {
+            let reason = format!("timed out after {}s (pool.timeout_secs)", timeout.as_secs());
+            act.terminate(ctx, Stop::TimedOut(reason));
+        });
+        let idle = self.settings.idle_timeout;
+        ctx.run_interval(Duration::from_millis(500), move |act, ctx| {
+            let silent_agent = matches!(
+                &act.phase,
+                Phase::Agent(child) if child.stop.is_none() && child.exit.is_none()
+            );
+            if silent_agent && act.last_output.elapsed() > idle {
+                let reason = format!(
+                    "stalled: no output for {}s (pool.idle_timeout_secs)",
+                    idle.as_secs()
+                );
+                act.terminate(ctx, Stop::TimedOut(reason));
+            }
+        });
+    }
+}
+
+impl Handler<Output> for AgentSession {
+    type Result = ();
+
+    fn handle(&mut self, Output(event): Output, ctx: &mut Context<Self>) {
+        match event {
+            ProcessEvent::Line(line) => self.on_line(ctx, line, false),
+            ProcessEvent::ErrLine(line) => self.on_line(ctx, line, true),
+            ProcessEvent::StreamClosed => {
+                if let Phase::Agent(child) = &mut self.phase {
+                    child.stream_closed();
+                }
+                self.maybe_finish(ctx);
+            }
+            ProcessEvent::Exited(status) => {
+                if let Phase::Agent(child) = &mut self.phase {
+                    child.exit = Some(status);
+                }
+                self.maybe_finish(ctx);
+                ctx.run_later(DRAIN_GRACE, |act, ctx| {
+                    if let Phase::Agent(child) = &mut act.phase {
+                        child.open_streams = 0;
+                    }
+                    act.maybe_finish(ctx);
+                });
+            }
+        }
+    }
+}
+
+impl Handler<Collected> for AgentSession {
+    type Result = ();
+
+    fn handle(&mut self, m: Collected, ctx: &mut Context<Self>) {
+        if !matches!(self.phase, Phase::Collecting) {
+            // Stopped while collecting: the session has already ended.
+            return;
+        }
+        for note in &m.notes {
+            self.note(note);
+            self.pending.push(format!("flightdeck: {note}"));
+        }
+        self.flush_progress();
+        if self.settings.verify.is_empty() {
+            self.complete(ctx, m);
+        } else {
+            self.start_verify(ctx, m);
+        }
+    }
+}
+
+impl Handler<VerifyOutput> for AgentSession {
+    type Result = ();
+
+    fn handle(&mut self, VerifyOutput(event): VerifyOutput, ctx: &mut Context<Self>) {
+        let Phase::Verifying {
+            child, last_line, ..
+        } = &mut self.phase
+        else {
+            return;
+        };
+        match event {
+            ProcessEvent::Line(line) | ProcessEvent::ErrLine(line) => {
+                if !line.trim().is_empty() {
+                    *last_line = line.chars().take(300).collect();
+                }
+                self.keep_in_log(&line);
+            }
+            ProcessEvent::StreamClosed => {
+                child.stream_closed();
+                self.maybe_finish(ctx);
+            }
+            ProcessEvent::Exited(status) => {
+                child.exit = Some(status);
+                self.maybe_finish(ctx);
+                ctx.run_later(DRAIN_GRACE, |act, ctx| {
+                    if let Phase::Verifying { child, .. } = &mut act.phase {
+                        child.open_streams = 0;
+                    }
+                    act.maybe_finish(ctx);
+                });
+            }
+        }
+    }
+}
+
 impl Handler<Cancel> for AgentSession {
     type Result = ();
 
@@ -861,5 +994,23 @@ impl Handler<Shutdown> for AgentSession {
 
     fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) {
         self.terminate(ctx, Stop::Shutdown);
+    }
+}
+
+/// Hands the agent's output to its session, one line at a time, waiting while more than
+/// [`OUTPUT_BACKLOG`] bytes of it are not yet handled, so a flood of output slows the agent down
+/// instead of filling the session's mailbox.
+fn forward_output(
+    addr: Addr<AgentSession>,
+    backlog: Arc<AtomicUsize>,
+) -> impl Fn(ProcessEvent) + Send + Sync + Clone + 'static {
+    move |event| {
+        if let ProcessEvent::Line(line) | ProcessEvent::ErrLine(line) = &event {
+            while backlog.load(Ordering::Acquire) > OUTPUT_BACKLOG && addr.connected() {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            backlog.fetch_add(line.len(), Ordering::AcqRel);
+        }
+        addr.do_send(Output(event));
     }
 }

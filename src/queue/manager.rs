@@ -12,7 +12,9 @@
 //! The actor runs on its own arbiter (thread), so blocking redb calls never stall the HTTP
 //! workers.
 
-use super::operations::{self, Claimed, CompleteOutcome, Completion, QueuePolicy, TokenUsage};
+use super::operations::{
+    self, Claimed, CompleteOutcome, Completion, QueuePolicy, TokenUsage, Verdict,
+};
 use super::store::{EventPage, Snapshot, Store, Tx};
 use super::QueueError;
 use crate::model::{
@@ -71,13 +73,14 @@ pub struct Complete {
     pub work: Completion,
 }
 
-/// A failed attempt: retry later, or block when attempts are used up.
+/// An attempt that did not complete: retried later, blocked, or requeued, as `verdict` says.
 #[derive(Message)]
 #[rtype(result = "Result<WorkItem, QueueError>")]
 pub struct FailAttempt {
     pub id: String,
     pub session_key: Option<String>,
     pub reason: String,
+    pub verdict: Verdict,
     /// The session whose attempt failed: its end is recorded in the same transaction.
     pub session: Option<AgentSession>,
 }
@@ -498,6 +501,7 @@ impl Handler<FailAttempt> for QueueManager {
                 &m.id,
                 m.session_key.as_deref(),
                 &m.reason,
+                m.verdict,
                 m.session,
             )
         });

@@ -10,5 +10,6 @@ pub use error::QueueError;
 pub use manager::*;
 pub use operations::{
     token_day, unmet_criteria, Claimed, CompleteOutcome, Completion, QueuePolicy, TokenUsage,
+    Verdict,
 };
 pub use store::{EventPage, Store, EVENTS_RETAINED};

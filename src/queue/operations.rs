@@ -221,6 +221,10 @@ pub fn move_item(
     item.status = to;
     item.status_reason = reason.clone();
     item.retry_at = None;
+    if old.status == Status::InFlight {
+        // A person stopped the attempt: it is not spent.
+        item.attempts = item.attempts.saturating_sub(1);
+    }
     release(&mut item);
     if to == Status::Done {
         item.completed_at = Some(tx.now);
@@ -270,11 +274,8 @@ pub fn claim(
         EventKind::WorkAssigned,
         event_data! {"itemId": item.id, "agentId": agent_id, "sessionKey": session_key},
     );
-    let previous_workspace = if item.attempts > 1 {
-        tx.latest_workspace(&item.id)?
-    } else {
-        None
-    };
+    // Any earlier session (a failed, cancelled or rate-limited attempt) left work to go on with.
+    let previous_workspace = tx.latest_workspace(&item.id)?;
     Ok(Some(Claimed {
         item,
         previous_workspace,
@@ -445,19 +446,54 @@ pub fn complete(
     })
 }
 
-/// Ends a failed attempt: back to ready after a backoff while attempts remain, else blocked.
+/// What an attempt that did not complete comes to, as the session judged it from what the
+/// agent reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// An ordinary failure: the attempt counts; retried after a backoff while attempts
+    /// remain, else blocked.
+    Retry,
+    /// Nothing will change until a person acts (bad credentials): blocked at once, the
+    /// attempt counted, no retries.
+    Block,
+    /// Not the work's fault (a rate limit): back to ready at once with the attempt not
+    /// counted, and not claimed before `not_before` (when the limit lifts).
+    Requeue {
+        not_before: Option<chrono::DateTime<chrono::Utc>>,
+    },
+}
+
+/// Ends an attempt that did not complete, the way `verdict` says.
 pub fn fail_attempt(
     tx: &mut Tx,
     policy: &QueuePolicy,
     id: &str,
     session_key: Option<&str>,
     reason: &str,
+    verdict: Verdict,
     session: Option<AgentSession>,
 ) -> Result<WorkItem, QueueError> {
     let old = tx.require(id)?;
     require_in_flight(&old, session_key)?;
-    let item = old.clone();
-    let item = retry_or_block(tx, policy, &old, item, reason)?;
+    let mut item = old.clone();
+    let item = match verdict {
+        Verdict::Retry => retry_or_block(tx, policy, &old, item, reason)?,
+        Verdict::Block => {
+            release(&mut item);
+            item.status = Status::Blocked;
+            item.retry_at = None;
+            item.status_reason = Some(reason.to_string());
+            save(tx, &old, item, Some(reason))?
+        }
+        Verdict::Requeue { not_before } => {
+            release(&mut item);
+            item.status = Status::Ready;
+            item.retry_at = not_before;
+            item.attempts = item.attempts.saturating_sub(1);
+            item.status_reason = Some(reason.to_string());
+            save(tx, &old, item, Some(reason))?
+        }
+    };
     if let Some(session) = session {
         session_ended(tx, policy, session, AgentStatus::Failed, reason.to_string())?;
     }

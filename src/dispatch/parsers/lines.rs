@@ -4,8 +4,11 @@
 //! while staying writable with `echo`: one JSON object per line, told apart by `type`,
 //! and plain text for everything else. A malformed event is shown as-is rather than
 //! dropped, so an agent author sees what went wrong on the board.
+//!
+//! An `error` event classifies a problem the way the presets' parsers do from a real CLI's
+//! output, so any agent (and the tests) can report bad credentials or a rate limit.
 
-use super::{cap, parse_object, raw, str_field, AgentOutput, OutputParser};
+use super::{cap, parse_object, raw, str_field, AgentOutput, OutputParser, Problem, ProblemKind};
 use crate::model::{AcceptanceEntry, ArtifactInput, ArtifactKind};
 use serde::Deserialize;
 use serde_json::Value;
@@ -23,6 +26,7 @@ impl OutputParser for LinesParser {
             Some("tokens") => tokens(&event),
             Some("artifact") => artifact(&event).map(|a| vec![AgentOutput::Artifact(a)]),
             Some("acceptance") => acceptance(&event).map(|r| vec![AgentOutput::Acceptance(r)]),
+            Some("error") => problem(&event).map(|p| vec![AgentOutput::Problem(p)]),
             _ => None,
         };
         parsed.unwrap_or_else(|| raw(line))
@@ -67,6 +71,40 @@ fn artifact(event: &Value) -> Option<ArtifactInput> {
         kind,
         path: path.to_string(),
         description: description.to_string(),
+    })
+}
+
+/// Longest `retryAfter` taken as given (a week); the session bounds the pause further.
+const RETRY_AFTER_MAX_SECS: f64 = 7.0 * 24.0 * 3600.0;
+
+/// `{"type":"error","kind":"auth"|"rate_limit"|"other","message":"..","retryAfter":secs}`;
+/// kind defaults to other, `retryAfter` (seconds, only for rate_limit) is optional.
+fn problem(event: &Value) -> Option<Problem> {
+    let message = event.get("message")?.as_str()?.trim();
+    if message.is_empty() {
+        return None;
+    }
+    let retry_after = match event.get("retryAfter") {
+        None | Some(Value::Null) => None,
+        Some(secs) => Some(secs.as_f64().filter(|s| *s >= 0.0)?),
+    };
+    let kind = match event.get("kind") {
+        None | Some(Value::Null) => ProblemKind::Other,
+        Some(kind) => match kind.as_str()? {
+            "auth" => ProblemKind::Auth,
+            "rate_limit" => ProblemKind::RateLimit {
+                until: retry_after.map(|secs| {
+                    let ms = (secs.min(RETRY_AFTER_MAX_SECS) * 1000.0) as i64;
+                    chrono::Utc::now() + chrono::Duration::milliseconds(ms)
+                }),
+            },
+            "other" => ProblemKind::Other,
+            _ => return None,
+        },
+    };
+    Some(Problem {
+        kind,
+        message: cap(message),
     })
 }
 
@@ -132,7 +170,7 @@ mod tests {
                 AgentOutput::Artifact(a) => artifacts.push(a),
                 AgentOutput::Acceptance(r) => reports.push(r),
                 AgentOutput::Finished { .. } | AgentOutput::Problem(_) => {
-                    panic!("the lines protocol has no verdict and no problem kinds")
+                    panic!("the fixture reports no verdict and no problem")
                 }
             }
         }
@@ -215,6 +253,35 @@ mod tests {
     }
 
     #[test]
+    fn error_events_are_classified_problems() {
+        let problem = |line: &str| match parse(line).as_slice() {
+            [AgentOutput::Problem(p)] => p.clone(),
+            other => panic!("{line}: {other:?}"),
+        };
+        let auth = problem(r#"{"type":"error","kind":"auth","message":" Invalid API key "}"#);
+        assert_eq!(auth.kind, ProblemKind::Auth);
+        assert_eq!(auth.message, "Invalid API key");
+        let other = problem(r#"{"type":"error","message":"upstream 502"}"#);
+        assert_eq!(other.kind, ProblemKind::Other);
+        let before = chrono::Utc::now();
+        let limited =
+            problem(r#"{"type":"error","kind":"rate_limit","message":"429","retryAfter":30}"#);
+        let ProblemKind::RateLimit { until: Some(until) } = limited.kind else {
+            panic!("{limited:?}");
+        };
+        assert!(until >= before + chrono::Duration::seconds(30));
+        assert!(until <= chrono::Utc::now() + chrono::Duration::seconds(30));
+        let unknown = problem(r#"{"type":"error","kind":"rate_limit","message":"429"}"#);
+        assert_eq!(unknown.kind, ProblemKind::RateLimit { until: None });
+        let huge =
+            problem(r#"{"type":"error","kind":"rate_limit","message":"x","retryAfter":1e300}"#);
+        assert!(matches!(
+            huge.kind,
+            ProblemKind::RateLimit { until: Some(_) }
+        ));
+    }
+
+    #[test]
     fn malformed_events_are_shown_verbatim() {
         for line in [
             r#"{"type":"progress","message":5}"#,
@@ -232,6 +299,12 @@ mod tests {
             r#"{"type":"acceptance","criteria":[{"criterion":"c","met":"yes"}]}"#,
             r#"{"type":"acceptance","criteria":{"criterion":"c","met":true}}"#,
             r#"{"type":"acceptance"}"#,
+            r#"{"type":"error"}"#,
+            r#"{"type":"error","message":"  "}"#,
+            r#"{"type":"error","message":"x","kind":"fatal"}"#,
+            r#"{"type":"error","message":"x","kind":1}"#,
+            r#"{"type":"error","message":"x","kind":"rate_limit","retryAfter":-1}"#,
+            r#"{"type":"error","message":"x","kind":"rate_limit","retryAfter":"soon"}"#,
             r#"{"type":5}"#,
             r#"{"type":"assistant","message":7}"#,
             "{",
