@@ -27,6 +27,7 @@ use utoipa::OpenApi;
         items::complete,
         items::add_artifact,
         items::download_artifact,
+        items::diff,
         items::history,
         items::log,
         agents::list,

@@ -255,7 +255,7 @@ fn commit_leftovers(settings: &AgentSettings, ws: &Workspace, attempt: &Attempt,
         ));
     }
     git()
-        .run(&["add", "--all", "--", ".", ":(exclude,top)AGENTS.md"])
+        .run(&["add", "--all"])
         .map_err(|e| e.to_string())?;
     let (staged, _) = git()
         .answer(&["diff", "--cached", "--quiet", "--no-ext-diff"])
