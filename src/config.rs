@@ -279,7 +279,9 @@ impl Config {
         let base = &self.workspace.base_branch;
         if base.starts_with('-')
             || base.contains("..")
-            || base.chars().any(|c| c.is_whitespace() || c.is_control() || "~^:?*[\\".contains(c))
+            || base
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || "~^:?*[\\".contains(c))
         {
             return Err(invalid(
                 "workspace.base_branch",

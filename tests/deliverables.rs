@@ -101,7 +101,10 @@ fn git_mode_commits_what_the_agent_left_keeps_agents_md_out_and_merges_on_approv
     let item = settled(&s, &id, "review");
     let branch = branch_of(&id);
 
-    let log = git_ok(&repo, &["log", "--format=%an|%s", &format!("main..{branch}")]);
+    let log = git_ok(
+        &repo,
+        &["log", "--format=%an|%s", &format!("main..{branch}")],
+    );
     assert!(log.contains("agent|the agent's own commit"), "{log}");
     assert!(
         log.lines()
@@ -109,12 +112,21 @@ fn git_mode_commits_what_the_agent_left_keeps_agents_md_out_and_merges_on_approv
         "flightdeck committed the leftovers: {log}"
     );
     let files = git_ok(&repo, &["log", "--format=", "--name-only", &branch]);
-    assert!(files.contains("later.txt") && files.contains("first.txt"), "{files}");
-    assert!(!files.contains("AGENTS.md"), "AGENTS.md entered a commit: {files}");
+    assert!(
+        files.contains("later.txt") && files.contains("first.txt"),
+        "{files}"
+    );
+    assert!(
+        !files.contains("AGENTS.md"),
+        "AGENTS.md entered a commit: {files}"
+    );
     let carrier = &item["artifacts"][0];
     assert_eq!(carrier["path"], branch.as_str(), "{item}");
     assert!(
-        carrier["description"].as_str().unwrap().contains("2 files changed, +2 -0"),
+        carrier["description"]
+            .as_str()
+            .unwrap()
+            .contains("2 files changed, +2 -0"),
         "{carrier}"
     );
 
@@ -141,7 +153,10 @@ fn git_mode_commits_what_the_agent_left_keeps_agents_md_out_and_merges_on_approv
         ]
     );
     let patch = diff["patch"].as_str().unwrap();
-    assert!(patch.contains("+++ b/later.txt") && patch.contains("+later"), "{patch}");
+    assert!(
+        patch.contains("+++ b/later.txt") && patch.contains("+later"),
+        "{patch}"
+    );
     assert_eq!(diff["truncated"], false);
     assert_eq!(diff["base"].as_str().unwrap().len(), 40);
 
@@ -158,7 +173,10 @@ fn git_mode_commits_what_the_agent_left_keeps_agents_md_out_and_merges_on_approv
     s.wait_for("the worktree to be removed", T, || {
         (!workspace.exists()).then_some(())
     });
-    assert!(git(&repo, &["rev-parse", "--verify", &branch]).0, "the branch stays");
+    assert!(
+        git(&repo, &["rev-parse", "--verify", &branch]).0,
+        "the branch stays"
+    );
 }
 
 #[test]
@@ -264,4 +282,60 @@ fn folder_mode_an_agent_that_changes_nothing_delivers_nothing() {
     let (status, diff) = s.get(&format!("/api/items/{id}/diff"));
     assert_eq!(status, 200, "{diff}");
     assert!(diff["files"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn doctor_prints_a_line_per_check_and_fails_on_a_missing_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let doctor = |command: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\ndata_dir = \"{}\"\n[agent]\npreset = \"claude\"\ncommand = {command}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let out = Command::new(BIN)
+            .arg("--config")
+            .arg(&config)
+            .arg("doctor")
+            .env("HOME", dir.path())
+            .env("ANTHROPIC_API_KEY", "sk-not-a-real-key")
+            .output()
+            .expect("doctor runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+
+    let (passed, lines) = doctor(r#"["flightdeck-test-no-such-cli", "-p"]"#);
+    assert!(!passed, "a missing CLI fails the doctor:\n{lines}");
+    let failed: Vec<&str> = lines.lines().filter(|l| l.starts_with("FAIL")).collect();
+    assert_eq!(failed.len(), 1, "{lines}");
+    assert!(
+        failed[0].contains("flightdeck-test-no-such-cli is not found on the PATH")
+            && failed[0].contains("fix: npm install -g @anthropic-ai/claude-code"),
+        "{lines}"
+    );
+    for check in [
+        "sandbox:",
+        "login: ANTHROPIC_API_KEY is set",
+        "data dir:",
+        "token file:",
+    ] {
+        assert!(lines.contains(check), "no {check} line:\n{lines}");
+    }
+    assert!(!lines.contains("sk-not-a-real-key"), "a secret was printed");
+
+    // A CLI that is there (git stands in for it) passes every check.
+    let (passed, lines) = doctor(r#"["git"]"#);
+    assert!(passed, "{lines}");
+    assert!(lines.contains("ok   agent CLI: git is"), "{lines}");
+    assert!(
+        lines.lines().any(|l| l.starts_with("warn version: git")),
+        "{lines}"
+    );
 }

@@ -1,9 +1,9 @@
 //! `/api/items` and `/api/claim`: the work queue over HTTP.
 
 use super::{ApiError, AppState, ErrorBody, Json, Query};
-use crate::dispatch::session_files::{self, ARTIFACT_MAX_BYTES, LOG_SERVED_MAX_BYTES};
 use crate::dispatch::approval::{self, ApproveError};
 use crate::dispatch::diff::{self, Diff, DiffError};
+use crate::dispatch::session_files::{self, ARTIFACT_MAX_BYTES, LOG_SERVED_MAX_BYTES};
 use crate::dispatch::CancelItem;
 use crate::model::{
     render_agents_md, Artifact, ArtifactInput, ArtifactKind, CompleteRequest, ItemPatch,
@@ -149,7 +149,9 @@ pub async fn diff(
         .map_err(|e| ApiError::unavailable(format!("the diff did not run: {e}")))?;
     match diff {
         Ok(diff) => Ok(HttpResponse::Ok().json(diff)),
-        Err(e @ DiffError::NothingYet) => Err(ApiError::not_found(format!("{:?}: {e}", item.title))),
+        Err(e @ DiffError::NothingYet) => {
+            Err(ApiError::not_found(format!("{:?}: {e}", item.title)))
+        }
         Err(e) => {
             log::warn!("diff of {}: {e}", item.id);
             Err(ApiError::unavailable(format!("{:?}: {e}", item.title)))

@@ -27,8 +27,7 @@ impl Approval {
         Approval {
             repo: (!workspace.git_repo.is_empty()).then(|| PathBuf::from(&workspace.git_repo)),
             on_approve: workspace.on_approve,
-            base_branch: (!workspace.base_branch.is_empty())
-                .then(|| workspace.base_branch.clone()),
+            base_branch: (!workspace.base_branch.is_empty()).then(|| workspace.base_branch.clone()),
         }
     }
 
@@ -153,7 +152,14 @@ pub fn merge(
             })?;
     } else {
         git()
-            .run(&["update-ref", "-m", "flightdeck: approve", &base_ref, &target, &base_at])
+            .run(&[
+                "update-ref",
+                "-m",
+                "flightdeck: approve",
+                &base_ref,
+                &target,
+                &base_at,
+            ])
             .map_err(err)?;
     }
     Ok(if target == branch_at {

@@ -101,7 +101,11 @@ impl Record {
 
 /// `{data_dir}/changes/{item id}`; ids are the queue's own (uuids), checked anyway.
 fn record_dir(data_dir: &Path, item_id: &str) -> io::Result<PathBuf> {
-    if item_id.is_empty() || !item_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+    if item_id.is_empty()
+        || !item_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
         return Err(io::Error::other(format!("{item_id:?} is not an item id")));
     }
     Ok(data_dir.join("changes").join(item_id))
@@ -113,7 +117,12 @@ pub fn diff_link(item_id: &str) -> String {
 }
 
 /// Records where the item's work starts, on its first hand-over (later ones keep it).
-pub fn hand_over(data_dir: &Path, item_id: &str, ws: &Workspace, repo: Option<&Path>) -> io::Result<()> {
+pub fn hand_over(
+    data_dir: &Path,
+    item_id: &str,
+    ws: &Workspace,
+    repo: Option<&Path>,
+) -> io::Result<()> {
     if Record::load(data_dir, item_id)?.is_some() {
         return Ok(());
     }
@@ -130,7 +139,12 @@ pub fn hand_over(data_dir: &Path, item_id: &str, ws: &Workspace, repo: Option<&P
         None => {
             let snap = record_dir(data_dir, item_id)?.join(SNAPSHOT_DIR);
             Git::at(data_dir)
-                .run(&[std::ffi::OsStr::new("init"), "--quiet".as_ref(), "--bare".as_ref(), snap.as_os_str()])
+                .run(&[
+                    std::ffi::OsStr::new("init"),
+                    "--quiet".as_ref(),
+                    "--bare".as_ref(),
+                    snap.as_os_str(),
+                ])
                 .map_err(io::Error::other)?;
             fs::create_dir_all(snap.join("info"))?;
             fs::write(snap.join("info").join("exclude"), format!("/{AGENTS_MD}\n"))?;
@@ -149,14 +163,29 @@ pub fn hand_over(data_dir: &Path, item_id: &str, ws: &Workspace, repo: Option<&P
 
 /// Commits the tree of `workspace` into the snapshot repository `snap` (AGENTS.md excluded,
 /// links stored as links), returning the commit.
-fn snapshot(snap: &Path, workspace: &Path, parent: Option<&str>, message: &str) -> Result<String, GitError> {
+fn snapshot(
+    snap: &Path,
+    workspace: &Path,
+    parent: Option<&str>,
+    message: &str,
+) -> Result<String, GitError> {
     if !fs::symlink_metadata(workspace).is_ok_and(|m| m.is_dir()) {
         return Err(GitError::Failed {
             command: "add".into(),
-            message: format!("{} is not a real folder (the agent replaced it?)", workspace.display()),
+            message: format!(
+                "{} is not a real folder (the agent replaced it?)",
+                workspace.display()
+            ),
         });
     }
-    Git::split(snap, workspace).run(&["add", "--all", "--force", "--", ".", ":(exclude,top)AGENTS.md"])?;
+    Git::split(snap, workspace).run(&[
+        "add",
+        "--all",
+        "--force",
+        "--",
+        ".",
+        ":(exclude,top)AGENTS.md",
+    ])?;
     let tree = Git::split(snap, workspace).run(&["write-tree"])?.line();
     let mut args = vec!["commit-tree", tree.as_str(), "-m", message];
     if let Some(parent) = parent {
@@ -176,11 +205,20 @@ pub fn collect(
     branch: Option<ArtifactInput>,
 ) -> HandedBack {
     let data_dir = &settings.data_dir;
-    let mut handed = artifacts::collect(data_dir, &ws.session_id, &ws.artifacts, declared, reported, None);
+    let mut handed = artifacts::collect(
+        data_dir,
+        &ws.session_id,
+        &ws.artifacts,
+        declared,
+        reported,
+        None,
+    );
     let changes = match record_changes(settings, ws, attempt) {
         Ok(summary) => summary,
         Err(e) => {
-            handed.unmet.push(format!("the agent's changes could not be recorded: {e}"));
+            handed
+                .unmet
+                .push(format!("the agent's changes could not be recorded: {e}"));
             return handed;
         }
     };
@@ -214,7 +252,11 @@ pub fn collect(
 
 /// Commits or snapshots what the agent left, records it as the head, and sums up the diff
 /// against the first hand-over.
-fn record_changes(settings: &AgentSettings, ws: &Workspace, attempt: &Attempt) -> Result<Summary, String> {
+fn record_changes(
+    settings: &AgentSettings,
+    ws: &Workspace,
+    attempt: &Attempt,
+) -> Result<Summary, String> {
     let data_dir = &settings.data_dir;
     let mut record = Record::load(data_dir, &attempt.item_id)
         .map_err(|e| e.to_string())?
@@ -226,18 +268,28 @@ fn record_changes(settings: &AgentSettings, ws: &Workspace, attempt: &Attempt) -
                 .map_err(|e| e.to_string())?
                 .join(SNAPSHOT_DIR);
             let message = format!("{} (attempt {})", attempt.title, attempt.number);
-            snapshot(&snap, &ws.workspace, Some(&record.base), &message).map_err(|e| e.to_string())?
+            snapshot(&snap, &ws.workspace, Some(&record.base), &message)
+                .map_err(|e| e.to_string())?
         }
     };
     record.head = Some(head.clone());
-    record.save(data_dir, &attempt.item_id).map_err(|e| e.to_string())?;
-    let git = record.git(data_dir, &attempt.item_id).map_err(|e| e.to_string())?;
+    record
+        .save(data_dir, &attempt.item_id)
+        .map_err(|e| e.to_string())?;
+    let git = record
+        .git(data_dir, &attempt.item_id)
+        .map_err(|e| e.to_string())?;
     diff::summary(git, &record.base, &head).map_err(|e| e.to_string())
 }
 
 /// Commits what the agent left uncommitted in its worktree to the item's branch, as
 /// "flightdeck", under the agent's sandbox. Returns the branch's head.
-fn commit_leftovers(settings: &AgentSettings, ws: &Workspace, attempt: &Attempt, branch: &str) -> Result<String, String> {
+fn commit_leftovers(
+    settings: &AgentSettings,
+    ws: &Workspace,
+    attempt: &Attempt,
+    branch: &str,
+) -> Result<String, String> {
     if !fs::symlink_metadata(&ws.workspace).is_ok_and(|m| m.is_dir()) {
         return Err("the worktree is not a real folder any more (the agent replaced it?)".into());
     }
@@ -246,17 +298,21 @@ fn commit_leftovers(settings: &AgentSettings, ws: &Workspace, attempt: &Attempt,
         plan
     });
     let git = || Git::at(&ws.workspace).sandboxed(&settings.exe, plan.clone());
-    let on = git().answer(&["symbolic-ref", "--quiet", "HEAD"]).map_err(|e| e.to_string())?;
+    let on = git()
+        .answer(&["symbolic-ref", "--quiet", "HEAD"])
+        .map_err(|e| e.to_string())?;
     let expected = format!("refs/heads/{branch}");
     if on.0 != 0 || on.1.line() != expected {
         return Err(format!(
             "the agent left its worktree on {} instead of the item's branch {branch}",
-            if on.0 == 0 { on.1.line() } else { "a detached HEAD".into() }
+            if on.0 == 0 {
+                on.1.line()
+            } else {
+                "a detached HEAD".into()
+            }
         ));
     }
-    git()
-        .run(&["add", "--all"])
-        .map_err(|e| e.to_string())?;
+    git().run(&["add", "--all"]).map_err(|e| e.to_string())?;
     let (staged, _) = git()
         .answer(&["diff", "--cached", "--quiet", "--no-ext-diff"])
         .map_err(|e| e.to_string())?;

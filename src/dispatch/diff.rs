@@ -14,7 +14,13 @@ use std::path::Path;
 pub const PATCH_MAX: usize = 1 << 20;
 /// The most files listed; more are flagged.
 pub const FILES_MAX: usize = 5_000;
-const DIFF: &[&str] = &["diff", "--no-ext-diff", "--no-textconv", "--no-renames", "--no-color"];
+const DIFF: &[&str] = &[
+    "diff",
+    "--no-ext-diff",
+    "--no-textconv",
+    "--no-renames",
+    "--no-color",
+];
 
 /// One changed file.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -80,7 +86,11 @@ pub fn for_item(data_dir: &Path, item_id: &str) -> Result<Diff, DiffError> {
         .map_err(|e| DiffError::Unreadable(e.to_string()))?
         .ok_or(DiffError::NothingYet)?;
     let head = record.head.clone().ok_or(DiffError::NothingYet)?;
-    let git = || record.git(data_dir, item_id).map_err(|e| DiffError::Unreadable(e.to_string()));
+    let git = || {
+        record
+            .git(data_dir, item_id)
+            .map_err(|e| DiffError::Unreadable(e.to_string()))
+    };
     let (files, cut) = files(git()?, &record.base, &head)?;
     let mut args: Vec<&str> = DIFF.to_vec();
     args.extend([record.base.as_str(), head.as_str(), "--"]);
@@ -109,7 +119,10 @@ fn files(git: Git, base: &str, head: &str) -> Result<(Vec<FileChange>, bool), Gi
     let mut args: Vec<&str> = DIFF.to_vec();
     args.extend(["--raw", "--numstat", "-z", base, head, "--"]);
     let out = git.limit(8 << 20).run(&args)?;
-    let mut fields = out.stdout.split(|b| *b == 0).map(|f| String::from_utf8_lossy(f).into_owned());
+    let mut fields = out
+        .stdout
+        .split(|b| *b == 0)
+        .map(|f| String::from_utf8_lossy(f).into_owned());
     let mut files: Vec<FileChange> = Vec::new();
     let mut by_path = std::collections::HashMap::new();
     let mut cut = out.truncated;

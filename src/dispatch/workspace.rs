@@ -66,7 +66,16 @@ pub fn prepare(
         }
         (Some(repo), None) => {
             let name = branch_for(item_id);
-            let exists = git_run(repo, &["rev-parse", "--verify", "--quiet", &format!("refs/heads/{name}")]).is_ok();
+            let exists = git_run(
+                repo,
+                &[
+                    "rev-parse",
+                    "--verify",
+                    "--quiet",
+                    &format!("refs/heads/{name}"),
+                ],
+            )
+            .is_ok();
             let target = path_arg(&workspace)?;
             if exists {
                 git(repo, &["worktree", "add", &target, &name])?;
@@ -121,7 +130,10 @@ fn keep_agents_md_out_of_git(workspace: &Path) -> io::Result<()> {
         fs::write(&exclude, text)?;
     }
     if git_run(workspace, &["ls-files", "--error-unmatch", "--", AGENTS_MD]).is_ok() {
-        git(workspace, &["update-index", "--skip-worktree", "--", AGENTS_MD])?;
+        git(
+            workspace,
+            &["update-index", "--skip-worktree", "--", AGENTS_MD],
+        )?;
     }
     Ok(())
 }
