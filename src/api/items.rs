@@ -1,7 +1,7 @@
 //! `/api/items` and `/api/claim`: the work queue over HTTP.
 
 use super::{ApiError, AppState, ErrorBody, Json, Query};
-use crate::dispatch::approval::{self, ApproveError};
+use crate::dispatch::approval;
 use crate::dispatch::diff::{self, Diff, DiffError};
 use crate::dispatch::session_files::{self, ARTIFACT_MAX_BYTES, LOG_SERVED_MAX_BYTES};
 use crate::dispatch::CancelItem;
@@ -123,7 +123,7 @@ async fn approve_merge(state: &AppState, item: &WorkItem) -> Result<(), ApiError
             log::info!("approved {}: {what}", item.id);
             Ok(())
         }
-        Err(e @ ApproveError::Conflict(_)) => Err(ApiError::conflict(e.to_string())),
+        // A conflict, or a branch that cannot be merged: the item stays in review either way.
         Err(e) => Err(ApiError::conflict(e.to_string())),
     }
 }
