@@ -149,6 +149,20 @@ pub struct AgentConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct WorkspaceConfig {
     pub git_repo: String,
+    pub on_approve: OnApprove,
+    /// Where approved work is merged; empty: the branch checked out in `git_repo`.
+    pub base_branch: String,
+}
+
+/// What approving an item does to its branch in git worktree mode.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OnApprove {
+    /// The branch stays for people to merge.
+    #[default]
+    Keep,
+    /// Fast-forward or merge commit into the base branch.
+    Merge,
 }
 
 /// What a million tokens cost with one preset's model, in US dollars.
@@ -347,6 +361,18 @@ impl Config {
             return Err(invalid(
                 "workspace.git_repo",
                 format!("{} is not a folder", self.workspace.git_repo),
+            ));
+        }
+        let base = &self.workspace.base_branch;
+        if base.starts_with('-')
+            || base.contains("..")
+            || base
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || "~^:?*[\\".contains(c))
+        {
+            return Err(invalid(
+                "workspace.base_branch",
+                format!("{base:?} is not a branch name"),
             ));
         }
         Ok(())

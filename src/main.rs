@@ -44,6 +44,9 @@ struct Cli {
 enum Command {
     /// Run the server: queue, agents, board and API.
     Serve,
+    /// Check that the configured agent can run here: its CLI and version, a dry start under
+    /// the sandbox, its login, Landlock, the data dir and the token file.
+    Doctor,
     /// Add a work item.
     Add {
         title: String,
@@ -207,6 +210,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
             actix_web::rt::System::new()
                 .block_on(flightdeck::server::serve(config))
                 .map_err(|e| Failure::from(e.to_string()))
+        }
+        Command::Doctor => {
+            let config = Config::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
+            let exe =
+                std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+            match flightdeck::doctor::run(&config, &exe) {
+                0 => Ok(()),
+                1 => Err("doctor: 1 check failed (see its fix above)".into()),
+                n => Err(format!("doctor: {n} checks failed (see their fixes above)").into()),
+            }
         }
         Command::DemoAgent { agents_md } => {
             Ok(flightdeck::dispatch::demo_agent::run(agents_md.as_deref())?)
@@ -439,6 +452,7 @@ fn client_command(client: &Client, out: &mut Output, command: Command) -> Result
             }
         }
         Command::Serve
+        | Command::Doctor
         | Command::DemoAgent { .. }
         | Command::ExecAgent { .. }
         | Command::Completions { .. } => {}

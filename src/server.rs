@@ -248,6 +248,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         data_dir,
         started: Instant::now(),
         sandbox: if sandboxed { "landlock" } else { "none" },
+        approval: crate::dispatch::approval::Approval::from_config(&config.workspace),
     });
     let guard = web::Data::new(TokenGuard::new(api_token.clone()));
     let hosts = web::Data::new(HostPolicy::new(&config.server.allowed_hosts));

@@ -1,6 +1,8 @@
 //! `/api/items` and `/api/claim`: the work queue over HTTP.
 
 use super::{ApiError, AppState, ErrorBody, Json, Query};
+use crate::dispatch::approval;
+use crate::dispatch::diff::{self, Diff, DiffError};
 use crate::dispatch::session_files::{self, ARTIFACT_MAX_BYTES, LOG_SERVED_MAX_BYTES};
 use crate::dispatch::CancelItem;
 use crate::model::{
@@ -144,6 +146,57 @@ pub async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Approving in git worktree mode with `workspace.on_approve = "merge"`: the item's branch is
+/// merged into the base branch first (off the HTTP workers); a conflict is 409 naming the
+/// files, and the item stays in review.
+async fn approve_merge(state: &AppState, item: &WorkItem) -> Result<(), ApiError> {
+    let approval = state.approval.clone();
+    let data_dir = state.data_dir.clone();
+    let (id, title) = (item.id.clone(), item.title.clone());
+    let merged = web::block(move || approval::merge(&approval, &data_dir, &id, &title))
+        .await
+        .map_err(|e| ApiError::unavailable(format!("the merge did not run: {e}")))?;
+    match merged {
+        Ok(what) => {
+            log::info!("approved {}: {what}", item.id);
+            Ok(())
+        }
+        // A conflict, or a branch that cannot be merged: the item stays in review either way.
+        Err(e) => Err(ApiError::conflict(e.to_string())),
+    }
+}
+
+/// What the item's attempts changed against its first hand-over: files with line counts and
+/// the unified diff (cut at 1 MiB, flagged `truncated`). Computed from git's objects alone,
+/// off the HTTP workers.
+#[utoipa::path(get, path = "/api/items/{id}/diff", tag = "items", params(("id" = String, Path, description = "Item id, or a unique prefix of one (4+ characters)")), responses((status = 200, body = Diff), (status = 404, description = "No such item, or no attempt on it has finished", body = ErrorBody), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 503, description = "Store or changes unreadable", body = ErrorBody)))]
+pub async fn diff(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let item = state
+        .queue
+        .send(GetItem {
+            id: id.into_inner(),
+        })
+        .await??;
+    let data_dir = state.data_dir.clone();
+    let id = item.id.clone();
+    let diff = web::block(move || diff::for_item(&data_dir, &id))
+        .await
+        .map_err(|e| ApiError::unavailable(format!("the diff did not run: {e}")))?;
+    match diff {
+        Ok(diff) => Ok(HttpResponse::Ok().json(diff)),
+        Err(e @ DiffError::NothingYet) => {
+            Err(ApiError::not_found(format!("{:?}: {e}", item.title)))
+        }
+        Err(e) => {
+            log::warn!("diff of {}: {e}", item.id);
+            Err(ApiError::unavailable(format!("{:?}: {e}", item.title)))
+        }
+    }
+}
+
 /// A manual move. An item in flight has its agent stopped first, so no agent keeps working on
 /// (or later completes) an item that has moved on.
 #[utoipa::path(
@@ -186,6 +239,9 @@ pub async fn move_item(
         (Status::InFlight, None) => Some("cancelled by a person".to_string()),
         (_, reason) => reason.map(String::from),
     };
+    if item.status == Status::Review && req.status == Status::Done && state.approval.merges() {
+        approve_merge(&state, &item).await?;
+    }
     let item = state
         .queue
         .send(MoveItem {

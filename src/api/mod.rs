@@ -44,6 +44,8 @@ pub struct AppState {
     pub data_dir: PathBuf,
     pub started: Instant,
     pub sandbox: &'static str,
+    /// What approving does to an item's branch (git worktree mode).
+    pub approval: crate::dispatch::approval::Approval,
 }
 
 /// Registers every route under `/api`, plus `/healthz`, `/readyz`, `/metrics` and `/ws`.
@@ -103,6 +105,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .service(resource("/items/{id}/history", "GET").get(items::history))
             .service(resource("/items/{id}/log", "GET").get(items::log))
+            .service(resource("/items/{id}/diff", "GET").get(items::diff))
             .default_service(web::to(not_found)),
     );
 }

@@ -45,6 +45,7 @@ see docs/API_COMPATIBILITY.md."
         items::complete,
         items::add_artifact,
         items::download_artifact,
+        items::diff,
         items::history,
         items::log,
         agents::list,

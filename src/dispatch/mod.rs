@@ -1,12 +1,16 @@
 //! Running agents: the Dispatcher keeps the pool full, each AgentSession runs one agent as a
 //! child process in its own workspace, and the parsers read what agents print.
 
+pub mod approval;
 mod artifacts;
 pub mod budget;
 mod cgroup;
+mod deliverable;
 pub mod demo_agent;
+pub mod diff;
 mod dispatcher;
 mod error;
+mod git;
 pub mod launcher;
 pub mod parsers;
 pub mod process;

@@ -18,7 +18,8 @@
 //! wall clock (`pool.timeout_secs`), and a cancel or shutdown stops it as it stops the agent.
 //! When the session ends, everything it started is killed.
 
-use super::artifacts::{self, Declared};
+use super::artifacts::Declared;
+use super::deliverable;
 use super::launcher;
 use super::parsers::{parser_for, AgentOutput, OutputParser, Problem, ProblemKind};
 use super::process::{self, ProcessEvent, SessionProcesses, Tracking};
@@ -673,17 +674,12 @@ impl AgentSession {
             }),
             _ => None,
         };
+        let attempt = deliverable::Attempt::of(&self.item, self.record.attempt);
         let spawned = std::thread::Builder::new()
             .name("agent-collect".into())
             .spawn(move || {
-                let handed = artifacts::collect(
-                    &settings.data_dir,
-                    &ws.session_id,
-                    &ws.artifacts,
-                    declared,
-                    reported,
-                    branch,
-                );
+                let handed =
+                    deliverable::collect(&settings, &ws, &attempt, declared, reported, branch);
                 addr.do_send(Collected {
                     artifacts: handed.artifacts,
                     acceptance: handed.acceptance,

@@ -2,18 +2,23 @@
 //! directory, AGENTS.md at its root), `.../artifacts/` (what it hands back) and `.../session.log`
 //! (everything it printed). A retry takes over the previous attempt's workspace, so no work is
 //! thrown away. With `workspace.git_repo` set, the workspace is a git worktree of that repo on
-//! the branch `flightdeck/<short item id>`.
+//! the branch `flightdeck/<short item id>`; AGENTS.md is kept out of git there (the
+//! repository's `info/exclude` names `/AGENTS.md`, and a tracked AGENTS.md of the project is
+//! marked skip-worktree in the worktree), so neither the agent's `git add -A` nor flightdeck's
+//! commit takes it. Every hand-over is recorded (see `deliverable`), so the work can be
+//! measured against it.
 //!
 //! The previous attempt's agent had the run of its session folder: its workspace may now be a
 //! symlink to anywhere. It is taken over only if it is a real folder of the data dir's agents
 //! folder (checked without following links), and AGENTS.md is written through
 //! [`session_files::replace`], so neither the move nor the write can land outside.
 
+use super::deliverable::{self, AGENTS_MD};
+use super::git::Git;
 use super::session_files;
 use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
-use std::process::Command;
 
 pub fn session_dir(data_dir: &Path, session_id: &str) -> PathBuf {
     data_dir.join("agents").join(session_id)
@@ -61,14 +66,16 @@ pub fn prepare(
         }
         (Some(repo), None) => {
             let name = branch_for(item_id);
-            let exists = Command::new("git")
-                .arg("-C")
-                .arg(repo)
-                .args(["rev-parse", "--verify", "--quiet"])
-                .arg(format!("refs/heads/{name}"))
-                .output()?
-                .status
-                .success();
+            let exists = git_run(
+                repo,
+                &[
+                    "rev-parse",
+                    "--verify",
+                    "--quiet",
+                    &format!("refs/heads/{name}"),
+                ],
+            )
+            .is_ok();
             let target = path_arg(&workspace)?;
             if exists {
                 git(repo, &["worktree", "add", &target, &name])?;
@@ -80,15 +87,55 @@ pub fn prepare(
         (None, Some(prev)) => fs::rename(prev, &workspace)?,
         (None, None) => fs::create_dir_all(&workspace)?,
     }
-    Ok(Workspace {
+    let ws = Workspace {
         session_id: session_id.to_string(),
-        agents_md: workspace.join("AGENTS.md"),
+        agents_md: workspace.join(AGENTS_MD),
         log: root.join("session.log"),
         root,
         workspace,
         artifacts,
         branch,
-    })
+    };
+    if git_repo.is_some() {
+        keep_agents_md_out_of_git(&ws.workspace)?;
+    }
+    deliverable::hand_over(data_dir, item_id, &ws, git_repo)?;
+    Ok(ws)
+}
+
+/// Makes git overlook AGENTS.md in the worktree: untracked, it is excluded (git reads
+/// `info/exclude` from the repository's common folder only, so the line is shared with its
+/// other worktrees, where it hides only an untracked top-level AGENTS.md); tracked by the
+/// project, it is marked skip-worktree in this worktree's own index, so flightdeck's version of
+/// it is never staged.
+fn keep_agents_md_out_of_git(workspace: &Path) -> io::Result<()> {
+    let common = git_run(workspace, &["rev-parse", "--git-common-dir"])?;
+    let common = workspace.join(common.trim());
+    let info = common.join("info");
+    fs::create_dir_all(&info)?;
+    let exclude = info.join("exclude");
+    let line = format!("/{AGENTS_MD}");
+    let current = match fs::read_to_string(&exclude) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e),
+    };
+    if !current.lines().any(|l| l.trim() == line) {
+        let mut text = current;
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&line);
+        text.push('\n');
+        fs::write(&exclude, text)?;
+    }
+    if git_run(workspace, &["ls-files", "--error-unmatch", "--", AGENTS_MD]).is_ok() {
+        git(
+            workspace,
+            &["update-index", "--skip-worktree", "--", AGENTS_MD],
+        )?;
+    }
+    Ok(())
 }
 
 /// Whether the previous attempt's workspace may be taken over: a real folder (not a link) at
@@ -136,24 +183,20 @@ fn path_arg(p: &Path) -> io::Result<String> {
 }
 
 fn git(repo: &Path, args: &[&str]) -> io::Result<()> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(args)
-        .output()?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(io::Error::other(format!(
-            "git {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
+    git_run(repo, args).map(|_| ())
 }
 
-/// Removes a finished item's worktree; the branch stays for people to review and merge. A
-/// workspace the agent replaced with a link is left alone.
+fn git_run(dir: &Path, args: &[&str]) -> io::Result<String> {
+    Git::at(dir)
+        .run(args)
+        .map(|out| out.line())
+        .map_err(io::Error::other)
+}
+
+/// Removes a finished item's worktree once nothing in it can be lost: git refuses while it
+/// holds uncommitted changes or untracked files, and it is kept while its commit is on no
+/// branch (an agent that detached HEAD). The branch always stays. A workspace the agent
+/// replaced with a link is left alone.
 pub fn remove_worktree(repo: &Path, workspace: &Path) -> io::Result<()> {
     if !fs::symlink_metadata(workspace).is_ok_and(|m| m.is_dir()) {
         return Err(io::Error::other(format!(
@@ -161,10 +204,15 @@ pub fn remove_worktree(repo: &Path, workspace: &Path) -> io::Result<()> {
             workspace.display()
         )));
     }
-    git(
-        repo,
-        &["worktree", "remove", "--force", &path_arg(workspace)?],
-    )
+    let head = git_run(workspace, &["rev-parse", "--verify", "HEAD^{commit}"])?;
+    let holders = git_run(repo, &["for-each-ref", "--contains", &head, "refs/heads/"])?;
+    if holders.is_empty() {
+        return Err(io::Error::other(format!(
+            "its commit {head} is on no branch; the worktree {} is kept",
+            workspace.display()
+        )));
+    }
+    git(repo, &["worktree", "remove", &path_arg(workspace)?])
 }
 
 #[cfg(test)]
