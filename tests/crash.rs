@@ -220,7 +220,7 @@ fn sigkill_under_concurrent_writes_loses_nothing_acknowledged() {
 
 #[test]
 fn sigterm_gives_running_agents_their_grace_then_stops() {
-    let extra = "[pool]\nsize = 1\nshutdown_grace_secs = 20\n[agent]\npreset = \"lines\"\ncommand = [\"/bin/sh\", \"-c\", \"echo working; sleep 1; echo done\"]\n";
+    let extra = "[pool]\nsize = 1\nshutdown_grace_secs = 20\n[agent]\npreset = \"lines\"\ncommand = [\"/bin/sh\", \"-c\", \"echo working; sleep 1; echo done > \\\"$FLIGHTDECK_WORKSPACE/result.txt\\\"; echo done\"]\n";
     let mut s = TestServer::start(extra);
     let id = s.create_ready("finish me")["id"]
         .as_str()

@@ -378,7 +378,8 @@ fn a_hanging_verify_is_stopped_by_the_attempts_timeout() {
 fn a_verify_slower_than_the_idle_limit_is_not_taken_for_a_stalled_agent() {
     let s = TestServer::start(
         "[pool]\nsize = 1\nmax_attempts = 1\nidle_timeout_secs = 1\n\
-         [agent]\npreset = \"lines\"\ncommand = [\"true\"]\n\
+         [agent]\npreset = \"lines\"\n\
+         command = [\"/bin/sh\", \"-c\", \"echo done > result.txt\"]\n\
          verify = [\"/bin/sh\", \"-c\", \"sleep 3\"]\n",
     );
     let id = id_of(&s.create_ready("slow tests"));
