@@ -110,6 +110,8 @@ pub enum Preset {
     Claude,
     /// OpenAI Codex with `exec --json`.
     Codex,
+    /// Google's Gemini CLI with `--output-format stream-json`.
+    Gemini,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -131,6 +133,9 @@ pub struct AgentConfig {
     pub command: Vec<String>,
     pub verify: Vec<String>,
     pub sandbox: SandboxMode,
+    /// More folders the sandboxed agent may write, beside its session folder and the state
+    /// folders its preset needs (see `dispatch::presets`).
+    pub writable: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
@@ -256,6 +261,15 @@ impl Config {
         if self.agent.command.iter().any(|a| a.is_empty()) {
             return Err(invalid("agent.command", "arguments must not be empty"));
         }
+        if let Some(path) = self.agent.writable.iter().find(|p| !p.is_absolute()) {
+            return Err(invalid(
+                "agent.writable",
+                format!(
+                    "{} is not an absolute path: write the whole path, like \"/home/me/.cache/sccache\"",
+                    path.display()
+                ),
+            ));
+        }
         if !self.workspace.git_repo.is_empty() && !Path::new(&self.workspace.git_repo).is_dir() {
             return Err(invalid(
                 "workspace.git_repo",
@@ -354,6 +368,12 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("server.allowed_hosts"));
+        let c = Config::parse("[agent]\nwritable = [\"cache\"]\n").unwrap();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("agent.writable"));
         let c = Config::parse("[server]\nbind = \"nowhere\"\n").unwrap();
         assert!(c
             .validate()

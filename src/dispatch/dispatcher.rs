@@ -382,6 +382,7 @@ impl AgentSettings {
             crate::config::Preset::Lines => "lines",
             crate::config::Preset::Claude => "claude",
             crate::config::Preset::Codex => "codex",
+            crate::config::Preset::Gemini => "gemini",
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod demo_agent;
 mod dispatcher;
 pub mod launcher;
 pub mod parsers;
+pub mod presets;
 pub mod process;
 mod reaper;
 mod session;

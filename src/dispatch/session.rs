@@ -15,6 +15,7 @@ use super::artifacts::{self, Declared};
 use super::dispatcher::{Dispatcher, SessionEnded};
 use super::launcher;
 use super::parsers::{parser_for, AgentOutput, OutputParser, Problem};
+use super::presets;
 use super::process::{self, ProcessEvent, SessionProcesses, Tracking};
 use super::workspace::Workspace;
 use crate::config::Preset;
@@ -182,7 +183,9 @@ impl AgentSession {
     }
 
     fn env(&self) -> Vec<(String, String)> {
-        vec![
+        let sandboxed = self.settings.sandbox.is_some();
+        let preset = presets::session_env(self.settings.preset, sandboxed, &self.ws.root);
+        preset.into_iter().chain([
             ("FLIGHTDECK_ITEM_ID".into(), self.item.id.clone()),
             ("FLIGHTDECK_SESSION_ID".into(), self.record.id.clone()),
             (
@@ -197,7 +200,8 @@ impl AgentSession {
                 "TMPDIR".into(),
                 self.ws.root.join("tmp").display().to_string(),
             ),
-        ]
+        ])
+        .collect()
     }
 
     /// The argv with each placeholder replaced; placeholders are whole arguments, so item
@@ -236,6 +240,7 @@ impl AgentSession {
 
     fn start_agent(&mut self, ctx: &mut Context<Self>) -> std::io::Result<()> {
         std::fs::create_dir_all(self.ws.root.join("tmp"))?;
+        presets::prepare_state(self.settings.preset, &self.ws.root)?;
         self.ws.write_agents_md(
             &self.settings.data_dir,
             &render_agents_md(&self.item, self.ws.artifacts.to_str()),
