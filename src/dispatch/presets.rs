@@ -62,6 +62,7 @@ pub fn default_command(preset: Preset, exe: &Path) -> Vec<String> {
             "bypassPermissions",
             "--add-dir",
             "{artifacts}",
+            "--",
             PROMPT,
         ],
         Preset::Codex => &[
