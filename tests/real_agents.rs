@@ -111,7 +111,10 @@ fn start(cli: Cli, model: &ModelServer, extra: &str) -> (TestServer, tempfile::T
             .env("GEMINI_API_KEY", "scripted-gemini-key");
     });
     let (_, status) = server.get("/api/status");
-    assert_eq!(status["sandbox"], "landlock", "this kernel enforces Landlock");
+    assert_eq!(
+        status["sandbox"], "landlock",
+        "this kernel enforces Landlock"
+    );
     (server, home)
 }
 
@@ -147,19 +150,24 @@ fn wait_settled(server: &TestServer, id: &str, status: &str, timeout: Duration) 
             return item;
         }
         if start.elapsed() > timeout || (now == "blocked" || now == "done" || now == "review") {
-            let logs: Vec<String> = std::fs::read_dir(server.data_dir().join("agents"))
-                .into_iter()
-                .flatten()
-                .flatten()
-                .filter_map(|e| std::fs::read_to_string(e.path().join("session.log")).ok())
-                .collect();
             panic!(
                 "item ended {now} (wanted {status}):\n{item:#}\nagent logs:\n{}",
-                logs.join("\n---\n")
+                logs(server)
             );
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Everything the item's agents printed, for failure messages.
+fn logs(server: &TestServer) -> String {
+    let logs: Vec<String> = std::fs::read_dir(server.data_dir().join("agents"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("session.log")).ok())
+        .collect();
+    logs.join("\n---\n")
 }
 
 fn succeeds_end_to_end(cli: Cli) {
@@ -190,11 +198,11 @@ fn succeeds_end_to_end(cli: Cli) {
     )
     .unwrap();
     assert_eq!(report[0]["criterion"], "hello.txt exists");
+    assert!(session["tokensUsed"].as_u64().unwrap_or(0) > 0, "{session}");
     assert!(
-        session["tokensUsed"].as_u64().unwrap_or(0) > 0,
-        "{session}"
+        model.model_requests().len() >= 3,
+        "the CLI asked the scripted model"
     );
-    assert!(model.model_requests().len() >= 3, "the CLI asked the scripted model");
 }
 
 #[test]
@@ -219,7 +227,7 @@ fn bad_key_blocks(cli: Cli, fix: &str) {
     let id = create(&server);
     let item = wait_settled(&server, &id, "blocked", Duration::from_secs(60));
     let reason = item["statusReason"].as_str().unwrap_or("");
-    assert!(reason.contains(fix), "{reason}");
+    assert!(reason.contains(fix), "{reason}\n{}", logs(&server));
     assert!(!reason.contains("{\""), "protocol JSON in {reason}");
 }
 
@@ -276,7 +284,11 @@ fn server_errors_fail_the_attempt(cli: Cli) {
     let id = create(&server);
     let item = wait_settled(&server, &id, "blocked", Duration::from_secs(300));
     let reason = item["statusReason"].as_str().unwrap_or("");
-    assert!(reason.contains("500") || reason.contains("error"), "{reason}");
+    assert!(
+        reason.contains("500") || reason.contains("error"),
+        "{reason}\n{}",
+        logs(&server)
+    );
     assert!(!reason.contains("{\""), "protocol JSON in {reason}");
 }
 
@@ -302,7 +314,10 @@ fn a_silent_model_times_out(cli: Cli) {
     let id = create(&server);
     let item = wait_settled(&server, &id, "blocked", Duration::from_secs(180));
     let reason = item["statusReason"].as_str().unwrap_or("");
-    assert!(reason.contains("no output") || reason.contains("idle") || reason.contains("stalled"), "{reason}");
+    assert!(
+        reason.contains("no output") || reason.contains("idle") || reason.contains("stalled"),
+        "{reason}"
+    );
 }
 
 #[test]

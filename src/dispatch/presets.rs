@@ -147,7 +147,10 @@ pub fn session_env(preset: Preset, sandboxed: bool, root: &Path) -> Vec<(String,
     }
     match preset {
         Preset::Claude => {
-            env.push(("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".into(), "1".into()));
+            env.push((
+                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".into(),
+                "1".into(),
+            ));
             if sandboxed {
                 env.push(("IS_SANDBOX".into(), "1".into()));
             }
@@ -185,8 +188,7 @@ pub fn prepare_state(preset: Preset, root: &Path) -> io::Result<()> {
     }
     // Claude Code keeps its global config beside its folder unless CLAUDE_CONFIG_DIR is set.
     if preset == Preset::Claude && std::env::var_os(home.var).is_none() {
-        if let Some(global) = std::env::var_os("HOME").map(|h| Path::new(&h).join(".claude.json"))
-        {
+        if let Some(global) = std::env::var_os("HOME").map(|h| Path::new(&h).join(".claude.json")) {
             if global.is_file() {
                 std::fs::copy(&global, folder.join(".claude.json"))?;
             }
@@ -228,7 +230,10 @@ mod tests {
         ] {
             let env = session_env(preset, true, root);
             let home = env.iter().find(|(k, _)| k == var).expect(var);
-            assert!(home.1.starts_with("/data/agents/s1/"), "{preset:?}: {home:?}");
+            assert!(
+                home.1.starts_with("/data/agents/s1/"),
+                "{preset:?}: {home:?}"
+            );
             for cache in ["CARGO_HOME", "npm_config_cache", "PIP_CACHE_DIR", "GOCACHE"] {
                 let (_, v) = env.iter().find(|(k, _)| k == cache).expect(cache);
                 assert!(v.starts_with("/data/agents/s1/"), "{cache}={v}");
@@ -252,7 +257,9 @@ mod tests {
     fn the_real_presets_run_unattended() {
         let exe = Path::new("/bin/flightdeck");
         let claude = default_command(Preset::Claude, exe);
-        assert!(claude.windows(2).any(|w| w == ["--permission-mode", "bypassPermissions"]));
+        assert!(claude
+            .windows(2)
+            .any(|w| w == ["--permission-mode", "bypassPermissions"]));
         assert!(claude.windows(2).any(|w| w == ["--add-dir", "{artifacts}"]));
         let codex = default_command(Preset::Codex, exe);
         assert!(codex.contains(&"--skip-git-repo-check".to_string()));

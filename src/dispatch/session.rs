@@ -185,23 +185,25 @@ impl AgentSession {
     fn env(&self) -> Vec<(String, String)> {
         let sandboxed = self.settings.sandbox.is_some();
         let preset = presets::session_env(self.settings.preset, sandboxed, &self.ws.root);
-        preset.into_iter().chain([
-            ("FLIGHTDECK_ITEM_ID".into(), self.item.id.clone()),
-            ("FLIGHTDECK_SESSION_ID".into(), self.record.id.clone()),
-            (
-                "FLIGHTDECK_WORKSPACE".into(),
-                self.ws.workspace.display().to_string(),
-            ),
-            (
-                "FLIGHTDECK_ARTIFACTS".into(),
-                self.ws.artifacts.display().to_string(),
-            ),
-            (
-                "TMPDIR".into(),
-                self.ws.root.join("tmp").display().to_string(),
-            ),
-        ])
-        .collect()
+        preset
+            .into_iter()
+            .chain([
+                ("FLIGHTDECK_ITEM_ID".into(), self.item.id.clone()),
+                ("FLIGHTDECK_SESSION_ID".into(), self.record.id.clone()),
+                (
+                    "FLIGHTDECK_WORKSPACE".into(),
+                    self.ws.workspace.display().to_string(),
+                ),
+                (
+                    "FLIGHTDECK_ARTIFACTS".into(),
+                    self.ws.artifacts.display().to_string(),
+                ),
+                (
+                    "TMPDIR".into(),
+                    self.ws.root.join("tmp").display().to_string(),
+                ),
+            ])
+            .collect()
     }
 
     /// The argv with each placeholder replaced; placeholders are whole arguments, so item

@@ -24,7 +24,10 @@ pub enum Fault {
     /// Every model request is answered with this status (401: bad key, 500: broken).
     Always(u16),
     /// The first `times` model requests get a 429 with `Retry-After: retry_after` seconds.
-    RateLimited { times: usize, retry_after: u64 },
+    RateLimited {
+        times: usize,
+        retry_after: u64,
+    },
     /// Model requests are accepted and never answered.
     Hang,
 }
@@ -249,8 +252,9 @@ fn error_body(proto: Protocol, code: u16) -> String {
         Protocol::Anthropic => {
             json!({"type": "error", "error": {"type": kind, "message": message}}).to_string()
         }
-        Protocol::OpenAi => json!({"error": {"message": message, "type": kind, "code": kind}})
-            .to_string(),
+        Protocol::OpenAi => {
+            json!({"error": {"message": message, "type": kind, "code": kind}}).to_string()
+        }
         Protocol::Gemini => {
             let status = match code {
                 401 => "UNAUTHENTICATED",
@@ -264,10 +268,7 @@ fn error_body(proto: Protocol, code: u16) -> String {
 
 /// What to answer: a shell command with the tool to send it through, or the final text.
 enum Turn {
-    Shell {
-        tool: String,
-        args: Value,
-    },
+    Shell { tool: String, args: Value },
     Text(String),
 }
 
@@ -436,10 +437,14 @@ fn openai(turn: &Turn, body: &Value) -> String {
         &json!({"type": "response.created", "response": {"id": id, "model": model, "status": "in_progress"}}),
     );
     let item = match turn {
-        Turn::Shell { tool, args } => json!({"type": "function_call", "id": format!("fc_{}", rand_id()),
-            "call_id": format!("call_{}", rand_id()), "name": tool, "arguments": args.to_string(), "status": "completed"}),
-        Turn::Text(text) => json!({"type": "message", "id": format!("msg_{}", rand_id()), "role": "assistant",
-            "status": "completed", "content": [{"type": "output_text", "text": text, "annotations": []}]}),
+        Turn::Shell { tool, args } => {
+            json!({"type": "function_call", "id": format!("fc_{}", rand_id()),
+            "call_id": format!("call_{}", rand_id()), "name": tool, "arguments": args.to_string(), "status": "completed"})
+        }
+        Turn::Text(text) => {
+            json!({"type": "message", "id": format!("msg_{}", rand_id()), "role": "assistant",
+            "status": "completed", "content": [{"type": "output_text", "text": text, "annotations": []}]})
+        }
     };
     out += &sse(
         Some("response.output_item.added"),

@@ -27,7 +27,9 @@ impl Agent {
 
     fn login_fix(self) -> &'static str {
         match self {
-            Agent::Claude => "set ANTHROPIC_API_KEY where flightdeck runs, or run `claude` and /login",
+            Agent::Claude => {
+                "set ANTHROPIC_API_KEY where flightdeck runs, or run `claude` and /login"
+            }
             Agent::Codex => "run `codex login`, or set the API key its model provider names",
             Agent::Gemini => "set GEMINI_API_KEY where flightdeck runs, or run `gemini` and log in",
         }
@@ -116,7 +118,8 @@ pub fn describe(
 ) -> Problem {
     let name = agent.name();
     let status = status.map(|s| format!(" (HTTP {s})")).unwrap_or_default();
-    let detail = text.trim();
+    let detail = plain(text);
+    let detail = detail.trim();
     let detail = if detail.is_empty() {
         String::new()
     } else {
@@ -151,6 +154,30 @@ pub fn describe(
     Problem {
         kind,
         message: cap(&message),
+    }
+}
+
+/// The words of an error that may carry an API's JSON error body: its `message`, or the
+/// text before the JSON when it has none.
+fn plain(text: &str) -> String {
+    let Some(open) = text.find('{') else {
+        return text.to_string();
+    };
+    let close = text.rfind('}').unwrap_or(text.len().saturating_sub(1));
+    let body: Option<serde_json::Value> = text
+        .get(open..=close)
+        .and_then(|j| serde_json::from_str(j).ok());
+    let message = body.as_ref().and_then(|b| {
+        b.pointer("/error/message")
+            .or_else(|| b.get("message"))
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string)
+    });
+    let before = text[..open].trim_end_matches(['[', ' ', ':']);
+    match message {
+        Some(m) if before.is_empty() => m,
+        Some(m) => format!("{}: {m}", before.trim_start_matches('[')),
+        None => before.trim_start_matches('[').to_string(),
     }
 }
 
@@ -205,6 +232,23 @@ mod tests {
         };
         assert!(at > Utc::now() + Duration::seconds(30));
         assert!(p.message.contains("lifts at"), "{}", p.message);
+    }
+
+    #[test]
+    fn json_in_an_error_is_put_in_words() {
+        let p = problem(
+            Agent::Gemini,
+            None,
+            "[API Error: {\"error\":{\"code\":401,\"message\":\"invalid x-api-key\",\"status\":\"UNAUTHENTICATED\"}}]",
+            None,
+        )
+        .unwrap();
+        assert!(!p.message.contains('{'), "{}", p.message);
+        assert!(
+            p.message.contains("API Error: invalid x-api-key"),
+            "{}",
+            p.message
+        );
     }
 
     #[test]

@@ -327,11 +327,30 @@ mod tests {
             out,
             vec![
                 AgentOutput::Progress("finished: error".into()),
+                AgentOutput::Problem(classify::describe(
+                    Agent::Claude,
+                    super::super::ProblemKind::RateLimit { until: None },
+                    None,
+                    "API Error: 529 Overloaded",
+                    None
+                )),
                 AgentOutput::Finished {
                     success: false,
                     summary: "API Error: 529 Overloaded".into()
                 },
             ]
+        );
+        let out = parse(
+            r#"{"type":"system","subtype":"api_retry","attempt":1,"max_retries":10,"retry_delay_ms":512,"error_status":401,"error":"authentication_failed"}"#,
+        );
+        let [AgentOutput::Problem(problem)] = out.as_slice() else {
+            panic!("{out:?}")
+        };
+        assert_eq!(problem.kind, super::super::ProblemKind::Auth);
+        assert!(
+            problem.message.contains("ANTHROPIC_API_KEY"),
+            "{}",
+            problem.message
         );
     }
 

@@ -146,16 +146,16 @@ fn todo_list(item: &Value) -> String {
 /// ("Reconnecting... 2/5 (unexpected status 401 Unauthorized: ...)").
 fn error_event(message: Option<&str>) -> Vec<AgentOutput> {
     match problem_in(message) {
-        Some(problem) => vec![problem],
+        Some(problem) => vec![AgentOutput::Problem(problem)],
         None => progress(&labelled("error", message)).into_iter().collect(),
     }
 }
 
 /// The classified problem Codex's words describe, if they say what it is.
-fn problem_in(message: Option<&str>) -> Option<AgentOutput> {
+fn problem_in(message: Option<&str>) -> Option<super::Problem> {
     let text = first_line(message?)?;
     let status = codex_status(text);
-    classify::problem(Agent::Codex, status, text, None).map(AgentOutput::Problem)
+    classify::problem(Agent::Codex, status, text, None)
 }
 
 /// The status in Codex's "unexpected status 429 Too Many Requests: ..." wording.
@@ -172,7 +172,11 @@ fn turn_failed(error: Option<&Value>) -> Vec<AgentOutput> {
     let mut out: Vec<AgentOutput> = progress(&labelled("turn failed", message))
         .into_iter()
         .collect();
-    out.extend(problem_in(message));
+    // A failed turn is an error even when its words do not say which kind.
+    let text = message.and_then(first_line).unwrap_or("the turn failed");
+    out.push(AgentOutput::Problem(problem_in(message).unwrap_or_else(
+        || classify::describe(Agent::Codex, super::ProblemKind::Other, None, text, None),
+    )));
     out.push(AgentOutput::Finished {
         success: false,
         summary: cap(message.unwrap_or("turn failed")),
@@ -332,6 +336,13 @@ mod tests {
             ),
             vec![
                 AgentOutput::Progress("turn failed: stream disconnected before completion".into()),
+                AgentOutput::Problem(classify::describe(
+                    Agent::Codex,
+                    super::super::ProblemKind::Other,
+                    None,
+                    "stream disconnected before completion",
+                    None
+                )),
                 AgentOutput::Finished {
                     success: false,
                     summary: "stream disconnected before completion\nretried 5 times".into()
@@ -342,6 +353,13 @@ mod tests {
             parse(r#"{"type":"turn.failed","error":7}"#),
             vec![
                 AgentOutput::Progress("turn failed".into()),
+                AgentOutput::Problem(classify::describe(
+                    Agent::Codex,
+                    super::super::ProblemKind::Other,
+                    None,
+                    "the turn failed",
+                    None
+                )),
                 AgentOutput::Finished {
                     success: false,
                     summary: "turn failed".into()

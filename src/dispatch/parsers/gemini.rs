@@ -111,7 +111,9 @@ fn tool_result(event: &Value) -> Vec<AgentOutput> {
 
 /// `{"type":"error","severity":"warning","message":"..."}`: a warning, a retry or an error.
 fn error(event: &Value) -> Vec<AgentOutput> {
-    let message = str_field(event, "message").and_then(first_line).unwrap_or("");
+    let message = str_field(event, "message")
+        .and_then(first_line)
+        .unwrap_or("");
     if let Some(problem) = classify::problem(Agent::Gemini, None, message, None) {
         return vec![AgentOutput::Problem(problem)];
     }
@@ -119,14 +121,19 @@ fn error(event: &Value) -> Vec<AgentOutput> {
         Some("warning") => "warning",
         _ => "error",
     };
-    progress(&format!("{label}: {message}")).into_iter().collect()
+    progress(&format!("{label}: {message}"))
+        .into_iter()
+        .collect()
 }
 
 /// The final `result`: tokens, the verdict and, on failure, what went wrong.
 fn result(event: &Value) -> Vec<AgentOutput> {
     let mut out = Vec::new();
     if let Some(stats) = event.get("stats") {
-        out.extend(tokens(count(stats, "input_tokens"), count(stats, "output_tokens")));
+        out.extend(tokens(
+            count(stats, "input_tokens"),
+            count(stats, "output_tokens"),
+        ));
     }
     let success = str_field(event, "status") == Some("success");
     if success {
@@ -203,7 +210,11 @@ mod tests {
             })
             .expect("a problem");
         assert_eq!(problem.kind, ProblemKind::Auth);
-        assert!(problem.message.contains("GEMINI_API_KEY"), "{}", problem.message);
+        assert!(
+            problem.message.contains("GEMINI_API_KEY"),
+            "{}",
+            problem.message
+        );
         assert!(matches!(
             out.last(),
             Some(AgentOutput::Finished { success: false, .. })
