@@ -110,6 +110,8 @@ pub enum Preset {
     Claude,
     /// OpenAI Codex with `exec --json`.
     Codex,
+    /// Google's Gemini CLI with `--output-format stream-json`.
+    Gemini,
 }
 
 impl Preset {
@@ -120,6 +122,7 @@ impl Preset {
             Preset::Lines => "lines",
             Preset::Claude => "claude",
             Preset::Codex => "codex",
+            Preset::Gemini => "gemini",
         }
     }
 }
@@ -143,6 +146,9 @@ pub struct AgentConfig {
     pub command: Vec<String>,
     pub verify: Vec<String>,
     pub sandbox: SandboxMode,
+    /// More folders the sandboxed agent may write, beside its session folder and the state
+    /// folders its preset needs (see `dispatch::presets`).
+    pub writable: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
@@ -188,6 +194,7 @@ pub struct Prices {
     pub lines: Price,
     pub claude: Price,
     pub codex: Price,
+    pub gemini: Price,
 }
 
 impl Prices {
@@ -197,6 +204,7 @@ impl Prices {
             Preset::Lines => self.lines,
             Preset::Claude => self.claude,
             Preset::Codex => self.codex,
+            Preset::Gemini => self.gemini,
         }
     }
 }
@@ -344,6 +352,7 @@ impl Config {
             ("lines", prices.lines),
             ("claude", prices.claude),
             ("codex", prices.codex),
+            ("gemini", prices.gemini),
         ] {
             for (side, value) in [
                 ("input_per_mtok", price.input_per_mtok),
@@ -356,6 +365,15 @@ impl Config {
                     ));
                 }
             }
+        }
+        if let Some(path) = self.agent.writable.iter().find(|p| !p.is_absolute()) {
+            return Err(invalid(
+                "agent.writable",
+                format!(
+                    "{} is not an absolute path: write the whole path, like \"/home/me/.cache/sccache\"",
+                    path.display()
+                ),
+            ));
         }
         if !self.workspace.git_repo.is_empty() && !Path::new(&self.workspace.git_repo).is_dir() {
             return Err(invalid(
@@ -473,6 +491,12 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("budgets.prices.claude.input_per_mtok"));
+        let c = Config::parse("[agent]\nwritable = [\"cache\"]\n").unwrap();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("agent.writable"));
         let c = Config::parse("[server]\nbind = \"nowhere\"\n").unwrap();
         assert!(c
             .validate()

@@ -10,8 +10,8 @@
 //! where the server listens.
 
 use crate::api::{self, AppState, HostPolicy, TokenGuard};
-use crate::config::{Config, Preset, SandboxMode};
-use crate::dispatch::{process::Tracking, AgentSettings, Dispatcher, ShutdownPool};
+use crate::config::{Config, SandboxMode};
+use crate::dispatch::{presets, process::Tracking, AgentSettings, Dispatcher, ShutdownPool};
 use crate::monitor::Monitor;
 use crate::queue::{self, QueuePolicy, Recover, Store};
 use crate::sandbox::{self, PortRules, SandboxPlan};
@@ -44,33 +44,6 @@ pub enum ServeError {
     SandboxRequired,
     #[error("{0}")]
     Io(#[from] std::io::Error),
-}
-
-/// The argv of the configured agent, from its preset when `agent.command` is empty.
-fn agent_command(config: &Config, exe: &std::path::Path) -> Vec<String> {
-    if !config.agent.command.is_empty() {
-        return config.agent.command.clone();
-    }
-    let prompt = "Read AGENTS.md in the current directory and do the work it describes. Put deliverables in the artifacts folder it names.";
-    let list: Vec<&str> = match config.agent.preset {
-        Preset::Demo | Preset::Lines => {
-            return vec![
-                exe.display().to_string(),
-                "demo-agent".into(),
-                "{prompt_file}".into(),
-            ]
-        }
-        Preset::Claude => vec![
-            "claude",
-            "-p",
-            "--output-format",
-            "stream-json",
-            "--verbose",
-            prompt,
-        ],
-        Preset::Codex => vec!["codex", "exec", "--json", "--full-auto", prompt],
-    };
-    list.into_iter().map(str::to_string).collect()
 }
 
 /// Where a browser on this machine reaches a server bound to `bound`: a wildcard bind is
@@ -205,7 +178,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
     let port = listener.local_addr()?.port();
 
-    let command = agent_command(&config, &exe);
+    let command = presets::command(&config, &exe);
     let port_rules = match sandboxed {
         true => PortRules::build(port).map_err(std::io::Error::other)?,
         false => None,
@@ -215,7 +188,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         if let Some(path) = config.path.as_ref().and_then(|p| p.canonicalize().ok()) {
             denied.push(path);
         }
-        let mut writable = Vec::new();
+        let mut writable = config.agent.writable.clone();
         if !config.workspace.git_repo.is_empty() {
             // A worktree's commits land in the repository's own .git folder.
             writable.push(PathBuf::from(&config.workspace.git_repo).join(".git"));

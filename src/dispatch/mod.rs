@@ -13,6 +13,7 @@ mod error;
 mod git;
 pub mod launcher;
 pub mod parsers;
+pub mod presets;
 pub mod process;
 mod reaper;
 mod session;

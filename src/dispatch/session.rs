@@ -22,6 +22,7 @@ use super::artifacts::Declared;
 use super::deliverable;
 use super::launcher;
 use super::parsers::{parser_for, AgentOutput, OutputParser, Problem, ProblemKind};
+use super::presets;
 use super::process::{self, ProcessEvent, SessionProcesses, Tracking};
 use super::stderr::StderrGate;
 use super::verdict::{self, RateLimit};
@@ -281,22 +282,27 @@ impl AgentSession {
     }
 
     fn env(&self) -> Vec<(String, String)> {
-        vec![
-            ("FLIGHTDECK_ITEM_ID".into(), self.item.id.clone()),
-            ("FLIGHTDECK_SESSION_ID".into(), self.record.id.clone()),
-            (
-                "FLIGHTDECK_WORKSPACE".into(),
-                self.ws.workspace.display().to_string(),
-            ),
-            (
-                "FLIGHTDECK_ARTIFACTS".into(),
-                self.ws.artifacts.display().to_string(),
-            ),
-            (
-                "TMPDIR".into(),
-                self.ws.root.join("tmp").display().to_string(),
-            ),
-        ]
+        let sandboxed = self.settings.sandbox.is_some();
+        let preset = presets::session_env(self.settings.preset, sandboxed, &self.ws.root);
+        preset
+            .into_iter()
+            .chain([
+                ("FLIGHTDECK_ITEM_ID".into(), self.item.id.clone()),
+                ("FLIGHTDECK_SESSION_ID".into(), self.record.id.clone()),
+                (
+                    "FLIGHTDECK_WORKSPACE".into(),
+                    self.ws.workspace.display().to_string(),
+                ),
+                (
+                    "FLIGHTDECK_ARTIFACTS".into(),
+                    self.ws.artifacts.display().to_string(),
+                ),
+                (
+                    "TMPDIR".into(),
+                    self.ws.root.join("tmp").display().to_string(),
+                ),
+            ])
+            .collect()
     }
 
     /// The argv with each placeholder replaced; placeholders are whole arguments, so item
@@ -335,6 +341,7 @@ impl AgentSession {
 
     fn start_agent(&mut self, ctx: &mut Context<Self>) -> std::io::Result<()> {
         std::fs::create_dir_all(self.ws.root.join("tmp"))?;
+        presets::prepare_state(self.settings.preset, &self.ws.root)?;
         self.ws.write_agents_md(
             &self.settings.data_dir,
             &render_agents_md(&self.item, self.ws.artifacts.to_str()),

@@ -67,6 +67,9 @@ fn login_fix(preset: Preset) -> &'static str {
         Preset::Codex => {
             "run `codex login` as the user flightdeck runs as, or set OPENAI_API_KEY in flightdeck's environment"
         }
+        Preset::Gemini => {
+            "run `gemini` once to sign in as the user flightdeck runs as, or set GEMINI_API_KEY in flightdeck's environment"
+        }
         _ => "fix the credentials the agent command (agent.command) uses",
     }
 }

@@ -5,6 +5,7 @@
 //! verdict, the cost and the session's token usage. Assistant messages repeat cumulative
 //! usage, so tokens are taken from the final result only, to count each token once.
 
+use super::classify::{self, Agent};
 use super::{
     cap, count, first_line, parse_object, progress, raw, str_field, tokens, AgentOutput,
     OutputParser,
@@ -53,9 +54,38 @@ fn system(event: &Value) -> Vec<AgentOutput> {
             None => "session started".to_string(),
         },
         Some("compact_boundary") => "context compacted".to_string(),
+        Some("api_retry") => return api_retry(event),
         _ => return Vec::new(),
     };
     progress(&text).into_iter().collect()
+}
+
+/// `{"subtype":"api_retry","attempt":1,"max_retries":10,"retry_delay_ms":500,
+/// "error_status":401,"error":"authentication_failed"}`: Claude Code's API call failed and it
+/// will try again. Reported at once, so bad credentials need not wait out its retry loop.
+fn api_retry(event: &Value) -> Vec<AgentOutput> {
+    let status = event.get("error_status").and_then(Value::as_u64);
+    let error = str_field(event, "error").unwrap_or("");
+    let delay = event
+        .get("retry_delay_ms")
+        .and_then(Value::as_u64)
+        .map(std::time::Duration::from_millis);
+    let attempt = match (count(event, "attempt"), count(event, "max_retries")) {
+        (0, _) => String::new(),
+        (n, 0) => format!("retry {n}"),
+        (n, max) => format!("retry {n} of {max}"),
+    };
+    let detail = [error.replace('_', " "), attempt]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(", ");
+    match classify::problem(Agent::Claude, status, error, delay) {
+        Some(problem) => vec![AgentOutput::Problem(problem)],
+        None => progress(&format!("the model API failed, retrying ({detail})"))
+            .into_iter()
+            .collect(),
+    }
 }
 
 /// An assistant message: one progress line per text block and per tool call.
@@ -157,12 +187,49 @@ fn result(event: &Value) -> Vec<AgentOutput> {
         }
     }
     out.push(AgentOutput::Progress(cap(&line)));
+    if !success {
+        out.extend(result_problem(event));
+    }
     let summary = match str_field(event, "result").map(str::trim) {
         Some(text) if !text.is_empty() => cap(text),
         _ => verdict.to_string(),
     };
     out.push(AgentOutput::Finished { success, summary });
     out
+}
+
+/// What a failed result's words say went wrong: "Invalid API key · Please run /login",
+/// "API Error: 529 ...", "Claude AI usage limit reached|1700000000".
+fn result_problem(event: &Value) -> Option<AgentOutput> {
+    let text = str_field(event, "result")
+        .or_else(|| {
+            event
+                .get("errors")
+                .and_then(Value::as_array)
+                .and_then(|e| e.first())
+                .and_then(Value::as_str)
+        })
+        .unwrap_or("")
+        .trim();
+    let (words, reset) = match text.split_once('|') {
+        Some((words, secs)) => (words, secs.trim().parse().ok().and_then(classify::at_unix)),
+        None => (text, None),
+    };
+    let words = first_line(words).unwrap_or("");
+    let kind = classify::kind_of_text(words)?;
+    let kind = match (kind, reset) {
+        (super::ProblemKind::RateLimit { .. }, Some(at)) => {
+            super::ProblemKind::RateLimit { until: Some(at) }
+        }
+        (kind, _) => kind,
+    };
+    Some(AgentOutput::Problem(classify::describe(
+        Agent::Claude,
+        kind,
+        None,
+        words,
+        None,
+    )))
 }
 
 #[cfg(test)]
@@ -260,11 +327,30 @@ mod tests {
             out,
             vec![
                 AgentOutput::Progress("finished: error".into()),
+                AgentOutput::Problem(classify::describe(
+                    Agent::Claude,
+                    super::super::ProblemKind::RateLimit { until: None },
+                    None,
+                    "API Error: 529 Overloaded",
+                    None
+                )),
                 AgentOutput::Finished {
                     success: false,
                     summary: "API Error: 529 Overloaded".into()
                 },
             ]
+        );
+        let out = parse(
+            r#"{"type":"system","subtype":"api_retry","attempt":1,"max_retries":10,"retry_delay_ms":512,"error_status":401,"error":"authentication_failed"}"#,
+        );
+        let [AgentOutput::Problem(problem)] = out.as_slice() else {
+            panic!("{out:?}")
+        };
+        assert_eq!(problem.kind, super::super::ProblemKind::Auth);
+        assert!(
+            problem.message.contains("ANTHROPIC_API_KEY"),
+            "{}",
+            problem.message
         );
     }
 

@@ -6,6 +6,7 @@
 //! protocol events instead, and agents pinned to those still exist, so both are read.
 //! Codex signals success only through its exit status; a failed turn is its one verdict.
 
+use super::classify::{self, Agent};
 use super::{
     cap, count, first_line, parse_object, progress, raw, str_field, tokens, AgentOutput,
     OutputParser,
@@ -45,7 +46,7 @@ fn thread_event(kind: &str, event: &Value) -> Option<Vec<AgentOutput>> {
             .get("usage")
             .and_then(|usage| tokens(count(usage, "input_tokens"), count(usage, "output_tokens"))),
         "turn.failed" => return Some(turn_failed(event.get("error"))),
-        "error" => progress(&labelled("error", str_field(event, "message"))),
+        "error" => return Some(error_event(str_field(event, "message"))),
         _ => return None,
     };
     Some(out.into_iter().collect())
@@ -141,6 +142,29 @@ fn todo_list(item: &Value) -> String {
     format!("plan: {done}/{} done", items.len())
 }
 
+/// `{"type":"error","message":".."}`: an API error Codex reports, also while it retries
+/// ("Reconnecting... 2/5 (unexpected status 401 Unauthorized: ...)").
+fn error_event(message: Option<&str>) -> Vec<AgentOutput> {
+    match problem_in(message) {
+        Some(problem) => vec![AgentOutput::Problem(problem)],
+        None => progress(&labelled("error", message)).into_iter().collect(),
+    }
+}
+
+/// The classified problem Codex's words describe, if they say what it is.
+fn problem_in(message: Option<&str>) -> Option<super::Problem> {
+    let text = first_line(message?)?;
+    let status = codex_status(text);
+    classify::problem(Agent::Codex, status, text, None)
+}
+
+/// The status in Codex's "unexpected status 429 Too Many Requests: ..." wording.
+fn codex_status(text: &str) -> Option<u64> {
+    let rest = &text[text.find("status ")? + "status ".len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    (digits.len() == 3).then(|| digits.parse().ok()).flatten()
+}
+
 /// `{"type":"turn.failed","error":{"message":".."}}`: the agent gave up.
 fn turn_failed(error: Option<&Value>) -> Vec<AgentOutput> {
     let message = error.and_then(|e| e.as_str().or_else(|| str_field(e, "message")));
@@ -148,6 +172,11 @@ fn turn_failed(error: Option<&Value>) -> Vec<AgentOutput> {
     let mut out: Vec<AgentOutput> = progress(&labelled("turn failed", message))
         .into_iter()
         .collect();
+    // A failed turn is an error even when its words do not say which kind.
+    let text = message.and_then(first_line).unwrap_or("the turn failed");
+    out.push(AgentOutput::Problem(problem_in(message).unwrap_or_else(
+        || classify::describe(Agent::Codex, super::ProblemKind::Other, None, text, None),
+    )));
     out.push(AgentOutput::Finished {
         success: false,
         summary: cap(message.unwrap_or("turn failed")),
@@ -307,6 +336,13 @@ mod tests {
             ),
             vec![
                 AgentOutput::Progress("turn failed: stream disconnected before completion".into()),
+                AgentOutput::Problem(classify::describe(
+                    Agent::Codex,
+                    super::super::ProblemKind::Other,
+                    None,
+                    "stream disconnected before completion",
+                    None
+                )),
                 AgentOutput::Finished {
                     success: false,
                     summary: "stream disconnected before completion\nretried 5 times".into()
@@ -317,6 +353,13 @@ mod tests {
             parse(r#"{"type":"turn.failed","error":7}"#),
             vec![
                 AgentOutput::Progress("turn failed".into()),
+                AgentOutput::Problem(classify::describe(
+                    Agent::Codex,
+                    super::super::ProblemKind::Other,
+                    None,
+                    "the turn failed",
+                    None
+                )),
                 AgentOutput::Finished {
                     success: false,
                     summary: "turn failed".into()

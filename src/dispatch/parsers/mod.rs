@@ -10,8 +10,10 @@
 //! event types in newer agent versions), so a parser never fails: whatever it does not
 //! recognise is passed on as a short progress message.
 
+mod classify;
 mod claude;
 mod codex;
+mod gemini;
 mod lines;
 
 use crate::config::Preset;
@@ -76,6 +78,7 @@ pub fn parser_for(preset: Preset) -> Box<dyn OutputParser> {
         Preset::Demo | Preset::Lines => Box::new(lines::LinesParser),
         Preset::Claude => Box::new(claude::ClaudeParser),
         Preset::Codex => Box::new(codex::CodexParser),
+        Preset::Gemini => Box::new(gemini::GeminiParser::default()),
     }
 }
 
@@ -162,7 +165,13 @@ mod tests {
     #[test]
     fn every_preset_has_a_parser() {
         let line = "plain text";
-        for preset in [Preset::Demo, Preset::Lines, Preset::Claude, Preset::Codex] {
+        for preset in [
+            Preset::Demo,
+            Preset::Lines,
+            Preset::Claude,
+            Preset::Codex,
+            Preset::Gemini,
+        ] {
             let out = parser_for(preset).parse_line(line);
             assert_eq!(out, vec![AgentOutput::Progress(line.into())], "{preset:?}");
         }

@@ -1,0 +1,336 @@
+//! The real agent CLIs (Claude Code, Codex, Gemini CLI, installed from npm by
+//! tests/agent-clis/) run by flightdeck with their presets' own commands under the default
+//! sandbox, against our scripted model server on loopback: an item reaches Review with the
+//! agent's files, artifacts, acceptance report and tokens; and each failure the model API can
+//! answer (bad key, rate limit, server error, silence) ends the way a person expects.
+
+mod common;
+#[path = "common/model_server.rs"]
+mod model_server;
+
+use common::*;
+use model_server::{Fault, ModelServer};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const INSTALL: &str = "cd tests/agent-clis && npm ci --no-audit --no-fund";
+
+/// The shell steps every scripted agent takes: a file in the workspace, a report and the
+/// acceptance report in the artifacts folder.
+const SCRIPT: &[&str] = &[
+    "printf 'hello from the agent\\n' > hello.txt",
+    "printf '# Report\\nWrote hello.txt.\\n' > \"$FLIGHTDECK_ARTIFACTS/report.md\" && printf '[{\"criterion\":\"hello.txt exists\",\"met\":true,\"evidence\":\"wrote it\"}]' > \"$FLIGHTDECK_ARTIFACTS/acceptance.json\"",
+];
+const FINAL: &str = "Done: wrote hello.txt and the report.";
+
+#[derive(Clone, Copy, Debug)]
+enum Cli {
+    Claude,
+    Codex,
+    Gemini,
+}
+
+impl Cli {
+    fn preset(self) -> &'static str {
+        match self {
+            Cli::Claude => "claude",
+            Cli::Codex => "codex",
+            Cli::Gemini => "gemini",
+        }
+    }
+}
+
+/// The folder holding the installed CLIs' binaries; fails with the install command if absent.
+fn clis_bin() -> PathBuf {
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/agent-clis/node_modules/.bin");
+    for cli in ["claude", "codex", "gemini"] {
+        assert!(
+            bin.join(cli).exists(),
+            "the real agent CLIs are not installed: run `{INSTALL}`"
+        );
+    }
+    bin
+}
+
+/// A user's home with this CLI set up to use `model` (the way a person configures it), and
+/// a flightdeck server running the preset's own command under the default sandbox.
+fn start(cli: Cli, model: &ModelServer, extra: &str) -> (TestServer, tempfile::TempDir) {
+    let home = tempfile::tempdir().expect("home");
+    match cli {
+        Cli::Claude => {}
+        Cli::Codex => {
+            let dir = home.path().join(".codex");
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(
+                dir.join("config.toml"),
+                format!(
+                    "model = \"gpt-5-codex\"\nmodel_provider = \"scripted\"\n\n[model_providers.scripted]\nname = \"scripted\"\nbase_url = \"{}/v1\"\nwire_api = \"responses\"\nenv_key = \"SCRIPTED_API_KEY\"\nrequest_max_retries = 2\nstream_max_retries = 1\nstream_idle_timeout_ms = 600000\n",
+                    model.url
+                ),
+            )
+            .unwrap();
+        }
+        Cli::Gemini => {
+            let dir = home.path().join(".gemini");
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(
+                dir.join("settings.json"),
+                json!({
+                    "security": {"auth": {"selectedType": "gemini-api-key"}, "folderTrust": {"enabled": false}},
+                    "general": {"disableAutoUpdate": true, "disableUpdateNag": true},
+                    "privacy": {"usageStatisticsEnabled": false},
+                    "telemetry": {"enabled": false}
+                })
+                .to_string(),
+            )
+            .unwrap();
+        }
+    }
+    let path = format!(
+        "{}:{}",
+        clis_bin().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let url = model.url.clone();
+    let home_path = home.path().to_path_buf();
+    let config = format!(
+        "[agent]\npreset = \"{}\"\n[pool]\nsize = 1\nretry_backoff_secs = 0.1\nmax_attempts = 1\nidle_timeout_secs = 20\n{extra}",
+        cli.preset()
+    );
+    let server = TestServer::start_prepared(&config, move |cmd| {
+        cmd.env("PATH", &path)
+            .env("HOME", &home_path)
+            .env_remove("CLAUDE_CONFIG_DIR")
+            .env_remove("CODEX_HOME")
+            .env_remove("GEMINI_CLI_HOME")
+            .env("ANTHROPIC_BASE_URL", &url)
+            .env("ANTHROPIC_API_KEY", "sk-ant-scripted")
+            .env("SCRIPTED_API_KEY", "sk-scripted")
+            .env("GOOGLE_GEMINI_BASE_URL", &url)
+            .env("GEMINI_API_KEY", "scripted-gemini-key");
+    });
+    let (_, status) = server.get("/api/status");
+    assert_eq!(
+        status["sandbox"], "landlock",
+        "this kernel enforces Landlock"
+    );
+    (server, home)
+}
+
+fn create(server: &TestServer) -> String {
+    let item = server.create(json!({
+        "title": "Say hello",
+        "description": "Write hello.txt and a report.",
+        "acceptanceCriteria": ["hello.txt exists"],
+        "status": "ready",
+    }));
+    item["id"].as_str().unwrap().to_string()
+}
+
+fn session_of(server: &TestServer, item_id: &str) -> Value {
+    let (_, sessions) = server.get("/api/agents");
+    sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["workItemId"] == item_id)
+        .cloned()
+        .expect("a session for the item")
+}
+
+/// Waits until the item settles in `status`; on any other end, or none, fails with the item
+/// and what its agents printed.
+fn wait_settled(server: &TestServer, id: &str, status: &str, timeout: Duration) -> Value {
+    let start = std::time::Instant::now();
+    loop {
+        let item = server.item(id);
+        let now = item["status"].as_str().unwrap_or("").to_string();
+        if now == status {
+            return item;
+        }
+        if start.elapsed() > timeout || (now == "blocked" || now == "done" || now == "review") {
+            panic!(
+                "item ended {now} (wanted {status}):\n{item:#}\nagent logs:\n{}",
+                logs(server)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Everything the item's agents printed, for failure messages.
+fn logs(server: &TestServer) -> String {
+    let logs: Vec<String> = std::fs::read_dir(server.data_dir().join("agents"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("session.log")).ok())
+        .collect();
+    logs.join("\n---\n")
+}
+
+fn succeeds_end_to_end(cli: Cli) {
+    let model = ModelServer::start(SCRIPT, FINAL, Fault::None);
+    let (server, _home) = start(cli, &model, "");
+    let id = create(&server);
+    let item = wait_settled(&server, &id, "review", Duration::from_secs(240));
+    let session = session_of(&server, &id);
+    let ws = PathBuf::from(session["workspaceDir"].as_str().unwrap());
+    assert_eq!(
+        std::fs::read_to_string(ws.join("hello.txt")).unwrap(),
+        "hello from the agent\n"
+    );
+    let artifacts: Vec<&str> = item["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["path"].as_str())
+        .collect();
+    assert!(
+        artifacts.iter().any(|p| p.ends_with("report.md")),
+        "{artifacts:?}"
+    );
+    // The acceptance report covers the item's criterion (an uncovered one would have failed
+    // the attempt) and was written where flightdeck reads it.
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(ws.parent().unwrap().join("artifacts/acceptance.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report[0]["criterion"], "hello.txt exists");
+    assert!(session["tokensUsed"].as_u64().unwrap_or(0) > 0, "{session}");
+    assert!(
+        model.model_requests().len() >= 3,
+        "the CLI asked the scripted model"
+    );
+}
+
+#[test]
+fn claude_gets_an_item_to_review() {
+    succeeds_end_to_end(Cli::Claude);
+}
+
+#[test]
+fn codex_gets_an_item_to_review() {
+    succeeds_end_to_end(Cli::Codex);
+}
+
+#[test]
+fn gemini_gets_an_item_to_review() {
+    succeeds_end_to_end(Cli::Gemini);
+}
+
+/// A bad API key: the item is blocked within a minute, the reason a sentence naming the fix.
+fn bad_key_blocks(cli: Cli, fix: &str) {
+    let model = ModelServer::start(SCRIPT, FINAL, Fault::Always(401));
+    let (server, _home) = start(cli, &model, "");
+    let id = create(&server);
+    let item = wait_settled(&server, &id, "blocked", Duration::from_secs(60));
+    let reason = item["statusReason"].as_str().unwrap_or("");
+    assert!(reason.contains(fix), "{reason}\n{}", logs(&server));
+    assert!(!reason.contains("{\""), "protocol JSON in {reason}");
+}
+
+#[test]
+fn claude_with_a_bad_key_is_blocked_with_the_fix() {
+    bad_key_blocks(Cli::Claude, "ANTHROPIC_API_KEY");
+}
+
+#[test]
+fn codex_with_a_bad_key_is_blocked_with_the_fix() {
+    bad_key_blocks(Cli::Codex, "codex login");
+}
+
+#[test]
+fn gemini_with_a_bad_key_is_blocked_with_the_fix() {
+    bad_key_blocks(Cli::Gemini, "GEMINI_API_KEY");
+}
+
+/// A rate limit that lifts after a few seconds: with a single attempt allowed, the item still
+/// reaches Review.
+fn lifting_rate_limit_reaches_review(cli: Cli) {
+    let model = ModelServer::start(
+        SCRIPT,
+        FINAL,
+        Fault::RateLimited {
+            times: 1,
+            retry_after: 2,
+        },
+    );
+    let (server, _home) = start(cli, &model, "");
+    let id = create(&server);
+    wait_settled(&server, &id, "review", Duration::from_secs(180));
+}
+
+#[test]
+fn claude_waits_out_a_rate_limit() {
+    lifting_rate_limit_reaches_review(Cli::Claude);
+}
+
+#[test]
+fn codex_waits_out_a_rate_limit() {
+    lifting_rate_limit_reaches_review(Cli::Codex);
+}
+
+#[test]
+fn gemini_waits_out_a_rate_limit() {
+    lifting_rate_limit_reaches_review(Cli::Gemini);
+}
+
+/// A model API that keeps failing with 500: the attempt fails with a reason in words.
+fn server_errors_fail_the_attempt(cli: Cli) {
+    let model = ModelServer::start(SCRIPT, FINAL, Fault::Always(500));
+    let (server, _home) = start(cli, &model, "");
+    let id = create(&server);
+    let item = wait_settled(&server, &id, "blocked", Duration::from_secs(300));
+    let reason = item["statusReason"].as_str().unwrap_or("");
+    assert!(
+        reason.contains("500") || reason.contains("error"),
+        "{reason}\n{}",
+        logs(&server)
+    );
+    assert!(!reason.contains("{\""), "protocol JSON in {reason}");
+}
+
+#[test]
+fn claude_server_errors_fail_the_attempt() {
+    server_errors_fail_the_attempt(Cli::Claude);
+}
+
+#[test]
+fn codex_server_errors_fail_the_attempt() {
+    server_errors_fail_the_attempt(Cli::Codex);
+}
+
+#[test]
+fn gemini_server_errors_fail_the_attempt() {
+    server_errors_fail_the_attempt(Cli::Gemini);
+}
+
+/// A model that never answers: the idle timeout stops the agent and says so.
+fn a_silent_model_times_out(cli: Cli) {
+    let model = ModelServer::start(SCRIPT, FINAL, Fault::Hang);
+    let (server, _home) = start(cli, &model, "");
+    let id = create(&server);
+    let item = wait_settled(&server, &id, "blocked", Duration::from_secs(180));
+    let reason = item["statusReason"].as_str().unwrap_or("");
+    assert!(
+        reason.contains("no output") || reason.contains("idle") || reason.contains("stalled"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn claude_with_a_silent_model_times_out() {
+    a_silent_model_times_out(Cli::Claude);
+}
+
+#[test]
+fn codex_with_a_silent_model_times_out() {
+    a_silent_model_times_out(Cli::Codex);
+}
+
+#[test]
+fn gemini_with_a_silent_model_times_out() {
+    a_silent_model_times_out(Cli::Gemini);
+}
