@@ -16,6 +16,7 @@ pub mod sandbox;
 pub mod server;
 mod static_files;
 pub mod token;
+pub mod webhooks;
 
 /// Mailbox size of the long-lived actors: senders that await wait past this; `do_send` and
 /// internal notifications are not limited by it.

@@ -16,6 +16,7 @@ use crate::monitor::Monitor;
 use crate::queue::{self, QueuePolicy, Recover, Store};
 use crate::sandbox::{self, PortRules, SandboxPlan};
 use crate::token::{self, TokenSetting};
+use crate::webhooks::Webhooks;
 use actix::Actor;
 use actix_web::dev::ServiceRequest;
 use actix_web::{middleware, web, App, HttpServer};
@@ -166,7 +167,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         tracking.describe()
     );
 
-    let store = Store::open(&data_dir.join("flightdeck.redb")).map_err(ServeError::Store)?;
+    let webhooks = Webhooks::from_config(&config.webhooks, &config.webhook_delivery)?;
+    let mut store = Store::open(&data_dir.join("flightdeck.redb")).map_err(ServeError::Store)?;
+    store.set_outbox(webhooks.outbox());
     let last_seq = store.last_seq();
     let recent = store
         .recent_events(crate::monitor::REPLAY_WINDOW as u64)
@@ -178,6 +181,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         retry_backoff_secs: config.pool.retry_backoff_secs,
     };
     let (queue, queue_system) = queue::start(store, policy, monitor.clone())?;
+    webhooks.start(queue.clone()).await?;
 
     let interrupted = queue
         .send(Recover)

@@ -2,7 +2,7 @@
 //! generated from the handlers' own annotations and the types they read and write, so it
 //! cannot drift from them; CI fuzzes the server against it.
 
-use super::{agents, events, items, status, ErrorBody};
+use super::{agents, events, items, status, webhooks, ErrorBody};
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
@@ -35,6 +35,8 @@ use utoipa::OpenApi;
         agents::pool,
         agents::resize,
         agents::dispatch,
+        webhooks::deliveries,
+        webhooks::redeliver,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),
@@ -44,6 +46,7 @@ use utoipa::OpenApi;
         (name = "agents", description = "Agent sessions and the pool"),
         (name = "events", description = "The event log"),
         (name = "status", description = "Health and counts"),
+        (name = "webhooks", description = "The webhook delivery log"),
     )
 )]
 pub struct ApiDoc;

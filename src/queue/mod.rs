@@ -4,9 +4,15 @@ mod dependencies;
 mod error;
 mod manager;
 mod operations;
+mod outbox;
 mod store;
 
 pub use error::QueueError;
 pub use manager::*;
 pub use operations::{unmet_criteria, Claimed, CompleteOutcome, Completion, QueuePolicy};
+pub use outbox::{
+    AbandonDeliveries, AttemptResult, Delivery, DeliveryStatus, DueBatch, DueDeliveries, EventFacts,
+    ListDeliveries, Outbox,
+    parse_delivery_id, OutboxRoute, PruneDeliveries, RecordAttempt, Redeliver, Render,
+};
 pub use store::{Store, EVENTS_RETAINED};
