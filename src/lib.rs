@@ -9,6 +9,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod dispatch;
+pub mod logging;
 pub mod model;
 pub mod monitor;
 pub mod queue;

@@ -18,7 +18,6 @@ use crate::sandbox::{self, PortRules, SandboxPlan};
 use crate::token::{self, TokenSetting};
 use crate::webhooks::Webhooks;
 use actix::Actor;
-use actix_web::dev::ServiceRequest;
 use actix_web::{middleware, web, App, HttpServer};
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -86,32 +85,6 @@ fn reachable(bound: SocketAddr) -> SocketAddr {
         }
         _ => bound,
     }
-}
-
-/// The access log's request line, with the value of any query parameter whose name mentions
-/// a token replaced: a secret must never reach a log, whoever put it in a URL.
-fn request_line_without_secrets(req: &ServiceRequest) -> String {
-    let query = req.query_string();
-    let query = if query.is_empty() {
-        String::new()
-    } else {
-        let pairs: Vec<String> = query
-            .split('&')
-            .map(|pair| {
-                let name = pair.split('=').next().unwrap_or("");
-                let decoded: String = form_urlencoded::parse(name.as_bytes())
-                    .map(|(k, _)| k.into_owned())
-                    .collect();
-                if decoded.to_ascii_lowercase().contains("token") {
-                    format!("{name}=[redacted]")
-                } else {
-                    pair.to_string()
-                }
-            })
-            .collect();
-        format!("?{}", pairs.join("&"))
-    };
-    format!("{} {}{query} {:?}", req.method(), req.path(), req.version())
 }
 
 pub async fn serve(config: Config) -> Result<(), ServeError> {
@@ -268,11 +241,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
                     ))
                     .add(("X-Content-Type-Options", "nosniff")),
             )
-            .wrap(
-                middleware::Logger::new("%{request}xi %s %Dms")
-                    .custom_request_replace("request", request_line_without_secrets)
-                    .log_target("flightdeck::http"),
-            )
+            .wrap(middleware::from_fn(crate::logging::access_log))
             .configure(api::routes)
             .configure(crate::static_files::routes)
     })
