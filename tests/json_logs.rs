@@ -37,7 +37,10 @@ fn json_logs_are_one_object_per_line_with_the_request_id_on_http_lines() {
     assert_eq!(answer.header("X-Request-Id"), Some("probe-42.a:b_c"));
     let answer = call("/api/items?token=hunter2", Some("bad id\twith spaces"));
     let generated = answer.header("X-Request-Id").unwrap().to_string();
-    assert!(!generated.is_empty() && !generated.contains(' '), "{generated}");
+    assert!(
+        !generated.is_empty() && !generated.contains(' '),
+        "{generated}"
+    );
     call("/healthz", None);
 
     let lines = server.wait_for("three access lines", Duration::from_secs(30), || {
@@ -46,11 +49,14 @@ fn json_logs_are_one_object_per_line_with_the_request_id_on_http_lines() {
     });
     server.terminate();
     let lines = std::fs::read_to_string(&stderr_path).unwrap_or(lines);
-    assert!(!lines.contains("hunter2"), "a token value reached the log:\n{lines}");
+    assert!(
+        !lines.contains("hunter2"),
+        "a token value reached the log:\n{lines}"
+    );
     let mut http = Vec::new();
     for line in lines.lines() {
-        let entry: Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        let entry: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
         for key in ["ts", "level", "target", "message"] {
             assert!(entry[key].is_string(), "no {key} in {line}");
         }

@@ -59,7 +59,10 @@ struct Receiver {
 impl Receiver {
     fn start(answer: impl Fn(usize) -> Answer + Send + Sync + 'static) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the receiver");
-        let url = format!("http://{}/hook/secret-token-part", listener.local_addr().unwrap());
+        let url = format!(
+            "http://{}/hook/secret-token-part",
+            listener.local_addr().unwrap()
+        );
         let log: Arc<(Mutex<Vec<Received>>, Condvar)> = Arc::default();
         let answer = Arc::new(answer);
         let count = Arc::new(AtomicUsize::new(0));
@@ -73,14 +76,16 @@ impl Receiver {
         Receiver { url, log }
     }
 
-
     /// Waits until `done` holds for the requests so far; returns them.
     fn wait(&self, what: &str, done: impl Fn(&[Received]) -> bool) -> Vec<Received> {
         let deadline = Instant::now() + WAIT;
         let mut got = self.log.0.lock().unwrap();
         while !done(&got) {
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "timed out waiting for {what}; got {got:#?}");
+            assert!(
+                !left.is_zero(),
+                "timed out waiting for {what}; got {got:#?}"
+            );
             got = self.log.1.wait_timeout(got, left).unwrap().0;
         }
         got.clone()
@@ -207,7 +212,10 @@ fn every_event_arrives_signed_with_its_type_and_delivery_id() {
         signature("s3cret", &hook.body),
         "the signature is an HMAC-SHA256 of the exact body with the secret"
     );
-    assert_ne!(hook.header("X-Hub-Signature-256"), signature("other", &hook.body));
+    assert_ne!(
+        hook.header("X-Hub-Signature-256"),
+        signature("other", &hook.body)
+    );
     let event = hook.json();
     assert_eq!(event["type"], "work:added");
     assert_eq!(event["data"]["item"]["id"], item["id"]);
@@ -219,7 +227,10 @@ fn every_event_arrives_signed_with_its_type_and_delivery_id() {
     });
     assert_eq!(logged["attempts"], 1);
     assert_eq!(logged["lastResponseCode"], 200);
-    assert_eq!(logged["target"], receiver.url.split("/hook").next().unwrap());
+    assert_eq!(
+        logged["target"],
+        receiver.url.split("/hook").next().unwrap()
+    );
     assert!(
         !logged.to_string().contains("secret-token-part"),
         "the log shows no token part of the URL: {logged}"
@@ -255,14 +266,22 @@ fn a_failing_receiver_gets_the_same_delivery_again_and_items_stay_in_order() {
     assert_eq!(pending["status"], "pending");
     assert_eq!(pending["lastResponseCode"], 500);
     assert!(
-        pending["lastError"].as_str().unwrap().contains("answered 500"),
+        pending["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("answered 500"),
         "{pending}"
     );
     assert!(pending["nextTryAt"].is_string(), "{pending}");
 
     healthy.store(true, Ordering::SeqCst);
-    let all = receiver.wait("three events delivered", |r| Receiver::delivered(r).len() >= 3);
-    let seqs: Vec<u64> = all.iter().map(|r| r.json()["seq"].as_u64().unwrap()).collect();
+    let all = receiver.wait("three events delivered", |r| {
+        Receiver::delivered(r).len() >= 3
+    });
+    let seqs: Vec<u64> = all
+        .iter()
+        .map(|r| r.json()["seq"].as_u64().unwrap())
+        .collect();
     assert!(
         seqs.windows(2).all(|w| w[0] <= w[1]),
         "no later event of the item was sent before an earlier one was delivered: {seqs:?}"
@@ -369,10 +388,7 @@ fn redelivery_sends_the_same_delivery_id_again() {
     assert_eq!(again[1].delivery(), id);
     assert_eq!(again[1].body, first.body);
 
-    let (status, answer) = server.post(
-        "/api/webhooks/deliveries/999999-ops/redeliver",
-        json!({}),
-    );
+    let (status, answer) = server.post("/api/webhooks/deliveries/999999-ops/redeliver", json!({}));
     assert_eq!(status, 404, "{answer}");
     assert!(answer["error"]["message"]
         .as_str()
@@ -416,5 +432,9 @@ fn slack_gets_one_readable_line_per_thing_a_person_acts_on() {
         got[1].json(),
         json!({"text": "Blocked: Build login page: the agent could not log in"})
     );
-    assert_eq!(got.len(), 2, "no line for events no person acts on: {got:#?}");
+    assert_eq!(
+        got.len(),
+        2,
+        "no line for events no person acts on: {got:#?}"
+    );
 }

@@ -11,8 +11,8 @@ pub use error::QueueError;
 pub use manager::*;
 pub use operations::{unmet_criteria, Claimed, CompleteOutcome, Completion, QueuePolicy};
 pub use outbox::{
-    AbandonDeliveries, AttemptResult, Delivery, DeliveryStatus, DueBatch, DueDeliveries, EventFacts,
-    ListDeliveries, Outbox,
-    parse_delivery_id, OutboxRoute, PruneDeliveries, RecordAttempt, Redeliver, Render,
+    parse_delivery_id, AbandonDeliveries, AttemptResult, Delivery, DeliveryStatus, DueBatch,
+    DueDeliveries, EventFacts, ListDeliveries, Outbox, OutboxRoute, PruneDeliveries, RecordAttempt,
+    Redeliver, Render,
 };
 pub use store::{Store, EVENTS_RETAINED};

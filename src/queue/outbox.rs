@@ -546,7 +546,10 @@ mod tests {
 
     #[test]
     fn delivery_ids_round_trip_and_refuse_garbage() {
-        assert_eq!(parse_delivery_id(&delivery_id(42, "ops-1")), Some((42, "ops-1")));
+        assert_eq!(
+            parse_delivery_id(&delivery_id(42, "ops-1")),
+            Some((42, "ops-1"))
+        );
         assert_eq!(parse_delivery_id("x-ops"), None);
         assert_eq!(parse_delivery_id("42"), None);
     }
@@ -559,7 +562,10 @@ mod tests {
             at: Utc::now(),
             data: serde_json::value::RawValue::from_string(data.into()).unwrap(),
         };
-        let moved = event(EventKind::WorkStatusChanged, r#"{"itemId":"a","from":"ready"}"#);
+        let moved = event(
+            EventKind::WorkStatusChanged,
+            r#"{"itemId":"a","from":"ready"}"#,
+        );
         assert_eq!(group_of(&moved), "a");
         let added = event(EventKind::WorkAdded, r#"{"item":{"id":"b","title":"t"}}"#);
         assert_eq!(group_of(&added), "b");

@@ -35,7 +35,8 @@ impl EventFilter {
             }
             if let Some(prefix) = entry.strip_suffix('*') {
                 let family = prefix.strip_suffix(':').unwrap_or("");
-                if family.is_empty() || !family.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+                if family.is_empty() || !family.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                {
                     return Err(format!(
                         "{entry:?} is not a prefix: write a family of events and \":*\", like \"work:*\""
                     ));

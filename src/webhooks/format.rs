@@ -60,7 +60,8 @@ pub fn readable_line(event: &Event, facts: &EventFacts) -> Option<String> {
         .as_deref()
         .map(|r| plain(r, REASON_CHARS))
         .filter(|r| !r.is_empty());
-    let tokens = (facts.tokens_used > 0).then(|| format!(", {} tokens", thousands(facts.tokens_used)));
+    let tokens =
+        (facts.tokens_used > 0).then(|| format!(", {} tokens", thousands(facts.tokens_used)));
     let tokens = tokens.unwrap_or_default();
     let with_reason = |label: &str| match &reason {
         Some(reason) => format!("{label}: {title}: {reason}"),
@@ -107,7 +108,7 @@ fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -135,13 +136,20 @@ mod tests {
 
     #[test]
     fn lines_a_person_reads() {
-        let facts = EventFacts { tokens_used: 12_400 };
+        let facts = EventFacts {
+            tokens_used: 12_400,
+        };
         let review = status_changed("in_flight", "review", Some("completed"), "");
         assert_eq!(
             readable_line(&review, &facts).unwrap(),
             "Review: Build login page [2J, 3 of 3 criteria met, 12,400 tokens"
         );
-        let blocked = status_changed("in_flight", "blocked", Some("the agent could not log in"), "");
+        let blocked = status_changed(
+            "in_flight",
+            "blocked",
+            Some("the agent could not log in"),
+            "",
+        );
         assert_eq!(
             readable_line(&blocked, &EventFacts::default()).unwrap(),
             "Blocked: Build login page [2J: the agent could not log in"
@@ -152,7 +160,9 @@ mod tests {
             Some("exit 1"),
             r#","retryAt":"2026-01-01T00:00:02Z""#,
         );
-        assert!(readable_line(&retry, &facts).unwrap().starts_with("Attempt failed: "));
+        assert!(readable_line(&retry, &facts)
+            .unwrap()
+            .starts_with("Attempt failed: "));
         let planned = status_changed("inbox", "planning", None, "");
         assert_eq!(readable_line(&planned, &facts), None);
         assert_eq!(render(WebhookFormat::Slack, &planned, "{}", &facts), None);
@@ -162,9 +172,15 @@ mod tests {
     fn chat_bodies_cannot_ping_or_link() {
         let blocked = status_changed("ready", "blocked", Some("<!channel> & <http://x|y>"), "");
         let slack = render(WebhookFormat::Slack, &blocked, "", &EventFacts::default()).unwrap();
-        assert!(slack.contains("&lt;!channel&gt; &amp; &lt;http://x|y&gt;"), "{slack}");
+        assert!(
+            slack.contains("&lt;!channel&gt; &amp; &lt;http://x|y&gt;"),
+            "{slack}"
+        );
         let discord = render(WebhookFormat::Discord, &blocked, "", &EventFacts::default()).unwrap();
-        assert!(discord.contains(r#""allowed_mentions":{"parse":[]}"#), "{discord}");
+        assert!(
+            discord.contains(r#""allowed_mentions":{"parse":[]}"#),
+            "{discord}"
+        );
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1_234_567), "1,234,567");
     }

@@ -65,7 +65,10 @@ impl Webhook {
             if !plain {
                 return Err(invalid(
                     &key("name"),
-                    format!("{:?}: use at most 40 letters, digits, '_', '.' or '-'", config.name),
+                    format!(
+                        "{:?}: use at most 40 letters, digits, '_', '.' or '-'",
+                        config.name
+                    ),
                 ));
             }
             config.name.clone()
@@ -123,8 +126,14 @@ pub fn validate(
     parse_all(webhooks)?;
     let positive = [
         ("webhook_delivery.backoff_ms", delivery.backoff_ms),
-        ("webhook_delivery.max_backoff_secs", delivery.max_backoff_secs),
-        ("webhook_delivery.give_up_after_secs", delivery.give_up_after_secs),
+        (
+            "webhook_delivery.max_backoff_secs",
+            delivery.max_backoff_secs,
+        ),
+        (
+            "webhook_delivery.give_up_after_secs",
+            delivery.give_up_after_secs,
+        ),
         ("webhook_delivery.keep_count", delivery.keep_count),
     ];
     for (key, value) in positive {
@@ -148,7 +157,9 @@ fn parse_all(webhooks: &[WebhookConfig]) -> Result<Vec<Webhook>, ConfigError> {
         if let Some(twin) = out.iter().position(|h| h.id == hook.id) {
             return Err(invalid(
                 &format!("webhooks[{index}]"),
-                format!("has the same name (or URL) as webhooks[{twin}]: give each a distinct name"),
+                format!(
+                    "has the same name (or URL) as webhooks[{twin}]: give each a distinct name"
+                ),
             ));
         }
         out.push(hook);
@@ -255,11 +266,17 @@ mod tests {
             ..WebhookConfig::default()
         };
         let delivery = WebhookDeliveryConfig::default();
-        let err = validate(&[hook("https://a.example/x", ""), hook("nope", "")], &delivery);
+        let err = validate(
+            &[hook("https://a.example/x", ""), hook("nope", "")],
+            &delivery,
+        );
         assert!(err.unwrap_err().to_string().contains("webhooks[1].url"));
         let err = validate(&[hook("https://a.example/x", "a b")], &delivery);
         assert!(err.unwrap_err().to_string().contains("webhooks[0].name"));
-        let twins = [hook("https://a.example/x", ""), hook("https://a.example/x", "")];
+        let twins = [
+            hook("https://a.example/x", ""),
+            hook("https://a.example/x", ""),
+        ];
         assert!(validate(&twins, &delivery)
             .unwrap_err()
             .to_string()

@@ -12,7 +12,9 @@ use super::filter::wire_name;
 use super::signature;
 use super::Webhook;
 use crate::config::WebhookDeliveryConfig;
-use crate::queue::{AttemptResult, Delivery, DueDeliveries, PruneDeliveries, QueueManager, RecordAttempt};
+use crate::queue::{
+    AttemptResult, Delivery, DueDeliveries, PruneDeliveries, QueueManager, RecordAttempt,
+};
 use actix::Addr;
 use chrono::{DateTime, Utc};
 use std::hash::{BuildHasher, Hasher};
