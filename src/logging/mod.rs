@@ -14,6 +14,8 @@ use std::io::Write;
 pub fn init(format: LogFormat) {
     let mut builder =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    // ureq logs whole URLs at debug level, and a webhook URL's path may hold its token.
+    builder.filter_module("ureq", log::LevelFilter::Info);
     match format {
         LogFormat::Text => builder.format(|buf, record| {
             let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);

@@ -224,10 +224,10 @@ impl Webhooks {
         }
         for (index, (hook, wakeup)) in self.hooks.into_iter().zip(self.wakeups).enumerate() {
             log::info!(
-                "webhook {} delivers to {} ({:?} format)",
+                "webhook {} delivers to {} ({} format)",
                 hook.id,
                 hook.target,
-                hook.format
+                format!("{:?}", hook.format).to_lowercase()
             );
             let settings = self.settings.clone();
             let queue = queue.clone();

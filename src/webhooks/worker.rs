@@ -298,11 +298,19 @@ fn report(hook: &Webhook, delivery: &Delivery, attempt: &Attempt, result: &Attem
             "{what} failed for good after {} attempts: {error}",
             delivery.attempts + 1
         ),
-        AttemptResult::Retry { next_try } => log::info!(
-            "{what}, attempt {}: {error}; next try at {}",
-            delivery.attempts + 1,
-            next_try.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-        ),
+        AttemptResult::Retry { next_try } => {
+            // The first failure is news; the retries after it are in the delivery log.
+            let level = match delivery.attempts {
+                0 => log::Level::Info,
+                _ => log::Level::Debug,
+            };
+            log::log!(
+                level,
+                "{what}, attempt {}: {error}; next try at {}",
+                delivery.attempts + 1,
+                next_try.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            )
+        }
         AttemptResult::Delivered => {}
     }
 }
