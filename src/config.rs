@@ -25,7 +25,7 @@ pub enum ConfigError {
     Invalid { key: String, message: String },
 }
 
-fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.to_string(),
         message: message.into(),
@@ -227,6 +227,79 @@ pub struct MetricsConfig {
     pub public: bool,
 }
 
+/// How the server's own log lines look on stderr.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// `[time LEVEL target] message request_id=..`, for people.
+    #[default]
+    Text,
+    /// One JSON object per line (`ts`, `level`, `target`, `message`, `request_id`), for tools.
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+}
+
+/// What a webhook's receiver gets.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookFormat {
+    /// The event as stored (`{"seq","type","at","data"}`), for programs.
+    #[default]
+    Json,
+    /// A Slack incoming webhook's `{"text"}`: one readable line, only for events a person acts on.
+    Slack,
+    /// A Discord webhook's `{"content"}`: the same line as Slack.
+    Discord,
+}
+
+/// One `[[webhooks]]` entry: where matching events are POSTed.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Names the webhook in the delivery log; empty: derived from the URL.
+    pub name: String,
+    pub url: String,
+    /// Event types (`work:status_changed`) or prefixes (`work:*`); empty: every event.
+    pub events: Vec<String>,
+    /// Signs every body (`X-Hub-Signature-256`); empty: bodies are not signed.
+    pub secret: String,
+    pub format: WebhookFormat,
+}
+
+/// How webhook deliveries are retried and how long their log is kept.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookDeliveryConfig {
+    /// The first retry's delay; each later one doubles (with jitter), up to `max_backoff_secs`.
+    pub backoff_ms: u64,
+    pub max_backoff_secs: u64,
+    /// A delivery still failing this long after it was first due is marked failed.
+    pub give_up_after_secs: u64,
+    /// Connect and answer timeout of one attempt.
+    pub timeout_ms: u64,
+    /// Finished deliveries are pruned once older than this many days, or beyond `keep_count`.
+    pub keep_days: u64,
+    pub keep_count: u64,
+}
+
+impl Default for WebhookDeliveryConfig {
+    fn default() -> Self {
+        WebhookDeliveryConfig {
+            backoff_ms: 1000,
+            max_backoff_secs: 3600,
+            give_up_after_secs: 86_400,
+            timeout_ms: 10_000,
+            keep_days: 7,
+            keep_count: 10_000,
+        }
+    }
+}
+
 /// The whole configuration of a flightdeck server.
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -238,6 +311,9 @@ pub struct Config {
     pub workspace: WorkspaceConfig,
     pub budgets: BudgetsConfig,
     pub metrics: MetricsConfig,
+    pub log: LogConfig,
+    pub webhooks: Vec<WebhookConfig>,
+    pub webhook_delivery: WebhookDeliveryConfig,
     /// The file this was read from, watched for live changes of `pool.size`.
     #[serde(skip)]
     pub path: Option<PathBuf>,
@@ -393,7 +469,7 @@ impl Config {
                 format!("{base:?} is not a branch name"),
             ));
         }
-        Ok(())
+        crate::webhooks::validate(&self.webhooks, &self.webhook_delivery)
     }
 
     pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
@@ -497,6 +573,12 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("agent.writable"));
+        let c = Config::parse("[[webhooks]]\nurl = \"ftp://x\"\n").unwrap();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("webhooks[0].url"));
         let c = Config::parse("[server]\nbind = \"nowhere\"\n").unwrap();
         assert!(c
             .validate()

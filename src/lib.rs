@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod doctor;
+pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod monitor;
@@ -18,6 +19,7 @@ pub mod sandbox;
 pub mod server;
 mod static_files;
 pub mod token;
+pub mod webhooks;
 
 /// Mailbox size of the long-lived actors: senders that await wait past this; `do_send` and
 /// internal notifications are not limited by it.

@@ -161,8 +161,11 @@ enum CompletionShell {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
+    // The server's logger waits for its config (`log.format`); other commands log as text.
+    if !matches!(cli.command, Command::Serve) {
+        flightdeck::logging::init(flightdeck::config::LogFormat::Text);
+    }
     match run(cli) {
         Ok(()) => Exit::Ok.into(),
         Err(Failure(exit, message)) => {
@@ -204,6 +207,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
             }
             let config = Config::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
+            flightdeck::logging::init(config.log.format);
             // The config has read it; now, while this is the only thread, wipe the token
             // from the environment so agents of this user cannot read it from /proc.
             flightdeck::token::scrub_from_environment("FLIGHTDECK_TOKEN");

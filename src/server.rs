@@ -16,8 +16,8 @@ use crate::monitor::Monitor;
 use crate::queue::{self, QueuePolicy, Recover, Store};
 use crate::sandbox::{self, PortRules, SandboxPlan};
 use crate::token::{self, TokenSetting};
+use crate::webhooks::Webhooks;
 use actix::Actor;
-use actix_web::dev::ServiceRequest;
 use actix_web::{middleware, web, App, HttpServer};
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -58,32 +58,6 @@ fn reachable(bound: SocketAddr) -> SocketAddr {
         }
         _ => bound,
     }
-}
-
-/// The access log's request line, with the value of any query parameter whose name mentions
-/// a token replaced: a secret must never reach a log, whoever put it in a URL.
-fn request_line_without_secrets(req: &ServiceRequest) -> String {
-    let query = req.query_string();
-    let query = if query.is_empty() {
-        String::new()
-    } else {
-        let pairs: Vec<String> = query
-            .split('&')
-            .map(|pair| {
-                let name = pair.split('=').next().unwrap_or("");
-                let decoded: String = form_urlencoded::parse(name.as_bytes())
-                    .map(|(k, _)| k.into_owned())
-                    .collect();
-                if decoded.to_ascii_lowercase().contains("token") {
-                    format!("{name}=[redacted]")
-                } else {
-                    pair.to_string()
-                }
-            })
-            .collect();
-        format!("?{}", pairs.join("&"))
-    };
-    format!("{} {}{query} {:?}", req.method(), req.path(), req.version())
 }
 
 pub async fn serve(config: Config) -> Result<(), ServeError> {
@@ -140,7 +114,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         tracking.describe()
     );
 
-    let store = Store::open(&data_dir.join("flightdeck.redb")).map_err(ServeError::Store)?;
+    let webhooks = Webhooks::from_config(&config.webhooks, &config.webhook_delivery)?;
+    let mut store = Store::open(&data_dir.join("flightdeck.redb")).map_err(ServeError::Store)?;
+    store.set_outbox(webhooks.outbox());
     let last_seq = store.last_seq();
     let recent = store
         .recent_events(crate::monitor::REPLAY_WINDOW, crate::monitor::REPLAY_BYTES)
@@ -154,6 +130,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         price: config.budgets.prices.of(config.agent.preset),
     };
     let (queue, queue_system) = queue::start(store, policy, monitor.clone())?;
+    webhooks.start(queue.clone()).await?;
 
     let interrupted = queue
         .send(Recover)
@@ -245,11 +222,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
                     ))
                     .add(("X-Content-Type-Options", "nosniff")),
             )
-            .wrap(
-                middleware::Logger::new("%{request}xi %s %Dms")
-                    .custom_request_replace("request", request_line_without_secrets)
-                    .log_target("flightdeck::http"),
-            )
+            .wrap(middleware::from_fn(crate::logging::access_log))
             .configure(api::routes)
             .configure(crate::static_files::routes)
     })

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test flightdeck has, on a fresh machine too: installs what the other suites need
-# (Debian's chromium, playwright-core from npm, schemathesis from PyPI, the generated clients'
-# tools) in the background while it builds every test target once, then runs the Rust tests
+# (Debian's chromium, playwright-core and the real agent CLIs from npm, schemathesis from PyPI,
+# the generated clients' tools) in the background while it builds every test target once, then runs the Rust tests
 # (unit + integration, against the real binary) while schemathesis fuzzes the API against its
 # OpenAPI document and generated Python and TypeScript clients run against the server, then
 # the browser tests, then the benchmark suite in its quick mode (PostgreSQL from Debian's
@@ -33,6 +33,11 @@ say "installing test tools in the background (log: target/installs.log)"
   fi
   if [ ! -d tests/browser/node_modules/playwright-core ]; then
     (cd tests/browser && npm ci --no-audit --no-fund --silent)
+  fi
+  # The real agent CLIs (claude, codex, gemini) the presets are tested with, pinned.
+  if ! cmp -s tests/agent-clis/package-lock.json tests/agent-clis/node_modules/.package-lock.installed 2>/dev/null; then
+    (cd tests/agent-clis && npm ci --no-audit --no-fund --silent)
+    cp tests/agent-clis/package-lock.json tests/agent-clis/node_modules/.package-lock.installed
   fi
   if ! command -v schemathesis >/dev/null 2>&1; then
     python3 -m pip install --quiet --disable-pip-version-check 'schemathesis>=4.3,<5'

@@ -18,6 +18,7 @@ mod metrics;
 mod openapi;
 mod query;
 mod status;
+mod webhooks;
 
 pub use auth::{TokenGuard, SOCKET_PROTOCOL};
 pub use body::{parse as parse_json, Json, MAX_BODY};
@@ -106,6 +107,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(resource("/items/{id}/history", "GET").get(items::history))
             .service(resource("/items/{id}/log", "GET").get(items::log))
             .service(resource("/items/{id}/diff", "GET").get(items::diff))
+            .service(resource("/webhooks/deliveries", "GET").get(webhooks::deliveries))
+            .service(
+                resource("/webhooks/deliveries/{id}/redeliver", "POST").post(webhooks::redeliver),
+            )
             .default_service(web::to(not_found)),
     );
 }

@@ -9,7 +9,7 @@
 //! only what is particular to it. `info.version` is the crate's version: see
 //! docs/API_COMPATIBILITY.md for what a version change promises.
 
-use super::{agents, budgets, events, items, metrics, status, ErrorBody, MAX_BODY};
+use super::{agents, budgets, events, items, metrics, status, webhooks, ErrorBody, MAX_BODY};
 use crate::model::{AcceptanceEntry, ArtifactInput};
 use actix_web::HttpResponse;
 use serde_json::json;
@@ -55,6 +55,8 @@ see docs/API_COMPATIBILITY.md."
         agents::resize,
         agents::dispatch,
         budgets::update,
+        webhooks::deliveries,
+        webhooks::redeliver,
     ),
     components(schemas(ErrorBody, ArtifactInput, AcceptanceEntry)),
     modifiers(&BearerAuth, &SharedErrors),
@@ -64,6 +66,7 @@ see docs/API_COMPATIBILITY.md."
         (name = "agents", description = "Agent sessions and the pool"),
         (name = "events", description = "The event log"),
         (name = "status", description = "Health and counts"),
+        (name = "webhooks", description = "The webhook delivery log"),
     )
 )]
 pub struct ApiDoc;

@@ -238,7 +238,7 @@ impl QueueManager {
     }
 
     /// Queues a write and returns the future of its answer.
-    fn write<T: Send + 'static>(
+    pub(super) fn write<T: Send + 'static>(
         &mut self,
         ctx: &mut Context<Self>,
         op: impl FnOnce(&mut Tx, &QueuePolicy) -> Result<T, QueueError> + Send + 'static,
@@ -269,7 +269,7 @@ impl QueueManager {
         })
     }
 
-    fn read<T: Send + 'static>(
+    pub(super) fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Snapshot) -> Result<T, QueueError>,
     ) -> ResponseFuture<Result<T, QueueError>> {

@@ -4,6 +4,7 @@ mod dependencies;
 mod error;
 mod manager;
 mod operations;
+mod outbox;
 mod store;
 
 pub use error::QueueError;
@@ -11,5 +12,10 @@ pub use manager::*;
 pub use operations::{
     token_day, unmet_criteria, Claimed, CompleteOutcome, Completion, QueuePolicy, TokenUsage,
     Verdict,
+};
+pub use outbox::{
+    parse_delivery_id, AbandonDeliveries, AttemptResult, Delivery, DeliveryStatus, DueBatch,
+    DueDeliveries, EventFacts, ListDeliveries, Outbox, OutboxRoute, PruneDeliveries, RecordAttempt,
+    Redeliver, Render,
 };
 pub use store::{EventPage, Store, EVENTS_RETAINED};

@@ -10,6 +10,7 @@
 //! write until the database is opened again, so the store remembers why it cannot write and
 //! reopens itself before the next write, which then succeeds once space is back.
 
+use super::outbox::{EventFacts, Outbox, OutboxTables};
 use super::QueueError;
 use crate::model::{AgentSession, Event, EventKind, SharedEvent, Status, StatusChange, WorkItem};
 use chrono::{DateTime, Utc};
@@ -20,6 +21,7 @@ use redb::{
 };
 use serde_json::value::RawValue;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// id -> WorkItem JSON.
 const ITEMS: TableDefinition<&str, &[u8]> = TableDefinition::new("items");
@@ -113,6 +115,8 @@ pub struct Store {
     next_seq: u64,
     /// Why the store cannot write, in words; None while it can.
     fault: Option<String>,
+    /// The webhooks every event is offered to (see `outbox.rs`).
+    outbox: Arc<Outbox>,
 }
 
 impl Store {
@@ -127,7 +131,13 @@ impl Store {
             db: Some(db),
             next_seq,
             fault: None,
+            outbox: Outbox::none(),
         })
+    }
+
+    /// From now on, every stored event is offered to these webhooks in its own transaction.
+    pub fn set_outbox(&mut self, outbox: Arc<Outbox>) {
+        self.outbox = outbox;
     }
 
     fn db(&self) -> Result<&Database, QueueError> {
@@ -229,11 +239,12 @@ impl Store {
     ) -> Result<(T, Vec<SharedEvent>), QueueError> {
         let mut txn = self.db()?.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
-        let mut tx = Tx::open(&txn, self.next_seq)?;
+        let mut tx = Tx::open(&txn, self.next_seq, self.outbox.clone())?;
         let value = f(&mut tx)?;
         let events = tx.flush_events()?;
         let next_seq = tx.next_seq;
         let dirty = tx.dirty;
+        let wake = tx.wake;
         drop(tx);
         if !dirty {
             // Nothing was written (say, a claim that found nothing): skip the fsync.
@@ -242,6 +253,9 @@ impl Store {
         }
         txn.commit()?;
         self.next_seq = next_seq;
+        if wake {
+            (self.outbox.wake)();
+        }
         Ok((value, events))
     }
 
@@ -333,6 +347,7 @@ fn prepare(db: &Database) -> Result<u64, QueueError> {
         txn.open_table(LIVE_SESSIONS)?;
         txn.open_table(WAITING)?;
         txn.open_multimap_table(ITEM_SESSIONS)?;
+        OutboxTables::open(&txn)?;
         let mut meta = txn.open_table(META)?;
         next_seq = meta.get("next_seq")?.map(|v| v.value()).unwrap_or(1);
         meta.insert("next_seq", next_seq)?;
@@ -362,7 +377,7 @@ fn prove_room(db: &Database) -> Result<(), QueueError> {
 
 /// A read-only view of the store at one moment.
 pub struct Snapshot {
-    txn: redb::ReadTransaction,
+    pub(super) txn: redb::ReadTransaction,
 }
 
 impl Snapshot {
@@ -566,6 +581,10 @@ pub struct Tx<'a> {
     live_sessions: Table<'a, &'static str, ()>,
     waiting: Table<'a, &'static [u8], ()>,
     item_sessions: MultimapTable<'a, &'static str, &'static str>,
+    outbox_tables: OutboxTables<'a>,
+    outbox: Arc<Outbox>,
+    /// Whether the delivery workers should look at the outbox once this commits.
+    wake: bool,
     pub now: DateTime<Utc>,
     events: Vec<(EventKind, Box<RawValue>)>,
     next_seq: u64,
@@ -574,7 +593,11 @@ pub struct Tx<'a> {
 }
 
 impl<'a> Tx<'a> {
-    fn open(txn: &'a WriteTransaction, next_seq: u64) -> Result<Tx<'a>, QueueError> {
+    fn open(
+        txn: &'a WriteTransaction,
+        next_seq: u64,
+        outbox: Arc<Outbox>,
+    ) -> Result<Tx<'a>, QueueError> {
         Ok(Tx {
             items: txn.open_table(ITEMS)?,
             claimable: txn.open_table(CLAIMABLE)?,
@@ -585,11 +608,52 @@ impl<'a> Tx<'a> {
             live_sessions: txn.open_table(LIVE_SESSIONS)?,
             waiting: txn.open_table(WAITING)?,
             item_sessions: txn.open_multimap_table(ITEM_SESSIONS)?,
+            outbox_tables: OutboxTables::open(txn)?,
+            outbox,
+            wake: false,
             now: Utc::now(),
             events: Vec::new(),
             next_seq,
             dirty: false,
         })
+    }
+
+    /// The webhook outbox, for a write to it.
+    pub(super) fn outbox(&mut self) -> &mut OutboxTables<'a> {
+        self.dirty = true;
+        &mut self.outbox_tables
+    }
+
+    /// Tells the delivery workers to look at the outbox once this transaction commits.
+    pub(super) fn wake_outbox(&mut self) {
+        self.wake = true;
+    }
+
+    /// Tokens used by every session of the item so far.
+    fn tokens_of(&self, item_id: &str) -> Result<u64, QueueError> {
+        let mut total = 0u64;
+        for id in self.item_sessions.get(item_id)? {
+            if let Some(s) = self.session(id?.value())? {
+                total = total.saturating_add(s.tokens_used);
+            }
+        }
+        Ok(total)
+    }
+
+    /// What an event's webhooks may tell a person beyond its data.
+    fn facts(&self, event: &Event) -> Result<EventFacts, QueueError> {
+        let mut facts = EventFacts::default();
+        if event.kind == EventKind::WorkStatusChanged {
+            #[derive(serde::Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct Changed {
+                item_id: String,
+            }
+            if let Ok(changed) = serde_json::from_str::<Changed>(event.data.get()) {
+                facts.tokens_used = self.tokens_of(&changed.item_id)?;
+            }
+        }
+        Ok(facts)
     }
 
     pub fn emit(&mut self, kind: EventKind, data: Box<RawValue>) {
@@ -854,6 +918,13 @@ impl<'a> Tx<'a> {
             };
             let json = serde_json::to_string(&event)?;
             self.event_log.insert(event.seq, json.as_bytes())?;
+            if !self.outbox.routes.is_empty() {
+                let facts = self.facts(&event)?;
+                let outbox = self.outbox.clone();
+                if self.outbox_tables.enqueue(&outbox, &event, &json, &facts)? > 0 {
+                    self.wake = true;
+                }
+            }
             self.next_seq += 1;
             out.push(SharedEvent::new(event, json));
         }
