@@ -168,6 +168,16 @@ fn a_rate_limit_requeues_uncounted_pauses_dispatch_and_lifts_by_itself() {
     assert!(pause["until"].is_string(), "{pause}");
     let status = cli(&s, &["status"]);
     assert!(status.contains("paused: rate limited until"), "{status}");
+    let (_, metrics) = s.get("/metrics");
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    assert!(
+        metrics.contains("flightdeck_rate_limit_pauses_total{preset=\"lines\"} 1"),
+        "the pause is counted in /metrics: {metrics}"
+    );
+    assert!(
+        metrics.contains("flightdeck_rate_limit_paused{preset=\"lines\"} 1"),
+        "{metrics}"
+    );
 
     // With max_attempts = 1 the item still gets its one counted attempt once the limit lifts.
     let item = s.wait_status(&id, "review", T);
@@ -175,6 +185,14 @@ fn a_rate_limit_requeues_uncounted_pauses_dispatch_and_lifts_by_itself() {
     assert_eq!(sessions_of(&s, &id).len(), 2);
     assert!(pool(&s)["pause"].is_null());
     assert!(!cli(&s, &["status"]).contains("paused"));
+    let (_, metrics) = s.get("/metrics");
+    assert!(
+        metrics
+            .as_str()
+            .unwrap_or_default()
+            .contains("flightdeck_rate_limit_paused{preset=\"lines\"} 0"),
+        "{metrics}"
+    );
 }
 
 #[test]

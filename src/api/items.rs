@@ -169,7 +169,12 @@ async fn approve_merge(state: &AppState, item: &WorkItem) -> Result<(), ApiError
 /// What the item's attempts changed against its first hand-over: files with line counts and
 /// the unified diff (cut at 1 MiB, flagged `truncated`). Computed from git's objects alone,
 /// off the HTTP workers.
-#[utoipa::path(get, path = "/api/items/{id}/diff", tag = "items", params(("id" = String, Path, description = "Item id, or a unique prefix of one (4+ characters)")), responses((status = 200, body = Diff), (status = 404, description = "No such item, or no attempt on it has finished", body = ErrorBody), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 503, description = "Store or changes unreadable", body = ErrorBody)))]
+#[utoipa::path(
+    get, path = "/api/items/{id}/diff", tag = "items", operation_id = "getItemDiff",
+    summary = "What the item's attempts changed, file by file, with the unified diff",
+    params(("id" = String, Path, description = "Item id, or a unique prefix of one (4+ characters)")),
+    responses((status = 200, description = "The changes against the first hand-over", body = Diff))
+)]
 pub async fn diff(
     state: web::Data<AppState>,
     id: web::Path<String>,

@@ -37,7 +37,15 @@ pub async fn guard(
     Ok(next.call(req).await?.map_into_left_body())
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "status", responses((status = 200, description = "Prometheus metrics in the OpenMetrics text format", content_type = "application/openmetrics-text", body = String), (status = 401, description = "Missing or wrong API token (unless metrics.public = true)", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
+#[utoipa::path(
+    get, path = "/metrics", tag = "status", operation_id = "getMetrics",
+    summary = "Prometheus metrics (needs the token unless metrics.public = true)",
+    responses(
+        (status = 200, description = "Prometheus metrics in the OpenMetrics text format", content_type = "application/openmetrics-text", body = String),
+        (status = 401, description = "Missing or wrong API token (unless metrics.public = true)", body = ErrorBody),
+        (status = 503, description = "Store unavailable", body = ErrorBody),
+    )
+)]
 pub async fn scrape(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let counts = state.queue.send(CountByStatus).await??;
     let pool = state.dispatcher.send(GetPool).await?;

@@ -1,7 +1,7 @@
 //! The webhook delivery log: `GET /api/webhooks/deliveries` (newest first, paged) and
 //! `POST /api/webhooks/deliveries/{id}/redeliver` (send it again, same delivery id).
 
-use super::{ApiError, AppState, ErrorBody, Query};
+use super::{ApiError, AppState, Query};
 use crate::queue::{Delivery, DeliveryStatus, ListDeliveries, Redeliver};
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -33,7 +33,11 @@ pub struct DeliveryPage {
     next: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/webhooks/deliveries", tag = "webhooks", params(DeliveriesQuery), responses((status = 200, description = "Deliveries, newest first", body = DeliveryPage), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
+#[utoipa::path(
+    get, path = "/api/webhooks/deliveries", tag = "webhooks", operation_id = "listWebhookDeliveries",
+    summary = "The webhook delivery log, newest first, a page at a time", params(DeliveriesQuery),
+    responses((status = 200, description = "Deliveries, newest first", body = DeliveryPage))
+)]
 pub async fn deliveries(
     state: web::Data<AppState>,
     Query(query): Query<DeliveriesQuery>,
@@ -68,7 +72,12 @@ pub async fn deliveries(
     Ok(HttpResponse::Ok().json(DeliveryPage { deliveries, next }))
 }
 
-#[utoipa::path(post, path = "/api/webhooks/deliveries/{id}/redeliver", tag = "webhooks", params(("id" = String, Path, description = "Delivery id")), responses((status = 202, description = "Queued to be sent again, with the same delivery id", body = Delivery), (status = 404, body = ErrorBody), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "Missing or wrong API token", body = ErrorBody), (status = 503, description = "Store unavailable", body = ErrorBody)))]
+#[utoipa::path(
+    post, path = "/api/webhooks/deliveries/{id}/redeliver", tag = "webhooks", operation_id = "redeliverWebhook",
+    summary = "Send a delivery again, with the same delivery id",
+    params(("id" = String, Path, description = "Delivery id")),
+    responses((status = 202, description = "Queued to be sent again, with the same delivery id", body = Delivery))
+)]
 pub async fn redeliver(
     state: web::Data<AppState>,
     id: web::Path<String>,

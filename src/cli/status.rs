@@ -1,20 +1,8 @@
 //! `flightdeck status` for people: counts, the pool and its daily token budget, and what a
 //! person on call needs (items waiting on a person, the longest waits, recent failures).
 
+pub use crate::model::thousands;
 use serde_json::Value;
-
-/// `1234567` as `1,234,567`.
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
 
 /// A wait in the largest unit that fits: `45 s`, `12 min`, `3 h`, `2 d`.
 pub fn wait(secs: u64) -> String {

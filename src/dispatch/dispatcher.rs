@@ -224,6 +224,7 @@ impl Dispatcher {
             Some(_) => {
                 log::info!("dispatch resumes: the rate limit has lifted");
                 self.pause = None;
+                crate::metrics::rate_limit_pause_ended(self.settings.preset_name());
                 false
             }
             None => false,
@@ -242,6 +243,9 @@ impl Dispatcher {
             limit.message
         );
         let wait = (limit.until - Utc::now()).to_std().unwrap_or_default();
+        if self.pause.is_none() {
+            crate::metrics::rate_limit_pause_started(self.settings.preset_name());
+        }
         self.pause = Some(limit);
         ctx.run_later(wait, |act, ctx| act.fill(ctx));
     }
@@ -632,6 +636,7 @@ impl Handler<DispatchNow> for Dispatcher {
             return Box::pin(fut::ready(Err(DispatchError::ShuttingDown)));
         }
         if self.pause.take().is_some() {
+            crate::metrics::rate_limit_pause_ended(self.settings.preset_name());
             log::info!("dispatch resumes: a person lifted the rate-limit pause");
         }
         if self.running.len() + self.claiming >= self.size {

@@ -22,26 +22,30 @@ pub const ARTIFACTS_MAX: usize = 200;
 /// Largest `maxTokens`: a trillion, far past any real budget, so a typo is caught.
 pub const MAX_TOKENS_MAX: u64 = 1_000_000_000_000;
 
-/// A token budget: a whole number from 0 to [`MAX_TOKENS_MAX`], which JSON Schema lets
-/// clients write as `5000.0` too; refused while deserialising, so a request holding one is valid.
-fn max_tokens<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    let number = Option::<serde_json::Number>::deserialize(d)?;
-    number
-        .map(|n| {
-            n.as_u64()
-                .or_else(|| {
-                    n.as_f64()
-                        .filter(|f| f.fract() == 0.0 && *f >= 0.0)
-                        .map(|f| f as u64)
-                })
-                .filter(|t| *t <= MAX_TOKENS_MAX)
-                .ok_or_else(|| {
-                    serde::de::Error::custom(format!(
-                        "expected a whole number of tokens from 0 to {MAX_TOKENS_MAX} (0: no budget), got {n}"
-                    ))
-                })
+/// A token budget: a whole number from 0 (no budget) to [`MAX_TOKENS_MAX`], which JSON Schema
+/// lets clients write as `5000.0` too; refused while deserialising, so a request holding one
+/// is valid. The one rule for every token budget a client sends (an item's, the pool's daily).
+pub fn token_budget<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    n.as_u64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                .map(|f| f as u64)
         })
-        .transpose()
+        .filter(|t| *t <= MAX_TOKENS_MAX)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "expected a whole number of tokens from 0 to {MAX_TOKENS_MAX} (0: no budget), got {n}"
+            ))
+        })
+}
+
+/// [`token_budget`] for a field that may be absent.
+fn max_tokens<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    struct Budget(#[serde(deserialize_with = "token_budget")] u64);
+    Ok(Option::<Budget>::deserialize(d)?.map(|Budget(n)| n))
 }
 
 /// `POST /api/items`: a new work item.

@@ -8,7 +8,7 @@
 //! switched off, so an item title cannot ping a channel or forge a link.
 
 use crate::config::WebhookFormat;
-use crate::model::{Event, EventKind, Status, WorkItem};
+use crate::model::{thousands, Event, EventKind, Status, WorkItem};
 use crate::queue::EventFacts;
 use serde::Deserialize;
 use serde_json::json;
@@ -101,19 +101,6 @@ fn plain(text: &str, max: usize) -> String {
         out.push(c);
     }
     out.trim().to_string()
-}
-
-/// 12400 -> "12,400".
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[cfg(test)]
