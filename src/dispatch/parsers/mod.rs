@@ -43,6 +43,9 @@ pub enum AgentOutput {
     /// A problem the agent ran into, classified from its own output (an API error it printed,
     /// its retry lines): the session decides what the attempt comes to from the kind.
     Problem(Problem),
+    /// The agent said it will try its model API again after this wait (Claude Code's
+    /// `api_retry` lines): it is busy, not stalled, until the wait is over.
+    Retrying(std::time::Duration),
 }
 
 /// What kind of trouble an agent reported, in the parser's judgement.
