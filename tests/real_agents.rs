@@ -402,3 +402,76 @@ fn codex_with_a_silent_model_times_out() {
 fn gemini_with_a_silent_model_times_out() {
     a_silent_model_times_out(Cli::Gemini);
 }
+
+fn git(repo: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(args)
+        .output()
+        .expect("git runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "git {args:?}: {text}");
+    text
+}
+
+/// Git worktree mode with the real Claude Code: it writes a file and commits nothing;
+/// flightdeck commits what it left to the item's branch (without AGENTS.md), the item reaches
+/// Review, and approving merges the branch into the repository's checked-out branch.
+#[test]
+fn claude_in_git_mode_gets_its_work_committed_and_merged_on_approve() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("project");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["config", "user.name", "test"]);
+    git(&repo, &["config", "user.email", "test@example.invalid"]);
+    std::fs::write(repo.join("README"), "the project\n").unwrap();
+    git(&repo, &["add", "README"]);
+    git(&repo, &["commit", "-q", "-m", "start"]);
+
+    let model = ModelServer::start(SCRIPT, FINAL, Fault::None);
+    let workspace = format!(
+        "[workspace]\ngit_repo = \"{}\"\non_approve = \"merge\"\n",
+        repo.display()
+    );
+    let (server, _home) = start(Cli::Claude, &model, &workspace);
+    let id = create(&server);
+    let item = wait_settled(&server, &id, "review", Duration::from_secs(240));
+    let branch = format!("flightdeck/{}", &id[..8]);
+
+    let commits = git(
+        &repo,
+        &["log", "--format=%an|%s", &format!("main..{branch}")],
+    );
+    assert!(
+        commits
+            .lines()
+            .any(|l| l.starts_with("flightdeck|Say hello (attempt 1)")),
+        "flightdeck committed what the agent left: {commits}"
+    );
+    let files = git(&repo, &["log", "--format=", "--name-only", &branch]);
+    assert!(files.contains("hello.txt"), "{files}");
+    assert!(
+        !files.contains("AGENTS.md"),
+        "AGENTS.md entered a commit: {files}"
+    );
+    assert!(
+        item["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["path"] == branch.as_str()),
+        "the branch is the item's deliverable: {item:#}"
+    );
+
+    let (status, moved) = server.move_to(&id, "done");
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(
+        std::fs::read_to_string(repo.join("hello.txt")).unwrap(),
+        "hello from the agent\n",
+        "main, checked out in the repository, has the agent's file"
+    );
+    git(&repo, &["merge-base", "--is-ancestor", &branch, "main"]);
+}
