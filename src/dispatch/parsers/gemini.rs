@@ -44,7 +44,11 @@ impl OutputParser for GeminiParser {
             }
             Some("tool_result") => Some(tool_result(&event)),
             Some("error") => Some(error(&event)),
-            Some("result") => Some(result(&event)),
+            Some("result") => {
+                let mut out = self.unreported_reply();
+                out.extend(result(&event));
+                Some(out)
+            }
             _ => None,
         };
         parsed.unwrap_or_else(|| raw(line))
@@ -71,6 +75,17 @@ impl GeminiParser {
             }
             _ => Vec::new(),
         }
+    }
+
+    /// The first line of a reply that ended without a newline (the last one, before the
+    /// result), once.
+    fn unreported_reply(&mut self) -> Vec<AgentOutput> {
+        let out = match self.reported {
+            false => first_line(&self.reply).and_then(progress),
+            true => None,
+        };
+        self.end_reply();
+        out.into_iter().collect()
     }
 
     fn end_reply(&mut self) {
