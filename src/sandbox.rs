@@ -17,7 +17,8 @@
 //!   a rule for each of the other 65,534 ports. Building them costs about 0.1 s of CPU, so
 //!   the server builds them once ([`PortRules`]) and every launcher applies the same
 //!   ruleset; what remains per agent is the kernel copying them into the agent's own
-//!   sandbox (about 25 ms, and about 4.5 MB of kernel memory while the agent runs).
+//!   sandbox (about 25 ms, and about 4.5 MB of kernel memory while the agent runs). That
+//!   layer grants moving files between folders everywhere, so only the files layer rules it.
 //!
 //! Each part is applied where the kernel has it (best effort); the files part is required:
 //! the launcher refuses to start an agent the kernel does not confine. Whether the kernel
@@ -117,10 +118,16 @@ impl PortRules {
         if kernel_abi() < 4 {
             return Ok(None);
         }
+        // Every layer denies moving files between folders (Landlock's "refer" right) unless
+        // it grants it, even a layer about the network only: without this rule every rename
+        // across folders fails with EXDEV (rustc's `.rmeta`, git, npm), however writable both
+        // folders are. The files layer still decides where it is allowed.
         let mut ruleset = Ruleset::default()
             .handle_access(AccessNet::ConnectTcp)
+            .and_then(|r| r.handle_access(AccessFs::Refer))
             .and_then(|r| r.scope(Scope::from_all(ABI_USED)))
             .and_then(|r| r.create())
+            .and_then(|r| r.add_rules(path_beneath_rules(["/"], AccessFs::Refer)))
             .map_err(|e| format!("landlock network rules: {e}"))?;
         for other in (0..=u16::MAX).filter(|p| *p != port) {
             ruleset = ruleset

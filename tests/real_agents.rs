@@ -56,6 +56,16 @@ fn clis_bin() -> PathBuf {
 /// A user's home with this CLI set up to use `model` (the way a person configures it), and
 /// a flightdeck server running the preset's own command under the default sandbox.
 fn start(cli: Cli, model: &ModelServer, extra: &str) -> (TestServer, tempfile::TempDir) {
+    start_with_idle(cli, model, 20, extra)
+}
+
+/// [`start`] with `pool.idle_timeout_secs = idle_secs`.
+fn start_with_idle(
+    cli: Cli,
+    model: &ModelServer,
+    idle_secs: u64,
+    extra: &str,
+) -> (TestServer, tempfile::TempDir) {
     let home = tempfile::tempdir().expect("home");
     match cli {
         Cli::Claude => {}
@@ -95,7 +105,7 @@ fn start(cli: Cli, model: &ModelServer, extra: &str) -> (TestServer, tempfile::T
     let url = model.url.clone();
     let home_path = home.path().to_path_buf();
     let config = format!(
-        "[agent]\npreset = \"{}\"\n[pool]\nsize = 1\nretry_backoff_secs = 0.1\nmax_attempts = 1\nidle_timeout_secs = 20\n{extra}",
+        "[agent]\npreset = \"{}\"\n[pool]\nsize = 1\nretry_backoff_secs = 0.1\nmax_attempts = 1\nidle_timeout_secs = {idle_secs}\n{extra}",
         cli.preset()
     );
     let server = TestServer::start_prepared(&config, move |cmd| {
@@ -277,19 +287,77 @@ fn gemini_waits_out_a_rate_limit() {
     lifting_rate_limit_reaches_review(Cli::Gemini);
 }
 
-/// A model API that keeps failing with 500: the attempt fails with a reason in words.
+/// Adds `extra` to the user's own settings file of the CLI (`~/.claude/settings.json`,
+/// `~/.gemini/settings.json`), as a person tunes their CLI; sessions copy it when they start.
+fn user_settings(cli: Cli, home: &Path, extra: Value) {
+    let file = match cli {
+        Cli::Claude => home.join(".claude/settings.json"),
+        Cli::Gemini => home.join(".gemini/settings.json"),
+        Cli::Codex => unreachable!("codex is tuned in its config.toml"),
+    };
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let mut settings: Value = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_else(|| json!({}));
+    for (key, value) in extra.as_object().unwrap() {
+        match (settings.get_mut(key), value) {
+            (Some(Value::Object(own)), Value::Object(more)) => {
+                own.extend(more.clone());
+            }
+            _ => settings[key] = value.clone(),
+        }
+    }
+    std::fs::write(&file, settings.to_string()).unwrap();
+}
+
+/// A model API that keeps failing with 500: the CLI's own retry lines keep the attempt alive
+/// and show as progress, then the attempt fails with a reason in words. The retries are
+/// capped the way a person caps them in the CLI's settings, so the test takes about a minute
+/// rather than the CLIs' full three-minute loops.
+/// - Claude Code announces each wait (`api_retry`, `retry_delay_ms`); its 7th waits about
+///   33 s, past the 20 s idle limit, which the announced wait must cover.
+/// - Gemini CLI prints its first retries of a request on stderr without the wait, and retries
+///   later requests silently: that case gets an idle limit of 90 s, longer than its capped
+///   backoff, since a CLI that prints nothing cannot be told from a stalled one.
+/// - Codex retries once (its config.toml, written for every test) and says "Reconnecting".
 fn server_errors_fail_the_attempt(cli: Cli) {
     let model = ModelServer::start(SCRIPT, FINAL, Fault::Always(500));
-    let (server, _home) = start(cli, &model, "");
+    let idle = match cli {
+        Cli::Gemini => 90,
+        _ => 20,
+    };
+    let (server, home) = start_with_idle(cli, &model, idle, "");
+    match cli {
+        Cli::Claude => user_settings(
+            cli,
+            home.path(),
+            json!({"env": {"CLAUDE_CODE_MAX_RETRIES": "7"}}),
+        ),
+        Cli::Gemini => user_settings(cli, home.path(), json!({"general": {"maxAttempts": 3}})),
+        Cli::Codex => {}
+    }
     let id = create(&server);
-    let item = wait_settled(&server, &id, "blocked", Duration::from_secs(300));
+    let item = wait_settled(&server, &id, "blocked", Duration::from_secs(400));
     let reason = item["statusReason"].as_str().unwrap_or("");
+    let log = logs(&server);
     assert!(
-        reason.contains("500") || reason.contains("error"),
-        "{reason}\n{}",
-        logs(&server)
+        !reason.contains("stalled"),
+        "the agent was retrying, not stalled: {reason}\n{log}"
     );
+    assert!(reason.contains("model API"), "{reason}\n{log}");
     assert!(!reason.contains("{\""), "protocol JSON in {reason}");
+    // The agent's retries were shown as they happened, in words.
+    let events = server.get("/api/events?since=0&limit=10000").1.to_string();
+    let (retry, times) = match cli {
+        Cli::Claude => ("Claude Code got an error from its model API (HTTP 500)", 7),
+        Cli::Gemini => ("Gemini CLI got an error from its model API (HTTP 500)", 2),
+        Cli::Codex => ("Reconnecting... 1/1", 1),
+    };
+    assert!(
+        events.matches(retry).count() >= times,
+        "{times} retries shown as progress: {events}"
+    );
 }
 
 #[test]
@@ -333,4 +401,77 @@ fn codex_with_a_silent_model_times_out() {
 #[test]
 fn gemini_with_a_silent_model_times_out() {
     a_silent_model_times_out(Cli::Gemini);
+}
+
+fn git(repo: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(args)
+        .output()
+        .expect("git runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "git {args:?}: {text}");
+    text
+}
+
+/// Git worktree mode with the real Claude Code: it writes a file and commits nothing;
+/// flightdeck commits what it left to the item's branch (without AGENTS.md), the item reaches
+/// Review, and approving merges the branch into the repository's checked-out branch.
+#[test]
+fn claude_in_git_mode_gets_its_work_committed_and_merged_on_approve() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("project");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["config", "user.name", "test"]);
+    git(&repo, &["config", "user.email", "test@example.invalid"]);
+    std::fs::write(repo.join("README"), "the project\n").unwrap();
+    git(&repo, &["add", "README"]);
+    git(&repo, &["commit", "-q", "-m", "start"]);
+
+    let model = ModelServer::start(SCRIPT, FINAL, Fault::None);
+    let workspace = format!(
+        "[workspace]\ngit_repo = \"{}\"\non_approve = \"merge\"\n",
+        repo.display()
+    );
+    let (server, _home) = start(Cli::Claude, &model, &workspace);
+    let id = create(&server);
+    let item = wait_settled(&server, &id, "review", Duration::from_secs(240));
+    let branch = format!("flightdeck/{}", &id[..8]);
+
+    let commits = git(
+        &repo,
+        &["log", "--format=%an|%s", &format!("main..{branch}")],
+    );
+    assert!(
+        commits
+            .lines()
+            .any(|l| l.starts_with("flightdeck|Say hello (attempt 1)")),
+        "flightdeck committed what the agent left: {commits}"
+    );
+    let files = git(&repo, &["log", "--format=", "--name-only", &branch]);
+    assert!(files.contains("hello.txt"), "{files}");
+    assert!(
+        !files.contains("AGENTS.md"),
+        "AGENTS.md entered a commit: {files}"
+    );
+    assert!(
+        item["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["path"] == branch.as_str()),
+        "the branch is the item's deliverable: {item:#}"
+    );
+
+    let (status, moved) = server.move_to(&id, "done");
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(
+        std::fs::read_to_string(repo.join("hello.txt")).unwrap(),
+        "hello from the agent\n",
+        "main, checked out in the repository, has the agent's file"
+    );
+    git(&repo, &["merge-base", "--is-ancestor", &branch, "main"]);
 }

@@ -236,6 +236,7 @@ pub struct AgentSession {
     problem: Option<Problem>,
     /// The last thing the agent said that reads as words (no JSON, no stack trace).
     last_words: Option<String>,
+    /// When the agent last showed life: its last line, or the end of a retry wait it announced.
     last_output: Instant,
     started: Instant,
     /// Everything this session started; taken when the session ends.
@@ -424,6 +425,9 @@ impl AgentSession {
                     self.pending.push(problem.message.clone());
                     stop = stop.or_else(|| Stop::for_problem(&problem));
                     self.problem = Some(problem);
+                }
+                AgentOutput::Retrying(wait) => {
+                    self.last_output = self.last_output.max(Instant::now() + wait)
                 }
             }
         }
@@ -889,8 +893,14 @@ impl Actor for AgentSession {
                 Phase::Agent(child) if child.stop.is_none() && child.exit.is_none()
             );
             if silent_agent && act.last_output.elapsed() > idle {
+                let after = act
+                    .problem
+                    .as_ref()
+                    .and_then(|p| verdict::words(&p.message))
+                    .map(|p| format!(", after this problem: {p}"))
+                    .unwrap_or_default();
                 let reason = format!(
-                    "stalled: no output for {}s (pool.idle_timeout_secs)",
+                    "stalled: no output for {}s (pool.idle_timeout_secs){after}",
                     idle.as_secs()
                 );
                 act.terminate(ctx, Stop::TimedOut(reason));

@@ -80,12 +80,14 @@ fn api_retry(event: &Value) -> Vec<AgentOutput> {
         .filter(|s| !s.is_empty())
         .collect::<Vec<_>>()
         .join(", ");
-    match classify::problem(Agent::Claude, status, error, delay) {
+    let mut out: Vec<AgentOutput> = match classify::problem(Agent::Claude, status, error, delay) {
         Some(problem) => vec![AgentOutput::Problem(problem)],
         None => progress(&format!("the model API failed, retrying ({detail})"))
             .into_iter()
             .collect(),
-    }
+    };
+    out.extend(delay.map(AgentOutput::Retrying));
+    out
 }
 
 /// An assistant message: one progress line per text block and per tool call.
@@ -343,9 +345,10 @@ mod tests {
         let out = parse(
             r#"{"type":"system","subtype":"api_retry","attempt":1,"max_retries":10,"retry_delay_ms":512,"error_status":401,"error":"authentication_failed"}"#,
         );
-        let [AgentOutput::Problem(problem)] = out.as_slice() else {
+        let [AgentOutput::Problem(problem), AgentOutput::Retrying(wait)] = out.as_slice() else {
             panic!("{out:?}")
         };
+        assert_eq!(*wait, std::time::Duration::from_millis(512));
         assert_eq!(problem.kind, super::super::ProblemKind::Auth);
         assert!(
             problem.message.contains("ANTHROPIC_API_KEY"),

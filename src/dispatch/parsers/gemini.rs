@@ -26,7 +26,7 @@ pub struct GeminiParser {
 impl OutputParser for GeminiParser {
     fn parse_line(&mut self, line: &str) -> Vec<AgentOutput> {
         let Some(event) = parse_object(line) else {
-            return raw(line);
+            return retry_line(line).unwrap_or_else(|| raw(line));
         };
         let parsed = match str_field(&event, "type") {
             Some("init") => Some(
@@ -44,7 +44,11 @@ impl OutputParser for GeminiParser {
             }
             Some("tool_result") => Some(tool_result(&event)),
             Some("error") => Some(error(&event)),
-            Some("result") => Some(result(&event)),
+            Some("result") => {
+                let mut out = self.unreported_reply();
+                out.extend(result(&event));
+                Some(out)
+            }
             _ => None,
         };
         parsed.unwrap_or_else(|| raw(line))
@@ -73,10 +77,59 @@ impl GeminiParser {
         }
     }
 
+    /// The first line of a reply that ended without a newline (the last one, before the
+    /// result), once.
+    fn unreported_reply(&mut self) -> Vec<AgentOutput> {
+        let out = match self.reported {
+            false => first_line(&self.reply).and_then(progress),
+            true => None,
+        };
+        self.end_reply();
+        out.into_iter().collect()
+    }
+
     fn end_reply(&mut self) {
         self.reply.clear();
         self.reported = false;
     }
+}
+
+/// Gemini CLI's backoff before its first retry, doubling per attempt up to [`RETRY_MAX_WAIT`],
+/// each wait varied by up to [`RETRY_JITTER`] either way (`retryWithBackoff` in 0.61).
+const RETRY_FIRST_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+const RETRY_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+const RETRY_JITTER: f64 = 0.3;
+
+/// `Attempt 2 failed with status 500. Retrying with backoff... _ApiError: {...}` on stderr:
+/// the model API failed and Gemini CLI tries again. It does not print the wait, so the
+/// longest its backoff can take is reported, to keep a retrying agent from looking stalled.
+fn retry_line(line: &str) -> Option<Vec<AgentOutput>> {
+    let rest = line.trim().strip_prefix("Attempt ")?;
+    let (attempt, rest) = rest.split_once(" failed")?;
+    let attempt: u32 = attempt.parse().ok()?;
+    let (head, detail) = rest.split_once("Retrying with backoff...")?;
+    let status = head
+        .trim()
+        .strip_prefix("with status ")
+        .and_then(|s| s.trim_end_matches('.').trim().parse::<u64>().ok());
+    let detail = detail.trim().trim_start_matches("_ApiError:").trim();
+    let problem = classify::problem(Agent::Gemini, status, detail, None).unwrap_or_else(|| {
+        classify::describe(
+            Agent::Gemini,
+            super::ProblemKind::Other,
+            status,
+            detail,
+            None,
+        )
+    });
+    let wait = RETRY_FIRST_WAIT
+        .saturating_mul(1 << attempt.saturating_sub(1).min(8))
+        .min(RETRY_MAX_WAIT)
+        .mul_f64(1.0 + RETRY_JITTER);
+    Some(vec![
+        AgentOutput::Problem(problem),
+        AgentOutput::Retrying(wait),
+    ])
 }
 
 /// `Bash: ls` style line for a `tool_use` event.

@@ -169,8 +169,10 @@ mod tests {
                 }
                 AgentOutput::Artifact(a) => artifacts.push(a),
                 AgentOutput::Acceptance(r) => reports.push(r),
-                AgentOutput::Finished { .. } | AgentOutput::Problem(_) => {
-                    panic!("the fixture reports no verdict and no problem")
+                AgentOutput::Finished { .. }
+                | AgentOutput::Problem(_)
+                | AgentOutput::Retrying(_) => {
+                    panic!("the fixture reports no verdict, no problem and no retry")
                 }
             }
         }

@@ -43,6 +43,9 @@ pub enum AgentOutput {
     /// A problem the agent ran into, classified from its own output (an API error it printed,
     /// its retry lines): the session decides what the attempt comes to from the kind.
     Problem(Problem),
+    /// The agent said it will try its model API again after this wait (Claude Code's
+    /// `api_retry` lines): it is busy, not stalled, until the wait is over.
+    Retrying(std::time::Duration),
 }
 
 /// What kind of trouble an agent reported, in the parser's judgement.
@@ -160,6 +163,143 @@ mod tests {
     fn first_line_skips_blank_lines() {
         assert_eq!(first_line("\n\n  Fixed it.\nDetails"), Some("Fixed it."));
         assert_eq!(first_line(" \n "), None);
+    }
+
+    /// What a parser made of a whole transcript.
+    #[derive(Debug, Default)]
+    struct Summary {
+        progress: Vec<String>,
+        tokens: (u64, u64),
+        artifacts: usize,
+        verdicts: Vec<(bool, String)>,
+        problems: Vec<Problem>,
+        retries: usize,
+    }
+
+    fn summarise(preset: Preset, transcript: &str) -> Summary {
+        let mut parser = parser_for(preset);
+        let mut s = Summary::default();
+        for out in transcript.lines().flat_map(|l| parser.parse_line(l)) {
+            match out {
+                AgentOutput::Progress(p) => s.progress.push(p),
+                AgentOutput::Tokens { input, output } => {
+                    s.tokens = (s.tokens.0 + input, s.tokens.1 + output)
+                }
+                AgentOutput::Artifact(_) => s.artifacts += 1,
+                AgentOutput::Acceptance(_) => {}
+                AgentOutput::Finished { success, summary } => s.verdicts.push((success, summary)),
+                AgentOutput::Problem(p) => s.problems.push(p),
+                AgentOutput::Retrying(_) => s.retries += 1,
+            }
+        }
+        s
+    }
+
+    /// The session logs of real successful runs (tests/real_agents.rs against the scripted
+    /// model server, paths replaced): the scripted model's two shell steps and final message,
+    /// 120 input and 30 output tokens per model turn, three turns.
+    const CLAUDE_REAL: &str =
+        include_str!("../../../tests/fixtures/transcripts/claude-real-success.log");
+    const CODEX_REAL: &str =
+        include_str!("../../../tests/fixtures/transcripts/codex-real-success.log");
+    const GEMINI_REAL: &str =
+        include_str!("../../../tests/fixtures/transcripts/gemini-real-success.log");
+
+    /// The steps every real run took, as its parser reports them.
+    fn assert_real_success(preset: Preset, text: &str, steps: &[&str]) -> Summary {
+        let s = summarise(preset, text);
+        for step in steps {
+            assert!(
+                s.progress.iter().any(|p| p == step),
+                "{preset:?}: {step} in {s:#?}"
+            );
+        }
+        assert!(
+            s.progress
+                .iter()
+                .any(|p| p == "Done: wrote hello.txt and the report."),
+            "{preset:?}: the final message in {s:#?}"
+        );
+        assert_eq!(s.tokens, (360, 90), "{preset:?}: three turns of 120 + 30");
+        assert_eq!(
+            s.artifacts, 0,
+            "{preset:?}: artifacts are found in the folder"
+        );
+        assert!(s.problems.is_empty(), "{preset:?}: {:?}", s.problems);
+        assert_eq!(s.retries, 0, "{preset:?}");
+        s
+    }
+
+    #[test]
+    fn a_real_claude_code_run() {
+        let s = assert_real_success(
+            Preset::Claude,
+            CLAUDE_REAL,
+            &[
+                "session started (model claude-opus-5-5)",
+                "Bash: printf 'hello from the agent\\n' > hello.txt",
+                "finished: success, 3 turns, $0.0032",
+            ],
+        );
+        assert_eq!(
+            s.verdicts,
+            vec![(true, "Done: wrote hello.txt and the report.".to_string())]
+        );
+    }
+
+    #[test]
+    fn a_real_codex_run() {
+        let s = assert_real_success(
+            Preset::Codex,
+            CODEX_REAL,
+            &[
+                "thread started",
+                "ran: printf 'hello from the agent\\\\n' > hello.txt (exit 0)",
+            ],
+        );
+        assert!(s.verdicts.is_empty(), "judged by its exit status");
+    }
+
+    #[test]
+    fn a_real_gemini_cli_run() {
+        let s = assert_real_success(
+            Preset::Gemini,
+            GEMINI_REAL,
+            &[
+                "session started (model auto)",
+                "run_shell_command: printf 'hello from the agent\\n' > hello.txt",
+                "finished: success",
+            ],
+        );
+        assert_eq!(s.verdicts, vec![(true, "finished: success".to_string())]);
+    }
+
+    /// Retry lines the real CLIs printed while their model API answered 500: each is an
+    /// ordinary problem in words, and the wait before the next try keeps the agent alive.
+    #[test]
+    fn real_retry_lines_are_problems_with_waits() {
+        let text = include_str!("../../../tests/fixtures/transcripts/real-retries-500.log");
+        let mut lines = text.lines();
+        for (preset, name, wait) in [
+            (Preset::Claude, "Claude Code", 33_100),
+            (Preset::Gemini, "Gemini CLI", 13_000),
+        ] {
+            let out = parser_for(preset).parse_line(lines.next().unwrap());
+            let [AgentOutput::Problem(problem), AgentOutput::Retrying(waits)] = out.as_slice()
+            else {
+                panic!("{preset:?}: {out:?}")
+            };
+            assert_eq!(problem.kind, ProblemKind::Other);
+            assert!(
+                problem.message.starts_with(&format!(
+                    "{name} got an error from its model API (HTTP 500)"
+                )),
+                "{}",
+                problem.message
+            );
+            assert!(!problem.message.contains("{\""), "{}", problem.message);
+            assert_eq!(waits.as_millis(), wait, "{preset:?}");
+        }
     }
 
     #[test]
