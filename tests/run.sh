@@ -39,6 +39,10 @@ say "installing test tools in the background (log: target/installs.log)"
     (cd tests/agent-clis && npm ci --no-audit --no-fund --silent)
     cp tests/agent-clis/package-lock.json tests/agent-clis/node_modules/.package-lock.installed
   fi
+  # pytest: one of the verify commands tests/verify_tools.rs runs under the sandbox.
+  if ! command -v pytest >/dev/null 2>&1; then
+    python3 -m pip install --quiet --disable-pip-version-check 'pytest>=8,<9'
+  fi
   if ! command -v schemathesis >/dev/null 2>&1; then
     python3 -m pip install --quiet --disable-pip-version-check 'schemathesis>=4.3,<5'
   fi
