@@ -158,7 +158,7 @@ fn git_mode_commits_what_the_agent_left_keeps_agents_md_out_and_merges_on_approv
         "{patch}"
     );
     assert_eq!(diff["truncated"], false);
-    assert_eq!(diff["base"].as_str().unwrap().len(), 40);
+    assert_eq!(diff["base"].as_str().map(str::len), Some(40), "{diff}");
 
     let workspace = workspace_of(&s, &id);
     assert!(workspace.is_dir());

@@ -171,7 +171,11 @@ fn a_rate_limit_requeues_uncounted_pauses_dispatch_and_lifts_by_itself() {
     assert!(why.contains("429 Too Many Requests"), "{why}");
     assert_words(&why);
     wait_dead(&s, "the rate-limited agent", agent);
-    let pause = pool(&s)["pause"].clone();
+    // The pause is set when the session's end reaches the Dispatcher, just after the move.
+    let pause = s.wait_for("the pool to show the pause", T, || {
+        let pause = pool(&s)["pause"].clone();
+        (!pause.is_null()).then_some(pause)
+    });
     assert_eq!(pause["reason"], "rate limited", "{pause}");
     assert!(pause["until"].is_string(), "{pause}");
     let status = cli(&s, &["status"]);

@@ -71,7 +71,28 @@ pub struct CancelRequest {
     reason: Option<Reason>,
     /// Where the item goes: `blocked` (the default: nothing claims it until a person moves
     /// it) or another move the state machine allows from in_flight, e.g. `ready` to requeue.
-    status: Option<Status>,
+    status: Option<CancelTo>,
+}
+
+/// The statuses a cancelled item may go to: the manual moves out of `in_flight`.
+#[derive(Deserialize, Clone, Copy, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelTo {
+    Blocked,
+    Ready,
+    Review,
+    Done,
+}
+
+impl From<CancelTo> for Status {
+    fn from(to: CancelTo) -> Status {
+        match to {
+            CancelTo::Blocked => Status::Blocked,
+            CancelTo::Ready => Status::Ready,
+            CancelTo::Review => Status::Review,
+            CancelTo::Done => Status::Done,
+        }
+    }
 }
 
 /// Stops a running agent (TERM, then KILL) and moves its item to blocked with "cancelled by a
@@ -99,7 +120,7 @@ pub async fn cancel(
     let reason = req
         .reason
         .map_or_else(|| "cancelled by a person".to_string(), String::from);
-    let status = req.status.unwrap_or(Status::Blocked);
+    let status = req.status.map_or(Status::Blocked, Status::from);
     if !Status::InFlight.can_move_to(status, Transition::Manual) {
         return Err(ValidationError::new(
             "status",

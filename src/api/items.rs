@@ -192,9 +192,8 @@ pub async fn diff(
         .map_err(|e| ApiError::unavailable(format!("the diff did not run: {e}")))?;
     match diff {
         Ok(diff) => Ok(HttpResponse::Ok().json(diff)),
-        Err(e @ DiffError::NothingYet) => {
-            Err(ApiError::not_found(format!("{:?}: {e}", item.title)))
-        }
+        // An item no attempt has finished on has changed nothing yet: an empty diff.
+        Err(DiffError::NothingYet) => Ok(HttpResponse::Ok().json(Diff::nothing_yet())),
         Err(e) => {
             log::warn!("diff of {}: {e}", item.id);
             Err(ApiError::unavailable(format!("{:?}: {e}", item.title)))

@@ -2,7 +2,7 @@
 //! number comes from). It sits beside `/healthz`, outside `/api`, where Prometheus looks by
 //! default; it needs the API token like `/api` unless `metrics.public = true`.
 
-use super::{auth, ApiError, AppState, ErrorBody};
+use super::{auth, ApiError, AppState};
 use crate::dispatch::budget::DailyBudget;
 use crate::dispatch::GetPool;
 use crate::model::Status;
@@ -37,15 +37,8 @@ pub async fn guard(
     Ok(next.call(req).await?.map_into_left_body())
 }
 
-#[utoipa::path(
-    get, path = "/metrics", tag = "status", operation_id = "getMetrics",
-    summary = "Prometheus metrics (needs the token unless metrics.public = true)",
-    responses(
-        (status = 200, description = "Prometheus metrics in the OpenMetrics text format", content_type = "application/openmetrics-text", body = String),
-        (status = 401, description = "Missing or wrong API token (unless metrics.public = true)", body = ErrorBody),
-        (status = 503, description = "Store unavailable", body = ErrorBody),
-    )
-)]
+/// Not in the OpenAPI document: it speaks Prometheus's text format, not the JSON API, and
+/// Prometheus (not a generated client) reads it.
 pub async fn scrape(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let counts = state.queue.send(CountByStatus).await??;
     let pool = state.dispatcher.send(GetPool).await?;

@@ -9,7 +9,7 @@
 //! only what is particular to it. `info.version` is the crate's version: see
 //! docs/API_COMPATIBILITY.md for what a version change promises.
 
-use super::{agents, budgets, events, items, metrics, status, webhooks, ErrorBody, MAX_BODY};
+use super::{agents, budgets, events, items, status, webhooks, ErrorBody, MAX_BODY};
 use crate::model::{AcceptanceEntry, ArtifactInput};
 use actix_web::HttpResponse;
 use serde_json::json;
@@ -33,7 +33,6 @@ see docs/API_COMPATIBILITY.md."
         status::healthz,
         status::readyz,
         status::status,
-        metrics::scrape,
         events::list,
         items::list,
         items::create,

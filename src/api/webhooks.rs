@@ -17,7 +17,7 @@ pub struct DeliveriesQuery {
     /// Only deliveries in this status.
     status: Option<DeliveryStatus>,
     /// A delivery id: the page of deliveries older than it (the previous page's `next`).
-    #[param(max_length = 100)]
+    #[param(max_length = 100, pattern = "^[0-9]{1,19}-.+$")]
     before: Option<String>,
     /// At most this many (default 50).
     #[param(minimum = 1, maximum = 200)]
@@ -49,9 +49,9 @@ pub async fn deliveries(
                 .with_field("limit"),
         );
     }
-    let before = query.before.filter(|b| !b.is_empty());
+    let before = query.before;
     if let Some(id) = &before {
-        if crate::queue::parse_delivery_id(id).is_none() {
+        if id.chars().count() > 100 || crate::queue::parse_delivery_id(id).is_none() {
             return Err(ApiError::bad_request(format!(
                 "before must be a delivery id from an earlier page, like \"42-ops\"; got {id:?}"
             ))

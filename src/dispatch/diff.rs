@@ -37,10 +37,10 @@ pub struct FileChange {
 /// `GET /api/items/{id}/diff`.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Diff {
-    /// The commit of the first hand-over.
-    pub base: String,
-    /// The commit the last finished attempt left.
-    pub head: String,
+    /// The commit of the first hand-over; null until an attempt on the item has finished.
+    pub base: Option<String>,
+    /// The commit the last finished attempt left; null until then.
+    pub head: Option<String>,
     pub files: Vec<FileChange>,
     /// The unified diff, at most [`PATCH_MAX`] bytes.
     pub patch: String,
@@ -80,6 +80,19 @@ impl From<GitError> for DiffError {
     }
 }
 
+impl Diff {
+    /// The diff of an item no attempt has finished on: nothing changed yet.
+    pub fn nothing_yet() -> Diff {
+        Diff {
+            base: None,
+            head: None,
+            files: Vec::new(),
+            patch: String::new(),
+            truncated: false,
+        }
+    }
+}
+
 /// The diff of `item_id`'s work against its first hand-over.
 pub fn for_item(data_dir: &Path, item_id: &str) -> Result<Diff, DiffError> {
     let record = Record::load(data_dir, item_id)
@@ -96,8 +109,8 @@ pub fn for_item(data_dir: &Path, item_id: &str) -> Result<Diff, DiffError> {
     args.extend([record.base.as_str(), head.as_str(), "--"]);
     let patch = git()?.limit(PATCH_MAX).run(&args)?;
     Ok(Diff {
-        base: record.base,
-        head,
+        base: Some(record.base),
+        head: Some(head),
         files,
         truncated: cut || patch.truncated,
         patch: String::from_utf8_lossy(&patch.stdout).into_owned(),

@@ -6,7 +6,6 @@
 //   FLIGHTDECK_BIN=$PWD/target/debug/flightdeck node --test tests/browser/api_docs.test.mjs
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 import { makeWorkspace, startServer } from './server.mjs';
 
@@ -20,11 +19,7 @@ let workspace;
 let server;
 
 before(async () => {
-  workspace = makeWorkspace();
-  writeFileSync(
-    workspace.config,
-    `[server]\nbind = "127.0.0.1:0"\ndata_dir = ${JSON.stringify(workspace.dataDir)}\ntoken = "${TOKEN}"\n\n[pool]\nsize = 0\n`,
-  );
+  workspace = makeWorkspace(0, { server: `token = "${TOKEN}"`, rest: '[pool]\nsize = 0\n' });
   server = await startServer(workspace);
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
 });
