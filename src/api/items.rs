@@ -59,6 +59,9 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(items))
 }
 
+/// The header the board sends with every request: `X-Flightdeck-Client: board`.
+const BOARD_CLIENT_HEADER: &str = "x-flightdeck-client";
+
 #[utoipa::path(
     post, path = "/api/items", tag = "items", operation_id = "createItem",
     summary = "Add a work item",
@@ -76,8 +79,19 @@ pub async fn list(
 )]
 pub async fn create(
     state: web::Data<AppState>,
-    Json(new): Json<NewWorkItem>,
+    req: HttpRequest,
+    Json(mut new): Json<NewWorkItem>,
 ) -> Result<HttpResponse, ApiError> {
+    // The board names itself in a header (its body is what a person typed): its items are
+    // recorded as made "by board", not "by api".
+    if new.created_by.is_none()
+        && req
+            .headers()
+            .get(BOARD_CLIENT_HEADER)
+            .is_some_and(|v| v == "board")
+    {
+        new.created_by = Name::parse("board".into()).ok();
+    }
     let item = state.queue.send(CreateItem(new)).await??;
     Ok(HttpResponse::Created().json(item))
 }

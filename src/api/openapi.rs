@@ -10,7 +10,7 @@
 //! docs/API_COMPATIBILITY.md for what a version change promises.
 
 use super::{agents, budgets, events, items, status, webhooks, ErrorBody, MAX_BODY};
-use crate::model::{AcceptanceEntry, ArtifactInput};
+use crate::model::{AcceptanceEntry, AcceptanceReport, ArtifactInput};
 use actix_web::HttpResponse;
 use serde_json::json;
 use utoipa::openapi::path::Operation;
@@ -57,7 +57,7 @@ see docs/API_COMPATIBILITY.md."
         webhooks::deliveries,
         webhooks::redeliver,
     ),
-    components(schemas(ErrorBody, ArtifactInput, AcceptanceEntry)),
+    components(schemas(ErrorBody, ArtifactInput, AcceptanceEntry, AcceptanceReport)),
     modifiers(&BearerAuth, &SharedErrors),
     security(("bearer" = [])),
     tags(

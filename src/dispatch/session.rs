@@ -825,6 +825,7 @@ impl AgentSession {
                 work: Completion {
                     artifacts: m.artifacts,
                     acceptance: m.acceptance,
+                    summary: self.reported.as_ref().map(|(_, summary)| summary.clone()),
                     session_key: Some(self.record.session_key.clone()),
                     unmet: m.unmet,
                     session: Some(self.record.clone()),

@@ -7,6 +7,7 @@ mod event;
 mod fields;
 mod input;
 mod item;
+mod report;
 mod status;
 mod text;
 
@@ -22,5 +23,6 @@ pub use input::{
     MoveRequest, NewWorkItem, ARTIFACTS_MAX, MAX_TOKENS_MAX,
 };
 pub use item::{Artifact, ArtifactKind, Complexity, Priority, StatusChange, WorkItem};
+pub use report::AcceptanceReport;
 pub use status::{Status, Transition};
 pub use text::{json_len, thousands, Text, ValidationError};

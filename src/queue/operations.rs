@@ -6,8 +6,8 @@ use super::dependencies;
 use super::store::Tx;
 use super::QueueError;
 use crate::model::{
-    AcceptanceEntry, AgentSession, AgentStatus, Artifact, ArtifactInput, EventKind, ItemPatch,
-    NewWorkItem, Status, Transition, WorkItem, ARTIFACTS_MAX,
+    AcceptanceEntry, AcceptanceReport, AgentSession, AgentStatus, Artifact, ArtifactInput,
+    EventKind, ItemPatch, NewWorkItem, Status, Transition, WorkItem, ARTIFACTS_MAX,
 };
 use chrono::Duration;
 
@@ -110,6 +110,7 @@ pub fn create(tx: &mut Tx, new: NewWorkItem) -> Result<WorkItem, QueueError> {
         max_tokens: new.max_tokens,
         tokens_used: 0,
         cost_usd: 0.0,
+        report: None,
     };
     for blocker_id in &item.blocked_by {
         let blocker = tx.require(blocker_id)?;
@@ -268,6 +269,7 @@ pub fn claim(
     item.assigned_session_key = Some(session_key.to_string());
     item.attempts += 1;
     item.retry_at = None;
+    item.report = None;
     let reason = format!("claimed by {agent_id} (attempt {})", item.attempts);
     let item = save(tx, &old, item, Some(&reason))?;
     tx.emit(
@@ -376,6 +378,8 @@ pub struct Completion {
     pub artifacts: Vec<ArtifactInput>,
     /// The acceptance report, if any.
     pub acceptance: Option<Vec<AcceptanceEntry>>,
+    /// The agent's own closing summary, kept with the report.
+    pub summary: Option<String>,
     /// From the Dispatcher: a stale session cannot complete an item that has moved on.
     pub session_key: Option<String>,
     /// Rules the caller already found broken (a failed verify command).
@@ -396,6 +400,7 @@ pub fn complete(
     let Completion {
         artifacts,
         acceptance: report,
+        summary,
         session_key,
         mut unmet,
         session,
@@ -406,6 +411,10 @@ pub fn complete(
     item.artifacts.extend(new_artifacts(tx, artifacts));
     bound_artifacts(&mut item);
     unmet.extend(unmet_criteria(&item, report.as_deref()));
+    item.report = (report.is_some() || summary.is_some()).then(|| AcceptanceReport {
+        criteria: report.unwrap_or_default(),
+        summary,
+    });
     let accepted = unmet.is_empty();
     let item = if accepted {
         release(&mut item);

@@ -956,6 +956,7 @@ mod tests {
             created_at: at,
             updated_at: at,
             created_by: "test".into(),
+            report: None,
             artifacts: Vec::new(),
             blocked_by: Vec::new(),
             blocks: Vec::new(),
