@@ -9,6 +9,7 @@ export function mountLog(container, { itemId, api }) {
   const pre = document.createElement('pre');
   pre.id = 'log';
   pre.tabIndex = 0;
+  pre.setAttribute('role', 'log');
   pre.setAttribute('aria-label', 'Agent log');
   container.replaceChildren(pre);
   let gen = 0;
