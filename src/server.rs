@@ -128,6 +128,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         retry_backoff_secs: config.pool.retry_backoff_secs,
         item_tokens: config.budgets.item_tokens,
         price: config.budgets.prices.of(config.agent.preset),
+        lease_secs: config.runners.lease_secs,
     };
     let (queue, queue_system) = queue::start(store, policy, monitor.clone())?;
     webhooks.start(queue.clone()).await?;

@@ -292,6 +292,7 @@ pub async fn claim(
         .send(Claim {
             agent_id: req.agent_id.into(),
             session_key: req.session_key.into(),
+            labels: crate::model::Labels::default(),
         })
         .await??;
     Ok(match claimed {

@@ -20,7 +20,7 @@ mod session;
 pub mod session_files;
 mod stderr;
 mod verdict;
-mod workspace;
+pub mod workspace;
 
 pub use dispatcher::{
     CancelItem, CancelSession, DispatchNow, Dispatcher, GetPool, PoolInfo, PoolPause, Resize,

@@ -128,6 +128,9 @@ pub struct WorkItem {
     /// that used them.
     #[serde(default)]
     pub cost_usd: f64,
+    /// Labels the runner that takes this item must have (none: any runner).
+    #[serde(default)]
+    pub requires: Vec<String>,
 }
 
 /// One status change of an item, kept for the item's history.

@@ -7,6 +7,7 @@ mod event;
 mod fields;
 mod input;
 mod item;
+mod labels;
 mod status;
 mod text;
 
@@ -21,6 +22,7 @@ pub use input::{
     token_budget, AcceptanceEntry, ArtifactInput, CompleteRequest, InitialStatus, ItemPatch,
     MoveRequest, NewWorkItem, ARTIFACTS_MAX, MAX_TOKENS_MAX,
 };
+pub use labels::Labels;
 pub use item::{Artifact, ArtifactKind, Complexity, Priority, StatusChange, WorkItem};
 pub use status::{Status, Transition};
 pub use text::{json_len, thousands, Text, ValidationError};

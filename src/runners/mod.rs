@@ -1,0 +1,9 @@
+//! Runners: `flightdeck runner` processes on other machines that pull work from the server
+//! over HTTP under leases (see `queue/leases.rs` for the rules), run it with the same
+//! session, workspace, sandbox, presets and verify as the server's own pool, and report back.
+
+mod config;
+mod model;
+
+pub use config::RunnersConfig;
+pub use model::*;
