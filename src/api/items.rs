@@ -192,8 +192,17 @@ pub async fn diff(
         .map_err(|e| ApiError::unavailable(format!("the diff did not run: {e}")))?;
     match diff {
         Ok(diff) => Ok(HttpResponse::Ok().json(diff)),
-        // An item no attempt has finished on has changed nothing yet: an empty diff.
-        Err(DiffError::NothingYet) => Ok(HttpResponse::Ok().json(Diff::nothing_yet())),
+        // An item no attempt has finished on has changed nothing yet: an empty diff, unless a
+        // runner on another machine uploaded the diff of its attempt.
+        Err(DiffError::NothingYet) => {
+            let uploaded = super::runner_diff_path(&state.data_dir, &item.id);
+            match web::block(move || std::fs::read(uploaded)).await? {
+                Ok(json) => Ok(HttpResponse::Ok()
+                    .content_type("application/json")
+                    .body(json)),
+                Err(_) => Ok(HttpResponse::Ok().json(Diff::nothing_yet())),
+            }
+        }
         Err(e) => {
             log::warn!("diff of {}: {e}", item.id);
             Err(ApiError::unavailable(format!("{:?}: {e}", item.title)))

@@ -445,7 +445,7 @@ impl Dispatcher {
             item,
             ws,
             settings,
-            self.queue.clone(),
+            Arc::new(super::reporter::LocalReporter(self.queue.clone())),
             ctx.address().recipient(),
         );
         let addr = session.start();

@@ -383,6 +383,11 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The runner tokens (hashed), to load the API's guard at start-up.
+    pub fn runner_tokens(&self) -> Result<Vec<crate::runners::TokenRecord>, QueueError> {
+        runner_tables::read_tokens(&self.txn)
+    }
+
     pub fn item(&self, id: &str) -> Result<Option<WorkItem>, QueueError> {
         let table = self.txn.open_table(ITEMS)?;
         let found = table.get(id)?;

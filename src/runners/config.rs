@@ -51,3 +51,21 @@ impl RunnersConfig {
         Labels::parse(&self.local_labels).unwrap_or_default()
     }
 }
+
+/// What the runner routes need of the config, as app data.
+#[derive(Debug, Clone)]
+pub struct RunnerSettings {
+    pub lease_secs: u64,
+    pub artifact_max_bytes: u64,
+    pub local_labels: Labels,
+}
+
+impl RunnerSettings {
+    pub fn from_config(config: &RunnersConfig) -> RunnerSettings {
+        RunnerSettings {
+            lease_secs: config.lease_secs,
+            artifact_max_bytes: config.artifact_max_bytes,
+            local_labels: config.local_labels(),
+        }
+    }
+}

@@ -4,6 +4,7 @@
 
 mod config;
 mod model;
+pub mod tokens;
 
-pub use config::RunnersConfig;
+pub use config::{RunnerSettings, RunnersConfig};
 pub use model::*;
