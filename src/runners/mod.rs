@@ -5,6 +5,9 @@
 mod config;
 mod model;
 pub mod tokens;
+pub mod http;
+pub mod reporter;
+pub mod agent;
 
 pub use config::{RunnerSettings, RunnersConfig};
 pub use model::*;
