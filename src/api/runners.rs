@@ -243,10 +243,19 @@ pub struct HeartbeatAnswer {
     pub draining: bool,
 }
 
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeartbeatRequest {
+    /// The items the runner is running now: their leases are renewed, no others.
+    #[schema(max_items = 256)]
+    running: Vec<String>,
+}
+
 #[utoipa::path(
     post, path = "/api/runners/{id}/heartbeat", tag = "runners", operation_id = "runnerHeartbeat",
-    summary = "Renew every lease the runner holds",
+    summary = "Renew the leases of the items the runner is running",
     params(("id" = String, Path, description = "Runner id")),
+    request_body(content = HeartbeatRequest, example = json!({"running": ["5f0c2a9e-7d43-4b8e-9a51-2c6f0e8d1b73"]})),
     responses(
         (status = 200, description = "The leases it still holds, and whether it drains", body = HeartbeatAnswer),
         (status = 400, description = "A malformed runner id", body = ErrorBody),
@@ -256,12 +265,17 @@ pub struct HeartbeatAnswer {
 pub async fn heartbeat(
     state: web::Data<AppState>,
     id: web::Path<String>,
+    Json(body): Json<HeartbeatRequest>,
 ) -> Result<HttpResponse, ApiError> {
     check_runner_id(&id)?;
+    if body.running.len() > 256 {
+        return Err(ApiError::bad_request("a runner runs at most 256 items").with_field("running"));
+    }
     let beat = state
         .queue
         .send(RunnerHeartbeat {
             runner_id: id.into_inner(),
+            running: body.running,
         })
         .await??;
     Ok(HttpResponse::Ok().json(HeartbeatAnswer {

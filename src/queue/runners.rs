@@ -56,6 +56,9 @@ pub struct LeasedItem {
 #[rtype(result = "Result<Heartbeat, QueueError>")]
 pub struct RunnerHeartbeat {
     pub runner_id: String,
+    /// The items the runner is running: only their leases are renewed (a lease on an item it
+    /// no longer runs runs out, and the item goes back to ready).
+    pub running: Vec<String>,
 }
 
 /// What a heartbeat came to: the leases the runner still holds (any other it was running is
@@ -68,7 +71,7 @@ pub struct Heartbeat {
 
 /// One report of a leased attempt, numbered by the runner per session.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Report {
     /// 1, 2, 3, ... per session: a report at or below the last applied one is a resend and is
     /// not applied again.
@@ -250,7 +253,7 @@ fn own_record(mut s: AgentSession, lease: &Lease, item: &WorkItem, data_dir: &st
     s
 }
 
-pub fn register(tx: &mut Tx, policy: &QueuePolicy, m: RegisterRunner) -> Result<RunnerRecord, QueueError> {
+pub fn register(tx: &mut Tx, m: RegisterRunner) -> Result<RunnerRecord, QueueError> {
     let old = tx.runner_tables().runner(&m.id)?;
     let record = RunnerRecord {
         id: m.id.clone(),
@@ -265,8 +268,6 @@ pub fn register(tx: &mut Tx, policy: &QueuePolicy, m: RegisterRunner) -> Result<
         token_id: m.token_id,
     };
     tx.runner_tables_mut().put_runner(&record)?;
-    // A re-registered runner renews what it still holds (it restarted within its lease).
-    heartbeat_leases(tx, policy, &m.id)?;
     match old {
         None => emit(tx, EventKind::RunnerRegistered, &record)?,
         Some(o) if !o.online => emit(tx, EventKind::RunnerOnline, &record)?,
@@ -275,11 +276,16 @@ pub fn register(tx: &mut Tx, policy: &QueuePolicy, m: RegisterRunner) -> Result<
     Ok(record)
 }
 
-fn heartbeat_leases(tx: &mut Tx, policy: &QueuePolicy, runner_id: &str) -> Result<Vec<Lease>, QueueError> {
+fn heartbeat_leases(
+    tx: &mut Tx,
+    policy: &QueuePolicy,
+    runner_id: &str,
+    running: &[String],
+) -> Result<Vec<Lease>, QueueError> {
     let now = now_ms(tx);
     let mut held = Vec::new();
     for mut lease in tx.runner_tables().all_leases()? {
-        if lease.runner_id != runner_id {
+        if lease.runner_id != runner_id || !running.contains(&lease.item_id) {
             continue;
         }
         if live_lease(tx, &lease.item_id)?.is_none() {
@@ -295,7 +301,12 @@ fn heartbeat_leases(tx: &mut Tx, policy: &QueuePolicy, runner_id: &str) -> Resul
     Ok(held)
 }
 
-pub fn heartbeat(tx: &mut Tx, policy: &QueuePolicy, runner_id: &str) -> Result<Heartbeat, QueueError> {
+pub fn heartbeat(
+    tx: &mut Tx,
+    policy: &QueuePolicy,
+    runner_id: &str,
+    running: &[String],
+) -> Result<Heartbeat, QueueError> {
     let mut runner = require_runner(tx, runner_id)?;
     let was_online = runner.online;
     runner.last_heartbeat = tx.now;
@@ -304,7 +315,7 @@ pub fn heartbeat(tx: &mut Tx, policy: &QueuePolicy, runner_id: &str) -> Result<H
     if !was_online {
         emit(tx, EventKind::RunnerOnline, &runner)?;
     }
-    let leases = heartbeat_leases(tx, policy, runner_id)?;
+    let leases = heartbeat_leases(tx, policy, runner_id, running)?;
     Ok(Heartbeat {
         leases,
         draining: runner.draining,
@@ -526,12 +537,13 @@ macro_rules! runner_write {
     };
 }
 
-runner_write!(RegisterRunner, RunnerRecord, |m, tx, p| register(tx, p, m));
+runner_write!(RegisterRunner, RunnerRecord, |m, tx, p| register(tx, m));
 runner_write!(RunnerClaim, Vec<LeasedItem>, |m, tx, p| claim(tx, p, m));
 runner_write!(RunnerHeartbeat, Heartbeat, |m, tx, p| heartbeat(
     tx,
     p,
-    &m.runner_id
+    &m.runner_id,
+    &m.running
 ));
 runner_write!(RunnerReports, Vec<u64>, |m, tx, p| reports(tx, p, m));
 runner_write!(RunnerComplete, CompleteOutcome, |m, tx, p| complete(tx, p, m));

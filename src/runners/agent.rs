@@ -185,9 +185,11 @@ struct Runner {
 #[rtype(result = "()")]
 struct Claimed(Result<Vec<Claim>, String>);
 
+/// A heartbeat's answer, with the items it named: only those can have been lost (an item
+/// claimed while the heartbeat was on its way is not in it).
 #[derive(Message)]
 #[rtype(result = "()")]
-struct Beat(Result<HeartbeatAnswer, String>);
+struct Beat(Vec<String>, Result<HeartbeatAnswer, String>);
 
 impl Runner {
     fn tick(&mut self, ctx: &mut Context<Self>) {
@@ -212,9 +214,11 @@ impl Runner {
         let http = self.http.clone();
         let path = format!("/api/runners/{}/heartbeat", encode(&self.id));
         let addr = ctx.address();
+        let running: Vec<String> = self.running.keys().cloned().collect();
+        let body = json!({ "running": running });
         std::thread::spawn(move || {
-            let result = http.post::<HeartbeatAnswer>(&path, &Value::Null);
-            addr.do_send(Beat(result.map_err(|e| e.to_string())));
+            let result = http.post::<HeartbeatAnswer>(&path, &body);
+            addr.do_send(Beat(running, result.map_err(|e| e.to_string())));
         });
     }
 
@@ -329,9 +333,13 @@ impl Handler<Beat> for Runner {
     type Result = ();
 
     fn handle(&mut self, m: Beat, _: &mut Context<Self>) {
-        match m.0 {
+        let Beat(named, answer) = m;
+        match answer {
             Ok(answer) => {
                 for (item_id, running) in &self.running {
+                    if !named.contains(item_id) {
+                        continue;
+                    }
                     let held = answer
                         .leases
                         .iter()
