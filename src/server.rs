@@ -134,7 +134,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .read(|snap| snap.runner_tokens())
         .map_err(ServeError::Store)?;
     let runner_tokens = web::Data::new(crate::runners::tokens::RunnerTokens::load(&runner_tokens));
-    let runner_settings = web::Data::new(crate::runners::RunnerSettings::from_config(&config.runners));
+    let runner_settings =
+        web::Data::new(crate::runners::RunnerSettings::from_config(&config.runners));
     let (queue, queue_system) = queue::start(store, policy, monitor.clone())?;
     webhooks.start(queue.clone()).await?;
 

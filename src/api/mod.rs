@@ -22,7 +22,6 @@ mod status;
 mod webhooks;
 
 pub use auth::{TokenGuard, SOCKET_PROTOCOL};
-pub use runners::{overview as runners_overview, runner_diff_path};
 pub use body::{parse as parse_json, Json, MAX_BODY};
 pub use csrf::CLIENT_HEADER;
 pub use error::{ApiError, ErrorBody};
@@ -30,6 +29,7 @@ pub use host::{check_host, HostPolicy};
 pub use metrics::MetricsAccess;
 pub use openapi::ApiDoc;
 pub use query::Query;
+pub use runners::{overview as runners_overview, runner_diff_path};
 
 use crate::dispatch::Dispatcher;
 use crate::monitor::Monitor;

@@ -13,10 +13,9 @@ use crate::dispatch::{session_files, GetPool};
 use crate::model::{AcceptanceEntry, AgentSession, ArtifactInput, Labels, Status, WorkItem};
 use crate::queue::leases::Lease;
 use crate::queue::{
-    expires_at, CheckLease, CompleteOutcome, Completion, CreateRunnerToken, DrainRunner,
-    ListItems, ListRunnerTokens, ListRunners, RegisterRunner, Report, ReportBody,
-    RevokeRunnerToken, RunnerClaim, RunnerComplete, RunnerFail, RunnerHeartbeat, RunnerReports,
-    Verdict,
+    expires_at, CheckLease, CompleteOutcome, Completion, CreateRunnerToken, DrainRunner, ListItems,
+    ListRunnerTokens, ListRunners, RegisterRunner, Report, ReportBody, RevokeRunnerToken,
+    RunnerClaim, RunnerComplete, RunnerFail, RunnerHeartbeat, RunnerReports, Verdict,
 };
 use crate::runners::tokens::{self, RunnerTokens};
 use crate::runners::{
@@ -436,7 +435,8 @@ pub async fn upload_file(
         .await??;
     let rel = session_files::own_session_file(&query.path, std::slice::from_ref(&lease.session_id))
         .map_err(|e| {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_artifact_path", e).with_field("path")
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_artifact_path", e)
+                .with_field("path")
         })?;
     let max = settings.artifact_max_bytes;
     let mut body = Vec::new();
@@ -446,7 +446,10 @@ pub async fn upload_file(
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too_large",
-                format!("{} is larger than runners.artifact_max_bytes ({max} bytes)", query.path),
+                format!(
+                    "{} is larger than runners.artifact_max_bytes ({max} bytes)",
+                    query.path
+                ),
             ));
         }
         body.extend_from_slice(&chunk);
@@ -477,7 +480,10 @@ fn write_new_file(data_dir: &Path, rel: &Path, body: &[u8]) -> Result<(), ApiErr
 
 /// Where a runner's diff of an item is kept on the server.
 pub fn runner_diff_path(data_dir: &Path, item_id: &str) -> PathBuf {
-    data_dir.join("runners").join("diffs").join(format!("{item_id}.json"))
+    data_dir
+        .join("runners")
+        .join("diffs")
+        .join(format!("{item_id}.json"))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -617,8 +623,9 @@ pub async fn complete(
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_artifact_path", e)
                     .with_field(format!("artifacts[{i}].path"))
             };
-            let rel = session_files::own_session_file(&a.path, std::slice::from_ref(&lease.session_id))
-                .map_err(bad)?;
+            let rel =
+                session_files::own_session_file(&a.path, std::slice::from_ref(&lease.session_id))
+                    .map_err(bad)?;
             let data_dir = state.data_dir.clone();
             let check = rel.clone();
             web::block(move || session_files::open(&data_dir, &check))

@@ -23,7 +23,11 @@ pub enum TokenAction {
     Revoke { id: String },
 }
 
-pub fn token_command(client: &Client, out: &mut Output, action: TokenAction) -> Result<(), ClientError> {
+pub fn token_command(
+    client: &Client,
+    out: &mut Output,
+    action: TokenAction,
+) -> Result<(), ClientError> {
     match action {
         TokenAction::Create { name, json } => {
             let (_, made) = client.send("POST", "/api/runner-tokens", &json!({ "name": name }))?;
@@ -55,7 +59,10 @@ pub fn token_command(client: &Client, out: &mut Output, action: TokenAction) -> 
             }
         }
         TokenAction::Revoke { id } => {
-            let path = format!("/api/runner-tokens/{}", form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>());
+            let path = format!(
+                "/api/runner-tokens/{}",
+                form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
+            );
             client.send("DELETE", &path, &Value::Null)?;
             out.line(&format!("revoked runner token {id}"));
         }
@@ -87,7 +94,11 @@ pub fn status_lines(overview: &Value) -> Vec<String> {
         lines.push(format!(
             "  {} [{}] {}: {} of {} slots used, version {}, last heartbeat {}",
             r["name"].as_str().unwrap_or(""),
-            if labels.is_empty() { "no labels".to_string() } else { labels.join(", ") },
+            if labels.is_empty() {
+                "no labels".to_string()
+            } else {
+                labels.join(", ")
+            },
             state,
             r["slotsUsed"].as_u64().unwrap_or(0),
             r["slots"].as_u64().unwrap_or(0),

@@ -24,6 +24,7 @@ use super::launcher;
 use super::parsers::{parser_for, AgentOutput, OutputParser, Problem, ProblemKind};
 use super::presets;
 use super::process::{self, ProcessEvent, SessionProcesses, Tracking};
+use super::reporter::SessionReporter;
 use super::stderr::StderrGate;
 use super::verdict::{self, RateLimit};
 use super::workspace::Workspace;
@@ -32,7 +33,6 @@ use crate::model::{
     render_agents_md, thousands, AcceptanceEntry, AgentSession as SessionRecord, AgentStatus,
     ArtifactInput, ArtifactKind, WorkItem,
 };
-use super::reporter::SessionReporter;
 use crate::queue::{Completion, FailAttempt, Verdict};
 use actix::prelude::*;
 use chrono::Utc;

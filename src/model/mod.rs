@@ -22,7 +22,7 @@ pub use input::{
     token_budget, AcceptanceEntry, ArtifactInput, CompleteRequest, InitialStatus, ItemPatch,
     MoveRequest, NewWorkItem, ARTIFACTS_MAX, MAX_TOKENS_MAX,
 };
-pub use labels::Labels;
 pub use item::{Artifact, ArtifactKind, Complexity, Priority, StatusChange, WorkItem};
+pub use labels::Labels;
 pub use status::{Status, Transition};
 pub use text::{json_len, thousands, Text, ValidationError};

@@ -189,7 +189,9 @@ impl LeaseBook {
             .filter(|l| expired(l, now_ms))
             .map(|l| l.item_id.clone())
             .collect();
-        gone.iter().filter_map(|id| self.leases.remove(id)).collect()
+        gone.iter()
+            .filter_map(|id| self.leases.remove(id))
+            .collect()
     }
 
     /// A completion (or failure) from `runner_id` with `fence`: admitted at most once.
@@ -223,11 +225,22 @@ mod tests {
 
     #[derive(Debug, Clone)]
     enum Step {
-        Claim { item: usize, runner: usize },
-        Heartbeat { runner: usize },
-        Wait { ms: i64 },
+        Claim {
+            item: usize,
+            runner: usize,
+        },
+        Heartbeat {
+            runner: usize,
+        },
+        Wait {
+            ms: i64,
+        },
         Sweep,
-        Complete { item: usize, runner: usize, stale: bool },
+        Complete {
+            item: usize,
+            runner: usize,
+            stale: bool,
+        },
         Restart,
     }
 
@@ -237,8 +250,13 @@ mod tests {
             (0..3usize).prop_map(|runner| Step::Heartbeat { runner }),
             (0..45_000i64).prop_map(|ms| Step::Wait { ms }),
             Just(Step::Sweep),
-            (0..3usize, 0..3usize, any::<bool>())
-                .prop_map(|(item, runner, stale)| Step::Complete { item, runner, stale }),
+            (0..3usize, 0..3usize, any::<bool>()).prop_map(|(item, runner, stale)| {
+                Step::Complete {
+                    item,
+                    runner,
+                    stale,
+                }
+            }),
             Just(Step::Restart),
         ]
     }

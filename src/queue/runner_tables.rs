@@ -57,8 +57,10 @@ impl<'a> RunnerTables<'a> {
     }
 
     pub fn put_lease(&mut self, lease: &Lease) -> Result<(), QueueError> {
-        self.leases
-            .insert(lease.item_id.as_str(), serde_json::to_vec(lease)?.as_slice())?;
+        self.leases.insert(
+            lease.item_id.as_str(),
+            serde_json::to_vec(lease)?.as_slice(),
+        )?;
         self.expiry
             .insert(lease.item_id.as_str(), lease.expires_at_ms)?;
         let last = self.last_fence(&lease.item_id)?;

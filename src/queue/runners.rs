@@ -237,7 +237,12 @@ fn admit(
 
 /// A session record from a runner, made the server's own: its id, item and folders are the
 /// lease's, whatever the runner sent (the folders are where the server keeps its log and files).
-fn own_record(mut s: AgentSession, lease: &Lease, item: &WorkItem, data_dir: &std::path::Path) -> AgentSession {
+fn own_record(
+    mut s: AgentSession,
+    lease: &Lease,
+    item: &WorkItem,
+    data_dir: &std::path::Path,
+) -> AgentSession {
     let root = crate::dispatch::workspace::session_dir(data_dir, &lease.session_id);
     s.id = lease.session_id.clone();
     s.work_item_id = item.id.clone();
@@ -322,7 +327,11 @@ pub fn heartbeat(
     })
 }
 
-pub fn claim(tx: &mut Tx, policy: &QueuePolicy, m: RunnerClaim) -> Result<Vec<LeasedItem>, QueueError> {
+pub fn claim(
+    tx: &mut Tx,
+    policy: &QueuePolicy,
+    m: RunnerClaim,
+) -> Result<Vec<LeasedItem>, QueueError> {
     let runner = require_runner(tx, &m.runner_id)?;
     if runner.draining {
         return Ok(Vec::new());
@@ -363,7 +372,11 @@ pub fn claim(tx: &mut Tx, policy: &QueuePolicy, m: RunnerClaim) -> Result<Vec<Le
     Ok(out)
 }
 
-pub fn reports(tx: &mut Tx, policy: &QueuePolicy, m: RunnerReports) -> Result<Vec<u64>, QueueError> {
+pub fn reports(
+    tx: &mut Tx,
+    policy: &QueuePolicy,
+    m: RunnerReports,
+) -> Result<Vec<u64>, QueueError> {
     let (mut lease, item) = admit(tx, &m.runner_id, &m.item_id, m.fence)?;
     let mut applied = Vec::new();
     for report in m.reports {
@@ -418,7 +431,11 @@ fn ended_session(
     })
 }
 
-pub fn complete(tx: &mut Tx, policy: &QueuePolicy, m: RunnerComplete) -> Result<CompleteOutcome, QueueError> {
+pub fn complete(
+    tx: &mut Tx,
+    policy: &QueuePolicy,
+    m: RunnerComplete,
+) -> Result<CompleteOutcome, QueueError> {
     let (lease, item) = admit(tx, &m.runner_id, &m.item_id, m.fence)?;
     let mut work = m.work;
     work.session = ended_session(tx, work.session.take(), &lease, &item, &m.data_dir)?;
@@ -546,7 +563,9 @@ runner_write!(RunnerHeartbeat, Heartbeat, |m, tx, p| heartbeat(
     &m.running
 ));
 runner_write!(RunnerReports, Vec<u64>, |m, tx, p| reports(tx, p, m));
-runner_write!(RunnerComplete, CompleteOutcome, |m, tx, p| complete(tx, p, m));
+runner_write!(RunnerComplete, CompleteOutcome, |m, tx, p| complete(
+    tx, p, m
+));
 runner_write!(RunnerFail, WorkItem, |m, tx, p| fail(tx, p, m));
 runner_write!(SweepLeases, (), |m, tx, p| sweep(tx, p));
 runner_write!(DrainRunner, RunnerRecord, |m, tx, p| drain(tx, &m.id));
@@ -607,4 +626,3 @@ impl Actor for LeaseSweeper {
 pub fn expires_at(lease: &Lease) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(lease.expires_at_ms).unwrap_or_else(Utc::now)
 }
-

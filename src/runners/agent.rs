@@ -81,7 +81,9 @@ pub fn stable_id(state_dir: &Path) -> std::io::Result<String> {
 fn agent_settings(config: &Config, data_dir: &Path, exe: &Path) -> Result<AgentSettings, String> {
     let sandboxed = config.agent.sandbox != SandboxMode::Off && crate::sandbox::probe(exe);
     if config.agent.sandbox == SandboxMode::Required && !sandboxed {
-        return Err("agent.sandbox = \"required\", but this kernel does not enforce Landlock".into());
+        return Err(
+            "agent.sandbox = \"required\", but this kernel does not enforce Landlock".into(),
+        );
     }
     let plan = sandboxed.then(|| {
         let mut denied = vec![data_dir.to_path_buf()];
@@ -121,7 +123,8 @@ pub fn run(options: RunnerOptions) -> Result<(), String> {
     let data_dir = data_dir
         .canonicalize()
         .map_err(|e| format!("state dir {}: {e}", data_dir.display()))?;
-    let id = stable_id(&data_dir).map_err(|e| format!("runner id in {}: {e}", data_dir.display()))?;
+    let id =
+        stable_id(&data_dir).map_err(|e| format!("runner id in {}: {e}", data_dir.display()))?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let settings = Arc::new(agent_settings(&options.config, &data_dir, &exe)?);
     let name = options.name.clone().unwrap_or_else(|| id.clone());
@@ -236,7 +239,11 @@ impl Runner {
             Err(e) => {
                 log::error!("cannot prepare a workspace for {item_id}: {e}");
                 let http = self.http.clone();
-                let path = format!("/api/runners/{}/items/{}/fail", encode(&self.id), encode(&item_id));
+                let path = format!(
+                    "/api/runners/{}/items/{}/fail",
+                    encode(&self.id),
+                    encode(&item_id)
+                );
                 let body = json!({"fence": claim.lease.fence, "reason": format!("the runner could not prepare a workspace: {e}"), "verdict": "retry"});
                 std::thread::spawn(move || http.post::<Value>(&path, &body));
                 return;
@@ -278,7 +285,11 @@ impl Runner {
             outcome: None,
             pid: None,
         };
-        log::info!("running {:?} ({item_id}) under fence {}", claim.item.title, claim.lease.fence);
+        log::info!(
+            "running {:?} ({item_id}) under fence {}",
+            claim.item.title,
+            claim.lease.fence
+        );
         let session = AgentSession::new(
             record,
             claim.item,
@@ -352,7 +363,10 @@ impl Handler<Beat> for Runner {
                     }
                 }
                 if answer.draining && !self.draining {
-                    log::info!("draining: finishing {} items, taking no more", self.running.len());
+                    log::info!(
+                        "draining: finishing {} items, taking no more",
+                        self.running.len()
+                    );
                 }
                 self.draining = answer.draining;
                 if self.draining && self.running.is_empty() {

@@ -34,7 +34,10 @@ impl RunnersConfig {
         if !(2..=LEASE_SECS_MAX).contains(&self.lease_secs) {
             return Err(invalid(
                 "runners.lease_secs",
-                format!("must be between 2 and {LEASE_SECS_MAX}, got {}", self.lease_secs),
+                format!(
+                    "must be between 2 and {LEASE_SECS_MAX}, got {}",
+                    self.lease_secs
+                ),
             ));
         }
         Labels::parse(&self.local_labels).map_err(|e| invalid("runners.local_labels", e))?;

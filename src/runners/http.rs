@@ -63,7 +63,11 @@ impl Http {
     /// POSTs JSON and reads a JSON answer (`Value::Null` for an empty one).
     pub fn post<T: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<T, HttpError> {
         let text = Self::answer(self.request("POST", path).send_json(body))?;
-        let text = if text.trim().is_empty() { "null" } else { &text };
+        let text = if text.trim().is_empty() {
+            "null"
+        } else {
+            &text
+        };
         serde_json::from_str(text)
             .map_err(|e| HttpError::Transport(format!("the answer is not what was expected: {e}")))
     }

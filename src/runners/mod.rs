@@ -2,12 +2,12 @@
 //! over HTTP under leases (see `queue/leases.rs` for the rules), run it with the same
 //! session, workspace, sandbox, presets and verify as the server's own pool, and report back.
 
-mod config;
-mod model;
-pub mod tokens;
-pub mod http;
-pub mod reporter;
 pub mod agent;
+mod config;
+pub mod http;
+mod model;
+pub mod reporter;
+pub mod tokens;
 
 pub use config::{RunnerSettings, RunnersConfig};
 pub use model::*;

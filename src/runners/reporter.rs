@@ -9,7 +9,9 @@
 use super::http::{encode, Http, HttpError};
 use crate::dispatch::reporter::{Answer, SessionReporter};
 use crate::model::{AgentSession as SessionRecord, ArtifactKind};
-use crate::queue::{CompleteOutcome, Completion, FailAttempt, Report, ReportBody, TokenUsage, Verdict};
+use crate::queue::{
+    CompleteOutcome, Completion, FailAttempt, Report, ReportBody, TokenUsage, Verdict,
+};
 use futures_channel::oneshot;
 use serde_json::{json, Value};
 use std::io::{Read, Seek, SeekFrom};
@@ -74,13 +76,19 @@ impl SessionReporter for RemoteReporter {
     fn complete(&self, _: &str, work: Completion) -> Answer<CompleteOutcome> {
         let (tx, rx) = oneshot::channel();
         let _ = self.jobs.send(Job::Complete(work, tx));
-        Box::pin(async move { rx.await.unwrap_or_else(|_| Err("the reporter stopped".into())) })
+        Box::pin(async move {
+            rx.await
+                .unwrap_or_else(|_| Err("the reporter stopped".into()))
+        })
     }
 
     fn fail(&self, failed: FailAttempt) -> Answer<()> {
         let (tx, rx) = oneshot::channel();
         let _ = self.jobs.send(Job::Fail(failed, tx));
-        Box::pin(async move { rx.await.unwrap_or_else(|_| Err("the reporter stopped".into())) })
+        Box::pin(async move {
+            rx.await
+                .unwrap_or_else(|_| Err("the reporter stopped".into()))
+        })
     }
 }
 
@@ -144,7 +152,10 @@ impl Sender {
     }
 
     /// Retries `call` while the server cannot be reached; a refusal is final.
-    fn retried<T>(&mut self, mut call: impl FnMut(&Http) -> Result<T, HttpError>) -> Result<T, String> {
+    fn retried<T>(
+        &mut self,
+        mut call: impl FnMut(&Http) -> Result<T, HttpError>,
+    ) -> Result<T, String> {
         if let Some(why) = &self.refused {
             return Err(why.clone());
         }
@@ -228,13 +239,22 @@ impl Sender {
     fn complete(&mut self, work: Completion) -> Result<CompleteOutcome, String> {
         self.flush()?;
         let fence = self.lease.fence;
-        for a in work.artifacts.iter().filter(|a| a.kind == ArtifactKind::File) {
+        for a in work
+            .artifacts
+            .iter()
+            .filter(|a| a.kind == ArtifactKind::File)
+        {
             let bytes = std::fs::read(self.lease.data_dir.join(&a.path))
                 .map_err(|e| format!("cannot read the artifact {}: {e}", a.path))?;
-            let path = format!("{}?fence={fence}&path={}", self.path("files"), encode(&a.path));
+            let path = format!(
+                "{}?fence={fence}&path={}",
+                self.path("files"),
+                encode(&a.path)
+            );
             self.retried(|http| http.put_bytes(&path, "application/octet-stream", &bytes))?;
         }
-        if let Ok(diff) = crate::dispatch::diff::for_item(&self.lease.data_dir, &self.lease.item_id) {
+        if let Ok(diff) = crate::dispatch::diff::for_item(&self.lease.data_dir, &self.lease.item_id)
+        {
             let body = serde_json::to_vec(&diff).map_err(|e| e.to_string())?;
             let path = format!("{}?fence={fence}", self.path("diff"));
             self.retried(|http| http.put_bytes(&path, "application/json", &body))?;
@@ -266,6 +286,7 @@ impl Sender {
             "session": failed.session,
         });
         let path = self.path("fail");
-        self.retried(|http| http.post::<Value>(&path, &body)).map(|_| ())
+        self.retried(|http| http.post::<Value>(&path, &body))
+            .map(|_| ())
     }
 }
