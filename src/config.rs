@@ -314,6 +314,7 @@ pub struct Config {
     pub log: LogConfig,
     pub webhooks: Vec<WebhookConfig>,
     pub webhook_delivery: WebhookDeliveryConfig,
+    pub runners: crate::runners::RunnersConfig,
     /// The file this was read from, watched for live changes of `pool.size`.
     #[serde(skip)]
     pub path: Option<PathBuf>,
@@ -377,6 +378,7 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.bind_addr()?;
+        self.runners.validate()?;
         for host in &self.server.allowed_hosts {
             let plain = !host.is_empty()
                 && host

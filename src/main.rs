@@ -119,6 +119,28 @@ enum Command {
         #[arg(value_enum)]
         shell: CompletionShell,
     },
+    /// Run a runner: register with the server (--server URL), claim work for free slots
+    /// under leases, and run it here with this host's [agent] and [workspace] settings (from
+    /// --config; its state, a stable runner id included, is kept in that config's data_dir).
+    Runner {
+        /// A runner token (`flightdeck runner-token create NAME` on the server's host).
+        #[arg(long, env = "FLIGHTDECK_RUNNER_TOKEN", hide_env_values = true)]
+        token: String,
+        /// How many items to run at once.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+        slots: u32,
+        /// Labels this host offers (items may require them), comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        labels: Vec<String>,
+        /// What the board calls this runner (default: its id).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Make, list and revoke runner tokens (with the admin token).
+    RunnerToken {
+        #[command(subcommand)]
+        action: flightdeck::cli::runners::TokenAction,
+    },
     /// The built-in demo agent (run by the server).
     #[command(hide = true)]
     DemoAgent { agents_md: Option<PathBuf> },
@@ -227,6 +249,29 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::DemoAgent { agents_md } => {
             Ok(flightdeck::dispatch::demo_agent::run(agents_md.as_deref())?)
+        }
+        Command::Runner {
+            token,
+            slots,
+            labels,
+            name,
+        } => {
+            let config = Config::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
+            flightdeck::token::scrub_from_environment("FLIGHTDECK_RUNNER_TOKEN");
+            let server = cli
+                .server
+                .ok_or("flightdeck runner needs --server URL (the server to pull work from)")?;
+            let labels = flightdeck::model::Labels::parse(&labels)?;
+            Ok(flightdeck::runners::agent::run(
+                flightdeck::runners::agent::RunnerOptions {
+                    server,
+                    token,
+                    slots,
+                    labels,
+                    name,
+                    config,
+                },
+            )?)
         }
         Command::Completions { shell } => {
             let shell = match shell {
@@ -428,7 +473,15 @@ fn client_command(client: &Client, out: &mut Output, command: Command) -> Result
                 for line in flightdeck::cli::status::lines(&status) {
                     out.line(&line);
                 }
+                if let Ok(runners) = client.get("/api/runners") {
+                    for line in flightdeck::cli::runners::status_lines(&runners) {
+                        out.line(&line);
+                    }
+                }
             }
+        }
+        Command::RunnerToken { action } => {
+            flightdeck::cli::runners::token_command(client, out, action)?
         }
         Command::Logs { id, follow, json } => {
             let path = format!("/api/items/{}/log", encode(&id));
@@ -456,6 +509,7 @@ fn client_command(client: &Client, out: &mut Output, command: Command) -> Result
             }
         }
         Command::Serve
+        | Command::Runner { .. }
         | Command::Doctor
         | Command::DemoAgent { .. }
         | Command::ExecAgent { .. }

@@ -128,7 +128,14 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         retry_backoff_secs: config.pool.retry_backoff_secs,
         item_tokens: config.budgets.item_tokens,
         price: config.budgets.prices.of(config.agent.preset),
+        lease_secs: config.runners.lease_secs,
     };
+    let runner_tokens = store
+        .read(|snap| snap.runner_tokens())
+        .map_err(ServeError::Store)?;
+    let runner_tokens = web::Data::new(crate::runners::tokens::RunnerTokens::load(&runner_tokens));
+    let runner_settings =
+        web::Data::new(crate::runners::RunnerSettings::from_config(&config.runners));
     let (queue, queue_system) = queue::start(store, policy, monitor.clone())?;
     webhooks.start(queue.clone()).await?;
 
@@ -190,6 +197,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         tracking,
     };
     let dispatcher = Dispatcher::new(&config, settings, queue.clone(), monitor.clone()).start();
+    queue::LeaseSweeper {
+        queue: queue.clone(),
+    }
+    .start();
 
     let state = web::Data::new(AppState {
         queue,
@@ -210,6 +221,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         App::new()
             .app_data(state.clone())
             .app_data(guard.clone())
+            .app_data(runner_tokens.clone())
+            .app_data(runner_settings.clone())
             .app_data(web::PayloadConfig::new(api::MAX_BODY))
             .app_data(hosts.clone())
             .app_data(metrics_access.clone())

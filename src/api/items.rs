@@ -206,8 +206,17 @@ pub async fn diff(
         .map_err(|e| ApiError::unavailable(format!("the diff did not run: {e}")))?;
     match diff {
         Ok(diff) => Ok(HttpResponse::Ok().json(diff)),
-        // An item no attempt has finished on has changed nothing yet: an empty diff.
-        Err(DiffError::NothingYet) => Ok(HttpResponse::Ok().json(Diff::nothing_yet())),
+        // An item no attempt has finished on has changed nothing yet: an empty diff, unless a
+        // runner on another machine uploaded the diff of its attempt.
+        Err(DiffError::NothingYet) => {
+            let uploaded = super::runner_diff_path(&state.data_dir, &item.id);
+            match web::block(move || std::fs::read(uploaded)).await? {
+                Ok(json) => Ok(HttpResponse::Ok()
+                    .content_type("application/json")
+                    .body(json)),
+                Err(_) => Ok(HttpResponse::Ok().json(Diff::nothing_yet())),
+            }
+        }
         Err(e) => {
             log::warn!("diff of {}: {e}", item.id);
             Err(ApiError::unavailable(format!("{:?}: {e}", item.title)))
@@ -306,6 +315,7 @@ pub async fn claim(
         .send(Claim {
             agent_id: req.agent_id.into(),
             session_key: req.session_key.into(),
+            labels: crate::model::Labels::default(),
         })
         .await??;
     Ok(match claimed {

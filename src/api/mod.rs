@@ -17,6 +17,7 @@ mod items;
 mod metrics;
 mod openapi;
 mod query;
+mod runners;
 mod status;
 mod webhooks;
 
@@ -28,6 +29,7 @@ pub use host::{check_host, HostPolicy};
 pub use metrics::MetricsAccess;
 pub use openapi::ApiDoc;
 pub use query::Query;
+pub use runners::{overview as runners_overview, runner_diff_path};
 
 use crate::dispatch::Dispatcher;
 use crate::monitor::Monitor;
@@ -69,6 +71,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .configure(crate::static_files::api_docs)
     .service(
+        // Before `/api`: a runner token passes this guard, and only this one.
+        web::scope("/api/runners")
+            .wrap(middleware::from_fn(csrf::require_api_client))
+            .wrap(middleware::from_fn(auth::require_runner_or_admin))
+            .service(resource("", "GET").get(runners::list))
+            .service(resource("/register", "POST").post(runners::register))
+            .service(resource("/{id}/claim", "POST").post(runners::claim))
+            .service(resource("/{id}/heartbeat", "POST").post(runners::heartbeat))
+            .service(resource("/{id}/drain", "POST").post(runners::drain))
+            .service(resource("/{id}/items/{item}/reports", "POST").post(runners::reports))
+            .service(resource("/{id}/items/{item}/files", "PUT").put(runners::upload_file))
+            .service(resource("/{id}/items/{item}/diff", "PUT").put(runners::upload_diff))
+            .service(resource("/{id}/items/{item}/complete", "POST").post(runners::complete))
+            .service(resource("/{id}/items/{item}/fail", "POST").post(runners::fail))
+            .default_service(web::to(not_found)),
+    )
+    .service(
         web::scope("/api")
             // The last wrap runs first: the token, then the CSRF rule.
             .wrap(middleware::from_fn(csrf::require_api_client))
@@ -107,6 +126,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(resource("/items/{id}/history", "GET").get(items::history))
             .service(resource("/items/{id}/log", "GET").get(items::log))
             .service(resource("/items/{id}/diff", "GET").get(items::diff))
+            .service(
+                resource("/runner-tokens", "GET, POST")
+                    .get(runners::list_tokens)
+                    .post(runners::create_token),
+            )
+            .service(resource("/runner-tokens/{id}", "DELETE").delete(runners::revoke_token))
             .service(resource("/webhooks/deliveries", "GET").get(webhooks::deliveries))
             .service(
                 resource("/webhooks/deliveries/{id}/redeliver", "POST").post(webhooks::redeliver),

@@ -9,7 +9,7 @@
 //! only what is particular to it. `info.version` is the crate's version: see
 //! docs/API_COMPATIBILITY.md for what a version change promises.
 
-use super::{agents, budgets, events, items, status, webhooks, ErrorBody, MAX_BODY};
+use super::{agents, budgets, events, items, runners, status, webhooks, ErrorBody, MAX_BODY};
 use crate::model::{AcceptanceEntry, AcceptanceReport, ArtifactInput};
 use actix_web::HttpResponse;
 use serde_json::json;
@@ -56,6 +56,19 @@ see docs/API_COMPATIBILITY.md."
         budgets::update,
         webhooks::deliveries,
         webhooks::redeliver,
+        runners::register,
+        runners::claim,
+        runners::heartbeat,
+        runners::reports,
+        runners::upload_file,
+        runners::upload_diff,
+        runners::complete,
+        runners::fail,
+        runners::list,
+        runners::drain,
+        runners::create_token,
+        runners::list_tokens,
+        runners::revoke_token,
     ),
     components(schemas(ErrorBody, ArtifactInput, AcceptanceEntry, AcceptanceReport)),
     modifiers(&BearerAuth, &SharedErrors),
@@ -66,6 +79,7 @@ see docs/API_COMPATIBILITY.md."
         (name = "events", description = "The event log"),
         (name = "status", description = "Health and counts"),
         (name = "webhooks", description = "The webhook delivery log"),
+        (name = "runners", description = "Runners on other machines: leases, reports, tokens"),
     )
 )]
 pub struct ApiDoc;

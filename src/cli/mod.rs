@@ -4,6 +4,7 @@
 
 mod client;
 mod exit;
+pub mod runners;
 pub mod status;
 mod table;
 mod terminal;

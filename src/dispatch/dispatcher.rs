@@ -142,6 +142,8 @@ pub struct Dispatcher {
     /// Set while a rate limit holds every new dispatch back.
     pause: Option<RateLimit>,
     stopping: bool,
+    /// The local runner's labels (`runners.local_labels`): it claims only items they cover.
+    labels: crate::model::Labels,
     watch: Option<ConfigWatch>,
     waiting_for_empty: Vec<futures_channel::oneshot::Sender<()>>,
 }
@@ -195,6 +197,7 @@ impl Dispatcher {
             held: None,
             pause: None,
             stopping: false,
+            labels: config.runners.local_labels(),
             watch,
             waiting_for_empty: Vec::new(),
         }
@@ -295,6 +298,7 @@ impl Dispatcher {
         let queue = self.queue.clone();
         let limit = self.review_limit;
         let daily_limit = self.daily.limit;
+        let labels = self.labels.clone();
         let session_id = uuid::Uuid::new_v4().to_string();
         let session_key = format!("{}-{}", self.settings.preset_name(), &session_id[..8]);
         let work = async move {
@@ -318,6 +322,7 @@ impl Dispatcher {
                 .send(Claim {
                     agent_id: session_id.clone(),
                     session_key: session_key.clone(),
+                    labels,
                 })
                 .await??;
             let Some(claimed) = claimed else {
@@ -440,7 +445,7 @@ impl Dispatcher {
             item,
             ws,
             settings,
-            self.queue.clone(),
+            Arc::new(super::reporter::LocalReporter(self.queue.clone())),
             ctx.address().recipient(),
         );
         let addr = session.start();

@@ -16,11 +16,12 @@ pub mod parsers;
 pub mod presets;
 pub mod process;
 mod reaper;
-mod session;
+pub mod reporter;
+pub mod session;
 pub mod session_files;
 mod stderr;
 mod verdict;
-mod workspace;
+pub mod workspace;
 
 pub use dispatcher::{
     CancelItem, CancelSession, DispatchNow, Dispatcher, GetPool, PoolInfo, PoolPause, Resize,

@@ -24,6 +24,7 @@ use super::launcher;
 use super::parsers::{parser_for, AgentOutput, OutputParser, Problem, ProblemKind};
 use super::presets;
 use super::process::{self, ProcessEvent, SessionProcesses, Tracking};
+use super::reporter::SessionReporter;
 use super::stderr::StderrGate;
 use super::verdict::{self, RateLimit};
 use super::workspace::Workspace;
@@ -32,10 +33,7 @@ use crate::model::{
     render_agents_md, thousands, AcceptanceEntry, AgentSession as SessionRecord, AgentStatus,
     ArtifactInput, ArtifactKind, WorkItem,
 };
-use crate::queue::{
-    Complete, Completion, FailAttempt, Progress, QueueManager, SessionChanged, SessionStarted,
-    Verdict,
-};
+use crate::queue::{Completion, FailAttempt, Verdict};
 use actix::prelude::*;
 use chrono::Utc;
 use std::fs::File;
@@ -213,7 +211,8 @@ pub struct AgentSession {
     item: WorkItem,
     ws: Workspace,
     settings: Arc<AgentSettings>,
-    queue: Addr<QueueManager>,
+    /// Where its reports go: this server's queue, or a runner's server (see `reporter.rs`).
+    reports: Arc<dyn SessionReporter>,
     ended: Recipient<SessionEnded>,
     parser: Box<dyn OutputParser>,
     phase: Phase,
@@ -251,7 +250,7 @@ impl AgentSession {
         item: WorkItem,
         ws: Workspace,
         settings: Arc<AgentSettings>,
-        queue: Addr<QueueManager>,
+        reports: Arc<dyn SessionReporter>,
         ended: Recipient<SessionEnded>,
     ) -> Self {
         AgentSession {
@@ -260,7 +259,7 @@ impl AgentSession {
             item,
             ws,
             settings,
-            queue,
+            reports,
             ended,
             phase: Phase::Starting,
             log: None,
@@ -478,12 +477,12 @@ impl AgentSession {
             ));
         }
         messages.append(&mut self.pending);
-        self.queue.do_send(Progress {
-            item_id: self.item.id.clone(),
-            session_id: self.record.id.clone(),
+        self.reports.progress(
+            &self.item.id,
+            &self.record.id,
             messages,
-            usage: super::budget::usage(&self.record),
-        });
+            super::budget::usage(&self.record),
+        );
     }
 
     /// Stops the session for `stop`: the running process is asked to stop (TERM, then KILL
@@ -637,8 +636,8 @@ impl AgentSession {
             "session {}: attempt ended ({verdict:?}): {reason}",
             self.record.id
         );
-        self.queue
-            .send(FailAttempt {
+        self.reports
+            .fail(FailAttempt {
                 id: self.item.id.clone(),
                 session_key: Some(self.record.session_key.clone()),
                 reason: reason.clone(),
@@ -648,11 +647,7 @@ impl AgentSession {
             .into_actor(self)
             .then(move |result, act, ctx| {
                 let recorded = match result {
-                    Ok(Ok(_)) => true,
-                    Ok(Err(e)) => {
-                        log::warn!("session {}: failure not recorded: {e}", act.record.id);
-                        false
-                    }
+                    Ok(()) => true,
                     Err(e) => {
                         log::warn!("session {}: failure not recorded: {e}", act.record.id);
                         false
@@ -797,10 +792,7 @@ impl AgentSession {
             processes.release();
         }
         if !recorded {
-            self.queue.do_send(SessionChanged {
-                session: self.record.clone(),
-                reason: Some(outcome),
-            });
+            self.reports.changed(self.record.clone(), Some(outcome));
         }
         self.ended.do_send(SessionEnded {
             session_id: self.record.id.clone(),
@@ -819,38 +811,30 @@ impl AgentSession {
     /// Reports the finished work to the queue, then ends the session.
     fn complete(&mut self, ctx: &mut Context<Self>, m: Collected) {
         self.phase = Phase::Ending;
-        self.queue
-            .send(Complete {
-                id: self.item.id.clone(),
-                work: Completion {
-                    artifacts: m.artifacts,
-                    acceptance: m.acceptance,
-                    summary: self.reported.as_ref().map(|(_, summary)| summary.clone()),
-                    session_key: Some(self.record.session_key.clone()),
-                    unmet: m.unmet,
-                    session: Some(self.record.clone()),
-                },
-            })
+        let work = Completion {
+            artifacts: m.artifacts,
+            acceptance: m.acceptance,
+            summary: self.reported.as_ref().map(|(_, summary)| summary.clone()),
+            session_key: Some(self.record.session_key.clone()),
+            unmet: m.unmet,
+            session: Some(self.record.clone()),
+        };
+        self.reports
+            .complete(&self.item.id, work)
             .into_actor(self)
             .then(|result, act, ctx| {
                 match result {
-                    Ok(Ok(outcome)) if outcome.accepted => act.end(
+                    Ok(outcome) if outcome.accepted => act.end(
                         ctx,
                         AgentStatus::Completed,
                         format!("completed: item moved to {}", outcome.item.status),
                         true,
                     ),
-                    Ok(Ok(outcome)) => act.end(
+                    Ok(outcome) => act.end(
                         ctx,
                         AgentStatus::Failed,
                         format!("acceptance not met: {}", outcome.unmet.join("; ")),
                         true,
-                    ),
-                    Ok(Err(e)) => act.end(
-                        ctx,
-                        AgentStatus::Failed,
-                        format!("could not complete: {e}"),
-                        false,
                     ),
                     Err(e) => act.end(
                         ctx,
@@ -872,7 +856,7 @@ impl Actor for AgentSession {
         ctx.set_mailbox_capacity(crate::MAILBOX);
         if let Err(e) = self.start_agent(ctx) {
             self.record.status = AgentStatus::Failed;
-            self.queue.do_send(SessionStarted(self.record.clone()));
+            self.reports.started(self.record.clone());
             self.fail(
                 ctx,
                 Verdict::Retry,
@@ -880,7 +864,7 @@ impl Actor for AgentSession {
             );
             return;
         }
-        self.queue.do_send(SessionStarted(self.record.clone()));
+        self.reports.started(self.record.clone());
         ctx.run_interval(PROGRESS_FLUSH, |act, _| act.flush_progress());
         let timeout = self.settings.timeout;
         ctx.run_later(timeout, move |act, ctx| {

@@ -132,6 +132,9 @@ pub struct WorkItem {
     /// did and while the next attempt runs.
     #[serde(default)]
     pub report: Option<AcceptanceReport>,
+    /// Labels the runner that takes this item must have (none: any runner).
+    #[serde(default)]
+    pub requires: Vec<String>,
 }
 
 /// One status change of an item, kept for the item's history.

@@ -8,6 +8,7 @@ mod fields;
 mod input;
 mod item;
 mod report;
+mod labels;
 mod status;
 mod text;
 
@@ -24,5 +25,6 @@ pub use input::{
 };
 pub use item::{Artifact, ArtifactKind, Complexity, Priority, StatusChange, WorkItem};
 pub use report::AcceptanceReport;
+pub use labels::Labels;
 pub use status::{Status, Transition};
 pub use text::{json_len, thousands, Text, ValidationError};

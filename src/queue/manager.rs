@@ -63,6 +63,8 @@ pub struct MoveItem {
 pub struct Claim {
     pub agent_id: String,
     pub session_key: String,
+    /// The claimer's labels: only items whose `requires` they cover.
+    pub labels: crate::model::Labels,
 }
 
 /// Finish claimed work.
@@ -454,7 +456,7 @@ impl Handler<Claim> for QueueManager {
 
     fn handle(&mut self, m: Claim, ctx: &mut Context<Self>) -> Self::Result {
         let answer = self.write(ctx, move |tx, _| {
-            operations::claim(tx, &m.agent_id, &m.session_key)
+            operations::claim(tx, &m.agent_id, &m.session_key, &m.labels)
         });
         observed(answer, |claimed: &Option<Claimed>| {
             if let Some(claimed) = claimed {

@@ -2,9 +2,12 @@
 
 mod dependencies;
 mod error;
+pub mod leases;
 mod manager;
 mod operations;
 mod outbox;
+mod runner_tables;
+mod runners;
 mod store;
 
 pub use error::QueueError;
@@ -18,4 +21,5 @@ pub use outbox::{
     DueDeliveries, EventFacts, ListDeliveries, Outbox, OutboxRoute, PruneDeliveries, RecordAttempt,
     Redeliver, Render,
 };
+pub use runners::*;
 pub use store::{EventPage, Store, EVENTS_RETAINED};

@@ -7,7 +7,7 @@ use super::store::Tx;
 use super::QueueError;
 use crate::model::{
     AcceptanceEntry, AcceptanceReport, AgentSession, AgentStatus, Artifact, ArtifactInput,
-    EventKind, ItemPatch, NewWorkItem, Status, Transition, WorkItem, ARTIFACTS_MAX,
+    EventKind, ItemPatch, Labels, NewWorkItem, Status, Transition, WorkItem, ARTIFACTS_MAX,
 };
 use chrono::Duration;
 
@@ -42,12 +42,14 @@ pub struct QueuePolicy {
     pub item_tokens: u64,
     /// What a million tokens cost with the configured preset.
     pub price: crate::config::Price,
+    /// How long a runner's lease lasts without a heartbeat (`runners.lease_secs`).
+    pub lease_secs: u64,
 }
 
 pub const MAX_BACKOFF_SECS: f64 = 300.0;
 
 /// What a completion came to.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CompleteOutcome {
     pub item: WorkItem,
@@ -111,6 +113,7 @@ pub fn create(tx: &mut Tx, new: NewWorkItem) -> Result<WorkItem, QueueError> {
         tokens_used: 0,
         cost_usd: 0.0,
         report: None,
+        requires: new.requires.into(),
     };
     for blocker_id in &item.blocked_by {
         let blocker = tx.require(blocker_id)?;
@@ -143,6 +146,9 @@ pub fn update(tx: &mut Tx, id: &str, patch: ItemPatch) -> Result<WorkItem, Queue
     }
     if let Some(n) = patch.max_tokens {
         item.max_tokens = Some(n);
+    }
+    if let Some(labels) = patch.requires {
+        item.requires = labels.into();
     }
     if let Some(blocked_by) = patch.blocked_by {
         let blocked_by: Vec<String> = blocked_by.into();
@@ -248,13 +254,15 @@ pub struct Claimed {
 }
 
 /// Takes the first claimable item in claim order (priority, then age), skipping items still
-/// waiting out a retry backoff, and hands it to the agent.
+/// waiting out a retry backoff and items that require labels the claimer lacks, and hands it
+/// to the agent.
 pub fn claim(
     tx: &mut Tx,
     agent_id: &str,
     session_key: &str,
+    labels: &Labels,
 ) -> Result<Option<Claimed>, QueueError> {
-    let Some(old) = tx.first_claimable()? else {
+    let Some(old) = tx.first_claimable(|item| labels.satisfy(&item.requires))? else {
         return Ok(None);
     };
     let claimable_since = [old.status_since, old.retry_at]
@@ -683,12 +691,19 @@ fn account_tokens(
 }
 
 /// After a restart: every session the last run left unfinished failed with it, and every item
-/// left in flight is a failed attempt ("interrupted"). Once per store, an item holding more
+/// left in flight is a failed attempt ("interrupted"), except the work runners hold leases on,
+/// which goes on (each lease gets a whole period for its runner to heartbeat again). Once per store, an item holding more
 /// artifacts than allowed (written before the limit) is brought within it, so listing items
 /// stays small.
 /// Returns the sessions, so the caller can make sure their processes are gone.
 pub fn recover(tx: &mut Tx, policy: &QueuePolicy) -> Result<Vec<AgentSession>, QueueError> {
-    let sessions = tx.unfinished_sessions()?;
+    // Work leased to runners goes on: they did not stop with this server.
+    let leased = super::runners::after_restart(tx, policy)?;
+    let sessions: Vec<AgentSession> = tx
+        .unfinished_sessions()?
+        .into_iter()
+        .filter(|s| !leased.iter().any(|l| l.session_id == s.id))
+        .collect();
     for s in &sessions {
         let mut s = s.clone();
         s.status = AgentStatus::Failed;
@@ -698,6 +713,9 @@ pub fn recover(tx: &mut Tx, policy: &QueuePolicy) -> Result<Vec<AgentSession>, Q
         session_changed(tx, policy, &s, Some("interrupted"))?;
     }
     for item in tx.items_in(Status::InFlight)? {
+        if leased.iter().any(|l| l.item_id == item.id) {
+            continue;
+        }
         let old = item.clone();
         retry_or_block(
             tx,
@@ -763,6 +781,7 @@ mod tests {
             retry_backoff_secs: 0.0,
             item_tokens: 0,
             price: Default::default(),
+            lease_secs: 30,
         };
         store.write(|tx| recover(tx, &policy)).unwrap();
         let healed = store.read(|snap| snap.item("big")).unwrap().unwrap();

@@ -11,6 +11,7 @@
 //! reopens itself before the next write, which then succeeds once space is back.
 
 use super::outbox::{EventFacts, Outbox, OutboxTables};
+use super::runner_tables::{self, RunnerTables};
 use super::QueueError;
 use crate::model::{AgentSession, Event, EventKind, SharedEvent, Status, StatusChange, WorkItem};
 use chrono::{DateTime, Utc};
@@ -348,6 +349,7 @@ fn prepare(db: &Database) -> Result<u64, QueueError> {
         txn.open_table(WAITING)?;
         txn.open_multimap_table(ITEM_SESSIONS)?;
         OutboxTables::open(&txn)?;
+        runner_tables::create(&txn)?;
         let mut meta = txn.open_table(META)?;
         next_seq = meta.get("next_seq")?.map(|v| v.value()).unwrap_or(1);
         meta.insert("next_seq", next_seq)?;
@@ -381,6 +383,11 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The runner tokens (hashed), to load the API's guard at start-up.
+    pub fn runner_tokens(&self) -> Result<Vec<crate::runners::TokenRecord>, QueueError> {
+        runner_tables::read_tokens(&self.txn)
+    }
+
     pub fn item(&self, id: &str) -> Result<Option<WorkItem>, QueueError> {
         let table = self.txn.open_table(ITEMS)?;
         let found = table.get(id)?;
@@ -582,6 +589,7 @@ pub struct Tx<'a> {
     waiting: Table<'a, &'static [u8], ()>,
     item_sessions: MultimapTable<'a, &'static str, &'static str>,
     outbox_tables: OutboxTables<'a>,
+    runner_tables: RunnerTables<'a>,
     outbox: Arc<Outbox>,
     /// Whether the delivery workers should look at the outbox once this commits.
     wake: bool,
@@ -609,6 +617,7 @@ impl<'a> Tx<'a> {
             waiting: txn.open_table(WAITING)?,
             item_sessions: txn.open_multimap_table(ITEM_SESSIONS)?,
             outbox_tables: OutboxTables::open(txn)?,
+            runner_tables: RunnerTables::open(txn)?,
             outbox,
             wake: false,
             now: Utc::now(),
@@ -622,6 +631,17 @@ impl<'a> Tx<'a> {
     pub(super) fn outbox(&mut self) -> &mut OutboxTables<'a> {
         self.dirty = true;
         &mut self.outbox_tables
+    }
+
+    /// Runners, their tokens and leases, to read.
+    pub(super) fn runner_tables(&self) -> &RunnerTables<'a> {
+        &self.runner_tables
+    }
+
+    /// Runners, their tokens and leases, for a write.
+    pub(super) fn runner_tables_mut(&mut self) -> &mut RunnerTables<'a> {
+        self.dirty = true;
+        &mut self.runner_tables
     }
 
     /// Tells the delivery workers to look at the outbox once this transaction commits.
@@ -799,7 +819,10 @@ impl<'a> Tx<'a> {
 
     /// The first item in claim order that is not waiting out a retry backoff. Walks the claim
     /// index, which holds only claimable items, so this reads one entry in the usual case.
-    pub fn first_claimable(&self) -> Result<Option<WorkItem>, QueueError> {
+    pub fn first_claimable(
+        &self,
+        may_take: impl Fn(&WorkItem) -> bool,
+    ) -> Result<Option<WorkItem>, QueueError> {
         const LOOKAHEAD: usize = 256;
         for entry in self.claimable.iter()?.take(LOOKAHEAD) {
             let (key, _) = entry?;
@@ -809,7 +832,7 @@ impl<'a> Tx<'a> {
             let Some(item) = self.item(id)? else {
                 continue;
             };
-            if item.retry_at.is_some_and(|t| t > self.now) {
+            if item.retry_at.is_some_and(|t| t > self.now) || !may_take(&item) {
                 continue;
             }
             return Ok(Some(item));
@@ -968,6 +991,7 @@ mod tests {
             max_tokens: None,
             tokens_used: 0,
             cost_usd: 0.0,
+            requires: Vec::new(),
         }
     }
 
@@ -1023,7 +1047,7 @@ mod tests {
             events.iter().map(|e| e.event.seq).collect::<Vec<_>>(),
             [1, 2]
         );
-        let (first, _) = store.write(|tx| tx.first_claimable()).unwrap();
+        let (first, _) = store.write(|tx| tx.first_claimable(|_| true)).unwrap();
         assert_eq!(first.map(|i| i.id), Some("high".to_string()));
         assert_eq!(store.read(|s| s.count(Status::Ready)).unwrap(), 2);
         // A failing write keeps nothing.
