@@ -122,6 +122,22 @@ enum Command {
     /// The built-in demo agent (run by the server).
     #[command(hide = true)]
     DemoAgent { agents_md: Option<PathBuf> },
+    /// Drive an ACP adapter for one session (run by the server, as the session's agent).
+    #[command(hide = true)]
+    AcpBridge {
+        #[arg(long)]
+        prompt_file: PathBuf,
+        #[arg(long)]
+        workspace: PathBuf,
+        #[arg(long)]
+        artifacts: PathBuf,
+        /// An ACP session to resume with session/load, when the adapter can.
+        #[arg(long)]
+        resume: Option<String>,
+        /// The adapter's argv.
+        #[arg(last = true, required = true)]
+        adapter: Vec<String>,
+    },
     /// Start an agent: tie it to the server, track it, sandbox it, exec it (run by the server).
     #[command(hide = true)]
     ExecAgent {
@@ -227,6 +243,24 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::DemoAgent { agents_md } => {
             Ok(flightdeck::dispatch::demo_agent::run(agents_md.as_deref())?)
+        }
+        Command::AcpBridge {
+            prompt_file,
+            workspace,
+            artifacts,
+            resume,
+            adapter,
+        } => {
+            let code = flightdeck::dispatch::acp::bridge::run(
+                flightdeck::dispatch::acp::bridge::BridgeArgs {
+                    prompt_file,
+                    workspace,
+                    artifacts,
+                    resume,
+                    adapter,
+                },
+            );
+            std::process::exit(code)
         }
         Command::Completions { shell } => {
             let shell = match shell {
@@ -458,6 +492,7 @@ fn client_command(client: &Client, out: &mut Output, command: Command) -> Result
         Command::Serve
         | Command::Doctor
         | Command::DemoAgent { .. }
+        | Command::AcpBridge { .. }
         | Command::ExecAgent { .. }
         | Command::Completions { .. } => {}
     }

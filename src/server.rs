@@ -176,6 +176,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             port_rules,
         }
     });
+    let desk = crate::dispatch::acp::Desk::default();
     let settings = AgentSettings {
         preset: config.agent.preset,
         command,
@@ -188,6 +189,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         sandbox: plan,
         exe: exe.clone(),
         tracking,
+        approvals: config.approvals.clone(),
+        desk: desk.clone(),
+        cancel_grace: Duration::from_secs(config.agent.cancel_grace_secs),
     };
     let dispatcher = Dispatcher::new(&config, settings, queue.clone(), monitor.clone()).start();
 
@@ -199,6 +203,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         started: Instant::now(),
         sandbox: if sandboxed { "landlock" } else { "none" },
         approval: crate::dispatch::approval::Approval::from_config(&config.workspace),
+        desk,
     });
     let guard = web::Data::new(TokenGuard::new(api_token.clone()));
     let hosts = web::Data::new(HostPolicy::new(&config.server.allowed_hosts));

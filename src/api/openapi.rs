@@ -9,7 +9,7 @@
 //! only what is particular to it. `info.version` is the crate's version: see
 //! docs/API_COMPATIBILITY.md for what a version change promises.
 
-use super::{agents, budgets, events, items, status, webhooks, ErrorBody, MAX_BODY};
+use super::{agents, approvals, budgets, events, items, status, webhooks, ErrorBody, MAX_BODY};
 use crate::model::{AcceptanceEntry, ArtifactInput};
 use actix_web::HttpResponse;
 use serde_json::json;
@@ -56,6 +56,9 @@ see docs/API_COMPATIBILITY.md."
         budgets::update,
         webhooks::deliveries,
         webhooks::redeliver,
+        approvals::list,
+        approvals::decide,
+        approvals::say,
     ),
     components(schemas(ErrorBody, ArtifactInput, AcceptanceEntry)),
     modifiers(&BearerAuth, &SharedErrors),
@@ -66,6 +69,7 @@ see docs/API_COMPATIBILITY.md."
         (name = "events", description = "The event log"),
         (name = "status", description = "Health and counts"),
         (name = "webhooks", description = "The webhook delivery log"),
+        (name = "approvals", description = "People in the loop of running ACP agents"),
     )
 )]
 pub struct ApiDoc;

@@ -30,6 +30,10 @@ pub enum EventKind {
     PoolResized,
     #[serde(rename = "budget:exceeded")]
     BudgetExceeded,
+    #[serde(rename = "approval:requested")]
+    ApprovalRequested,
+    #[serde(rename = "approval:resolved")]
+    ApprovalResolved,
 }
 
 /// One event as stored and sent: `{"seq","type","at","data"}`.

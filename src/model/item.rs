@@ -128,6 +128,9 @@ pub struct WorkItem {
     /// that used them.
     #[serde(default)]
     pub cost_usd: f64,
+    /// Its agent waits for a person to answer a permission request (`GET /api/approvals`).
+    #[serde(default)]
+    pub waiting_on_person: bool,
 }
 
 /// One status change of an item, kept for the item's history.

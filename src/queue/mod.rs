@@ -1,5 +1,6 @@
 //! The work queue: the QueueManager actor, its redb store and the rules it enforces.
 
+mod approvals;
 mod dependencies;
 mod error;
 mod manager;
@@ -7,6 +8,7 @@ mod operations;
 mod outbox;
 mod store;
 
+pub use approvals::{PersonAnswered, PersonAsked};
 pub use error::QueueError;
 pub use manager::*;
 pub use operations::{

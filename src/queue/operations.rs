@@ -66,6 +66,8 @@ fn save(
     new.updated_at = tx.now;
     if old.status != new.status {
         new.status_since = Some(tx.now);
+        // Whatever its agent waited for, it waits no more.
+        new.waiting_on_person = false;
     }
     tx.put(Some(old), &new)?;
     if old.status != new.status {
@@ -110,6 +112,7 @@ pub fn create(tx: &mut Tx, new: NewWorkItem) -> Result<WorkItem, QueueError> {
         max_tokens: new.max_tokens,
         tokens_used: 0,
         cost_usd: 0.0,
+        waiting_on_person: false,
     };
     for blocker_id in &item.blocked_by {
         let blocker = tx.require(blocker_id)?;

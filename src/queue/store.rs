@@ -967,6 +967,7 @@ mod tests {
             max_tokens: None,
             tokens_used: 0,
             cost_usd: 0.0,
+            waiting_on_person: false,
         }
     }
 
