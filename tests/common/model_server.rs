@@ -9,6 +9,10 @@
 //! workspace and the artifacts folder exercises the agent's real tool path under the sandbox.
 //! Requests without tools (titles, quota checks) get a short text answer.
 //!
+//! A person's follow-up message that says `run: COMMAND` (Anthropic protocol) is answered
+//! with that command, once, before the script goes on: so a test can show that a message sent
+//! to a running agent changes what it does.
+//!
 //! A [`Fault`] makes the first requests fail (401, 429 with retry-after, 5xx) or hang.
 #![allow(dead_code)]
 
@@ -279,6 +283,12 @@ fn turn(body: &Value, proto: Protocol, state: &Mutex<State>) -> Turn {
     if tools.is_empty() {
         return Turn::Text("ok".into());
     }
+    if let Some(command) = follow_up(body, proto) {
+        return match shell_tool(&tools, &command) {
+            Some((tool, args)) => Turn::Shell { tool, args },
+            None => Turn::Text(format!("no shell tool among {:?}", names(&tools))),
+        };
+    }
     let done = tool_results(body, proto);
     match s.script.get(done) {
         Some(command) => match shell_tool(&tools, command) {
@@ -342,6 +352,38 @@ fn shell_tool(tools: &[(String, Value)], command: &str) -> Option<(String, Value
         json!({"command": command, "description": "run a step of the script"})
     };
     Some((name.clone(), args))
+}
+
+/// The command of the last user message that says `run: COMMAND`, while no tool result
+/// follows it (Anthropic messages).
+fn follow_up(body: &Value, proto: Protocol) -> Option<String> {
+    let Protocol::Anthropic = proto else {
+        return None;
+    };
+    let messages = body["messages"].as_array()?;
+    for (at, m) in messages.iter().enumerate().rev() {
+        let blocks: Vec<Value> = match &m["content"] {
+            Value::String(text) => vec![json!({"type": "text", "text": text})],
+            Value::Array(blocks) => blocks.clone(),
+            _ => continue,
+        };
+        let said = blocks.iter().find_map(|b| {
+            let text = b["text"].as_str()?;
+            let (_, command) = text.split_once("run: ")?;
+            Some(command.lines().next()?.trim().to_string())
+        });
+        if m["role"] == "user" {
+            if let Some(command) = said {
+                let answered = messages[at + 1..].iter().any(|later| {
+                    later["content"]
+                        .as_array()
+                        .is_some_and(|b| b.iter().any(|b| b["type"] == "tool_result"))
+                });
+                return (!answered).then_some(command);
+            }
+        }
+    }
+    None
 }
 
 /// How many tool results the conversation already holds.

@@ -64,6 +64,8 @@ enum Call {
     Initialize,
     NewSession,
     LoadSession(String),
+    /// `session/set_mode` to the mode that asks before acting.
+    SetMode,
     Prompt,
 }
 
@@ -335,10 +337,30 @@ impl Bridge {
                     return;
                 };
                 self.opened(session.to_string());
-                match std::fs::read_to_string(&self.args.prompt_file) {
-                    Ok(text) => self.prompt(&text),
-                    Err(e) => say(&format!("cannot read AGENTS.md: {e}")),
+                // An adapter may start in a mode that acts without asking (Claude Code's
+                // "auto"); flightdeck's policy and people decide, so it asks for "default".
+                let modes = &opened["modes"];
+                let offers_default = modes["availableModes"]
+                    .as_array()
+                    .is_some_and(|m| m.iter().any(|m| m["id"] == "default"));
+                if offers_default && modes["currentModeId"] != "default" {
+                    self.call(
+                        Call::SetMode,
+                        "session/set_mode",
+                        json!({"sessionId": session, "modeId": "default"}),
+                    );
+                } else {
+                    self.first_prompt();
                 }
+            }
+            (Call::SetMode, result) => {
+                if let Err(e) = result {
+                    say(&format!(
+                        "the agent kept its own permission mode: {}",
+                        capped(&e.message, TEXT_MAX)
+                    ));
+                }
+                self.first_prompt();
             }
             (Call::LoadSession(session), Ok(_)) => {
                 self.opened(session);
@@ -366,6 +388,7 @@ impl Bridge {
                     Call::Initialize => "initialize",
                     Call::NewSession => "open a session",
                     Call::LoadSession(_) => "resume the previous session",
+                    Call::SetMode => "change its permission mode",
                     Call::Prompt => "run the prompt turn",
                 };
                 say(&format!(
@@ -380,6 +403,14 @@ impl Bridge {
                     });
                 }
             }
+        }
+    }
+
+    /// The first prompt turn: AGENTS.md.
+    fn first_prompt(&mut self) {
+        match std::fs::read_to_string(&self.args.prompt_file) {
+            Ok(text) => self.prompt(&text),
+            Err(e) => say(&format!("cannot read AGENTS.md: {e}")),
         }
     }
 
