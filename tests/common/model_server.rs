@@ -354,36 +354,27 @@ fn shell_tool(tools: &[(String, Value)], command: &str) -> Option<(String, Value
     Some((name.clone(), args))
 }
 
-/// The command of the last user message that says `run: COMMAND`, while no tool result
-/// follows it (Anthropic messages).
+/// The command of the last user message that says `run: COMMAND`, until the conversation
+/// holds a call of it (Anthropic messages; Claude Code may merge and reorder the messages of
+/// a conversation, so the call is looked for by its command, not by its place).
 fn follow_up(body: &Value, proto: Protocol) -> Option<String> {
     let Protocol::Anthropic = proto else {
         return None;
     };
-    let messages = body["messages"].as_array()?;
-    for (at, m) in messages.iter().enumerate().rev() {
-        let blocks: Vec<Value> = match &m["content"] {
-            Value::String(text) => vec![json!({"type": "text", "text": text})],
-            Value::Array(blocks) => blocks.clone(),
-            _ => continue,
-        };
-        let said = blocks.iter().find_map(|b| {
-            let text = b["text"].as_str()?;
-            let (_, command) = text.split_once("run: ")?;
-            Some(command.lines().next()?.trim().to_string())
-        });
-        if m["role"] == "user" {
-            if let Some(command) = said {
-                let answered = messages[at + 1..].iter().any(|later| {
-                    later["content"]
-                        .as_array()
-                        .is_some_and(|b| b.iter().any(|b| b["type"] == "tool_result"))
-                });
-                return (!answered).then_some(command);
-            }
-        }
-    }
-    None
+    let blocks: Vec<&Value> = body["messages"]
+        .as_array()?
+        .iter()
+        .flat_map(|m| m["content"].as_array().into_iter().flatten())
+        .collect();
+    let command = blocks.iter().rev().find_map(|b| {
+        let text = b["text"].as_str()?;
+        let (_, command) = text.split_once("run: ")?;
+        Some(command.lines().next()?.trim().to_string())
+    })?;
+    let called = blocks
+        .iter()
+        .any(|b| b["type"] == "tool_use" && b["input"]["command"] == command.as_str());
+    (!called).then_some(command)
 }
 
 /// How many tool results the conversation already holds.
