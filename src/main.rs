@@ -114,6 +114,19 @@ enum Command {
         #[arg(long, conflicts_with = "follow")]
         json: bool,
     },
+    /// List the permission requests of running ACP agents that wait for a person.
+    Approvals {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Answer a permission request: OPTION is an option id or kind (allow_once, reject_once).
+    Approve { id: String, option: String },
+    /// Send a running ACP agent a message: its next prompt turn.
+    Say {
+        /// Item id, or a unique prefix of one (4+ characters).
+        id: String,
+        text: String,
+    },
     /// Print a shell completion script: `flightdeck completions bash > /etc/bash_completion.d/flightdeck`.
     Completions {
         #[arg(value_enum)]
@@ -463,6 +476,35 @@ fn client_command(client: &Client, out: &mut Output, command: Command) -> Result
                     out.line(&line);
                 }
             }
+        }
+        Command::Approvals { json } => {
+            let approvals = client.get("/api/approvals")?;
+            if json {
+                out.json(&approvals);
+            } else {
+                for line in flightdeck::cli::approvals::lines(&approvals) {
+                    out.line(&line);
+                }
+            }
+        }
+        Command::Approve { id, option } => {
+            let (_, answer) = client.send(
+                "POST",
+                &format!("/api/approvals/{}", encode(&id)),
+                &json!({ "option": option }),
+            )?;
+            out.line(answer["message"].as_str().unwrap_or("answered"));
+        }
+        Command::Say { id, text } => {
+            let (_, answer) = client.send(
+                "POST",
+                &format!("/api/items/{}/messages", encode(&id)),
+                &json!({ "text": text }),
+            )?;
+            out.line(match answer["delivery"].as_str() {
+                Some("queued") => "Queued: the agent reads it when its current turn ends.",
+                _ => "Sent: it is the agent's next prompt turn.",
+            });
         }
         Command::Logs { id, follow, json } => {
             let path = format!("/api/items/{}/log", encode(&id));

@@ -154,7 +154,10 @@ fn a_shell_command_approved_over_the_api_runs_and_the_item_reaches_review() {
         json!({"option": "no-such-option"}),
     );
     assert_eq!(code, 400, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("choose one of"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("choose one of"));
     let allow = option_of(&approval, "allow_once");
     let (code, body) = server.post(
         &format!("/api/approvals/{}", approval["id"].as_str().unwrap()),
@@ -205,7 +208,10 @@ fn a_request_nobody_answers_is_refused_at_the_timeout() {
     let id = create(&server);
     wait_status(&server, &id, "review");
     let ws = workspace(&server, &id);
-    assert!(!ws.join("guarded.txt").exists(), "the unanswered command ran");
+    assert!(
+        !ws.join("guarded.txt").exists(),
+        "the unanswered command ran"
+    );
     let resolved = events_of(&server, "approval:resolved");
     assert_eq!(resolved.len(), 1, "{resolved:#?}");
     let message = resolved[0]["data"]["message"].as_str().unwrap();

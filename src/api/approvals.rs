@@ -15,7 +15,9 @@ impl From<DeskError> for ApiError {
     fn from(e: DeskError) -> Self {
         match e {
             DeskError::NoApproval(_) => ApiError::not_found(e.to_string()),
-            DeskError::UnknownOption { .. } => ApiError::bad_request(e.to_string()).with_field("option"),
+            DeskError::UnknownOption { .. } => {
+                ApiError::bad_request(e.to_string()).with_field("option")
+            }
             DeskError::Resolved(_) | DeskError::NotRunning(_) | DeskError::Full(_) => {
                 ApiError::conflict(e.to_string())
             }
@@ -111,7 +113,10 @@ pub async fn say(
 ) -> Result<HttpResponse, ApiError> {
     let text = req.text.trim();
     if text.is_empty() {
-        return Err(ApiError::bad_request("the message is empty: write what the agent should do").with_field("text"));
+        return Err(
+            ApiError::bad_request("the message is empty: write what the agent should do")
+                .with_field("text"),
+        );
     }
     if text.len() > MESSAGE_MAX {
         return Err(ApiError::bad_request(format!(

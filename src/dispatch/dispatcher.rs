@@ -302,8 +302,8 @@ impl Dispatcher {
             if limit > 0 {
                 let counts = queue.send(CountByStatus).await??;
                 // Items whose agent waits on a person count as waiting for review.
-                let waiting = counts.get(&Status::Review).copied().unwrap_or(0)
-                    + desk.items_waiting() as u64;
+                let waiting =
+                    counts.get(&Status::Review).copied().unwrap_or(0) + desk.items_waiting() as u64;
                 if waiting >= limit as u64 {
                     return Ok(ClaimOutcome::Held(format!(
                         "{waiting} items wait in review or on a person (queue.review_limit = {limit}): answer or approve some to resume"

@@ -37,9 +37,7 @@ pub(super) fn person_asked(tx: &mut Tx, m: &PersonAsked) -> Result<(), QueueErro
     let a = &m.approval;
     let message = format!(
         "The agent on \"{}\" asks to {}: {}",
-        a.item_title,
-        a.tool.kind,
-        a.tool.title
+        a.item_title, a.tool.kind, a.tool.title
     );
     tx.emit(
         EventKind::ApprovalRequested,

@@ -176,7 +176,7 @@ impl Bridge {
         while let Ok(event) = inbox.recv() {
             match event {
                 Event::Agent(Some(line)) => {
-                    self.from_agent(&line);
+                    self.on_agent_line(&line);
                     if self.cancelling && !self.turn_running {
                         self.show_speech();
                         say("the agent stopped its turn after session/cancel");
@@ -199,7 +199,9 @@ impl Bridge {
                 Event::Control(line) => match serde_json::from_str::<Control>(&line) {
                     Ok(Control::Finish) => return self.finish(),
                     Ok(control) => self.control(control),
-                    Err(e) => say(&format!("flightdeck sent the bridge a line it cannot read: {e}")),
+                    Err(e) => say(&format!(
+                        "flightdeck sent the bridge a line it cannot read: {e}"
+                    )),
                 },
                 Event::ControlClosed => return 1,
                 Event::Answer(id, result) => self.answer(id, result),
@@ -288,7 +290,7 @@ impl Bridge {
         self.send(&rpc::response(id, result));
     }
 
-    fn from_agent(&mut self, line: &str) {
+    fn on_agent_line(&mut self, line: &str) {
         let message = match rpc::parse(line) {
             Ok(message) => message,
             Err(why) => {
@@ -459,7 +461,10 @@ impl Bridge {
         };
         let result = result.map_err(RpcError::refused);
         if let Err(e) = &result {
-            say(&format!("flightdeck refused the agent's {method}: {}", e.message));
+            say(&format!(
+                "flightdeck refused the agent's {method}: {}",
+                e.message
+            ));
         }
         self.answer(id, result);
     }
@@ -626,7 +631,10 @@ impl Bridge {
                             Some("in_progress") => "[~]",
                             _ => "[ ]",
                         };
-                        format!("{mark} {}", capped(e["content"].as_str().unwrap_or(""), 100))
+                        format!(
+                            "{mark} {}",
+                            capped(e["content"].as_str().unwrap_or(""), 100)
+                        )
                     })
                     .collect();
                 if !entries.is_empty() {
@@ -712,14 +720,9 @@ fn read_agent(stdout: std::process::ChildStdout, events: Sender<Event>) {
         .name("acp-agent-out".into())
         .spawn(move || {
             let mut reader = BufReader::new(stdout);
-            loop {
-                match rpc::read_line(&mut reader) {
-                    Ok(Some(line)) => {
-                        if events.send(Event::Agent(line)).is_err() {
-                            return;
-                        }
-                    }
-                    Ok(None) | Err(_) => break,
+            while let Ok(Some(line)) = rpc::read_line(&mut reader) {
+                if events.send(Event::Agent(line)).is_err() {
+                    return;
                 }
             }
             let _ = events.send(Event::AgentClosed);

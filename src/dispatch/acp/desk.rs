@@ -99,7 +99,7 @@ impl Desk {
             .values()
             .map(|p| p.approval.clone())
             .collect();
-        list.sort_by(|a, b| a.requested_at.cmp(&b.requested_at));
+        list.sort_by_key(|a| a.requested_at);
         list
     }
 

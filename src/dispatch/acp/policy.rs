@@ -45,7 +45,12 @@ pub struct ApprovalsConfig {
 impl Default for ApprovalsConfig {
     fn default() -> Self {
         ApprovalsConfig {
-            auto_allow: vec!["read".into(), "edit".into(), "search".into(), "think".into()],
+            auto_allow: vec![
+                "read".into(),
+                "edit".into(),
+                "search".into(),
+                "think".into(),
+            ],
             ask: vec!["execute".into(), "fetch".into()],
             allow_commands: Vec::new(),
             deny_commands: Vec::new(),
@@ -90,7 +95,9 @@ impl ApprovalsConfig {
     pub fn decide(&self, kind: &str, command: Option<&str>) -> Ruling {
         if let Some(command) = command {
             if let Some(p) = self.deny_commands.iter().find(|p| matches(p, command)) {
-                return Ruling::Deny(format!("the command matches \"{p}\" (approvals.deny_commands)"));
+                return Ruling::Deny(format!(
+                    "the command matches \"{p}\" (approvals.deny_commands)"
+                ));
             }
             if let Some(p) = self.allow_commands.iter().find(|p| matches(p, command)) {
                 return Ruling::Allow(format!(

@@ -106,7 +106,9 @@ pub fn parse(line: &str) -> Result<Incoming, String> {
             params: value.get("params").cloned().unwrap_or(Value::Null),
         }),
         (None, Some(id)) => {
-            let id = id.as_u64().ok_or("a response to an id flightdeck never used")?;
+            let id = id
+                .as_u64()
+                .ok_or("a response to an id flightdeck never used")?;
             let result = match value.get("error") {
                 Some(error) => Err(RpcError {
                     code: error["code"].as_i64().unwrap_or(0),

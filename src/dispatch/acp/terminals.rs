@@ -134,8 +134,8 @@ impl Terminals {
         let cwd = match &new.cwd {
             None => self.default_cwd.clone(),
             Some(dir) => {
-                let real = std::fs::canonicalize(dir)
-                    .map_err(|e| format!("cannot run in {dir}: {e}"))?;
+                let real =
+                    std::fs::canonicalize(dir).map_err(|e| format!("cannot run in {dir}: {e}"))?;
                 if !self.roots.iter().any(|r| real.starts_with(r)) {
                     return Err(format!(
                         "{dir} is outside the session's workspace and artifacts folders"

@@ -196,6 +196,7 @@ mod tests {
                 AgentOutput::Finished { success, summary } => s.verdicts.push((success, summary)),
                 AgentOutput::Problem(p) => s.problems.push(p),
                 AgentOutput::Retrying(_) => s.retries += 1,
+                AgentOutput::Acp(_) => {}
             }
         }
         s

@@ -36,7 +36,10 @@ pub(super) struct Bridge {
 
 impl Bridge {
     /// Starts the thread that writes to the bridge's stdin.
-    pub(super) fn new(stdin: std::process::ChildStdin, session_id: &str) -> std::io::Result<Bridge> {
+    pub(super) fn new(
+        stdin: std::process::ChildStdin,
+        session_id: &str,
+    ) -> std::io::Result<Bridge> {
         let (to_bridge, inbox) = sync_channel::<Control>(64);
         let name = session_id.to_string();
         std::thread::Builder::new()
@@ -187,7 +190,9 @@ impl AgentSession {
         why: String,
     ) -> Result<String, DeskError> {
         let Some(bridge) = &mut self.bridge else {
-            return Err(DeskError::NotRunning("the agent's session has ended".into()));
+            return Err(DeskError::NotRunning(
+                "the agent's session has ended".into(),
+            ));
         };
         let Some(request_id) = bridge.waiting.remove(approval_id) else {
             return Err(DeskError::Resolved(
@@ -197,7 +202,10 @@ impl AgentSession {
         let still_waiting = !bridge.waiting.is_empty();
         let approval = self.settings.desk.get(approval_id);
         self.settings.desk.remove(approval_id);
-        let options = approval.as_ref().map(|a| a.options.clone()).unwrap_or_default();
+        let options = approval
+            .as_ref()
+            .map(|a| a.options.clone())
+            .unwrap_or_default();
         let option_id = option.or_else(|| {
             options
                 .iter()
@@ -218,10 +226,7 @@ impl AgentSession {
             .as_ref()
             .map(|a| a.tool.title.clone())
             .unwrap_or_else(|| "a tool call".into());
-        let message = format!(
-            "\"{title}\" on \"{}\": {chosen} ({why})",
-            self.item.title
-        );
+        let message = format!("\"{title}\" on \"{}\": {chosen} ({why})", self.item.title);
         self.note(&message);
         self.pending.push(message.clone());
         self.queue.do_send(PersonAnswered {
@@ -265,7 +270,11 @@ impl Handler<Decide> for AgentSession {
     type Result = Result<String, DeskError>;
 
     fn handle(&mut self, m: Decide, _: &mut Context<Self>) -> Self::Result {
-        self.resolve(&m.approval_id, Some(m.option_id), "a person chose it".into())
+        self.resolve(
+            &m.approval_id,
+            Some(m.option_id),
+            "a person chose it".into(),
+        )
     }
 }
 
