@@ -114,6 +114,19 @@ enum Command {
         #[arg(long, conflicts_with = "follow")]
         json: bool,
     },
+    /// List the permission requests of running ACP agents that wait for a person.
+    Approvals {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Answer a permission request: OPTION is an option id or kind (allow_once, reject_once).
+    Approve { id: String, option: String },
+    /// Send a running ACP agent a message: its next prompt turn.
+    Say {
+        /// Item id, or a unique prefix of one (4+ characters).
+        id: String,
+        text: String,
+    },
     /// Print a shell completion script: `flightdeck completions bash > /etc/bash_completion.d/flightdeck`.
     Completions {
         #[arg(value_enum)]
@@ -144,6 +157,22 @@ enum Command {
     /// The built-in demo agent (run by the server).
     #[command(hide = true)]
     DemoAgent { agents_md: Option<PathBuf> },
+    /// Drive an ACP adapter for one session (run by the server, as the session's agent).
+    #[command(hide = true)]
+    AcpBridge {
+        #[arg(long)]
+        prompt_file: PathBuf,
+        #[arg(long)]
+        workspace: PathBuf,
+        #[arg(long)]
+        artifacts: PathBuf,
+        /// An ACP session to resume with session/load, when the adapter can.
+        #[arg(long)]
+        resume: Option<String>,
+        /// The adapter's argv.
+        #[arg(last = true, required = true)]
+        adapter: Vec<String>,
+    },
     /// Start an agent: tie it to the server, track it, sandbox it, exec it (run by the server).
     #[command(hide = true)]
     ExecAgent {
@@ -272,6 +301,24 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     config,
                 },
             )?)
+        }
+        Command::AcpBridge {
+            prompt_file,
+            workspace,
+            artifacts,
+            resume,
+            adapter,
+        } => {
+            let code = flightdeck::dispatch::acp::bridge::run(
+                flightdeck::dispatch::acp::bridge::BridgeArgs {
+                    prompt_file,
+                    workspace,
+                    artifacts,
+                    resume,
+                    adapter,
+                },
+            );
+            std::process::exit(code)
         }
         Command::Completions { shell } => {
             let shell = match shell {
@@ -483,6 +530,35 @@ fn client_command(client: &Client, out: &mut Output, command: Command) -> Result
         Command::RunnerToken { action } => {
             flightdeck::cli::runners::token_command(client, out, action)?
         }
+        Command::Approvals { json } => {
+            let approvals = client.get("/api/approvals")?;
+            if json {
+                out.json(&approvals);
+            } else {
+                for line in flightdeck::cli::approvals::lines(&approvals) {
+                    out.line(&line);
+                }
+            }
+        }
+        Command::Approve { id, option } => {
+            let (_, answer) = client.send(
+                "POST",
+                &format!("/api/approvals/{}", encode(&id)),
+                &json!({ "option": option }),
+            )?;
+            out.line(answer["message"].as_str().unwrap_or("answered"));
+        }
+        Command::Say { id, text } => {
+            let (_, answer) = client.send(
+                "POST",
+                &format!("/api/items/{}/messages", encode(&id)),
+                &json!({ "text": text }),
+            )?;
+            out.line(match answer["delivery"].as_str() {
+                Some("queued") => "Queued: the agent reads it when its current turn ends.",
+                _ => "Sent: it is the agent's next prompt turn.",
+            });
+        }
         Command::Logs { id, follow, json } => {
             let path = format!("/api/items/{}/log", encode(&id));
             let mut shown = client.get_bytes(&path)?;
@@ -512,6 +588,7 @@ fn client_command(client: &Client, out: &mut Output, command: Command) -> Result
         | Command::Runner { .. }
         | Command::Doctor
         | Command::DemoAgent { .. }
+        | Command::AcpBridge { .. }
         | Command::ExecAgent { .. }
         | Command::Completions { .. } => {}
     }

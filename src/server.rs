@@ -183,6 +183,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             port_rules,
         }
     });
+    let desk = crate::dispatch::acp::Desk::default();
     let settings = AgentSettings {
         preset: config.agent.preset,
         command,
@@ -195,6 +196,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         sandbox: plan,
         exe: exe.clone(),
         tracking,
+        approvals: config.approvals.clone(),
+        desk: desk.clone(),
+        cancel_grace: Duration::from_secs(config.agent.cancel_grace_secs),
     };
     let dispatcher = Dispatcher::new(&config, settings, queue.clone(), monitor.clone()).start();
     queue::LeaseSweeper {
@@ -210,6 +214,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         started: Instant::now(),
         sandbox: if sandboxed { "landlock" } else { "none" },
         approval: crate::dispatch::approval::Approval::from_config(&config.workspace),
+        desk,
     });
     let guard = web::Data::new(TokenGuard::new(api_token.clone()));
     let hosts = web::Data::new(HostPolicy::new(&config.server.allowed_hosts));

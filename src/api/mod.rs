@@ -6,6 +6,7 @@
 //! hands to one of their handlers has passed them, however its path was spelled.
 
 mod agents;
+mod approvals;
 mod auth;
 mod body;
 mod budgets;
@@ -49,6 +50,9 @@ pub struct AppState {
     pub sandbox: &'static str,
     /// What approving does to an item's branch (git worktree mode).
     pub approval: crate::dispatch::approval::Approval,
+    /// Permission requests of ACP agents waiting for a person, and the sessions that take
+    /// follow-up messages.
+    pub desk: crate::dispatch::acp::Desk,
 }
 
 /// Registers every route under `/api`, plus `/healthz`, `/readyz`, `/metrics` and `/ws`.
@@ -124,6 +128,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 resource("/items/{id}/artifacts/{artifact}", "GET").get(items::download_artifact),
             )
             .service(resource("/items/{id}/history", "GET").get(items::history))
+            .service(resource("/items/{id}/messages", "POST").post(approvals::say))
+            .service(resource("/approvals", "GET").get(approvals::list))
+            .service(resource("/approvals/{id}", "POST").post(approvals::decide))
             .service(resource("/items/{id}/log", "GET").get(items::log))
             .service(resource("/items/{id}/diff", "GET").get(items::diff))
             .service(

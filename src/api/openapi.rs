@@ -9,7 +9,9 @@
 //! only what is particular to it. `info.version` is the crate's version: see
 //! docs/API_COMPATIBILITY.md for what a version change promises.
 
-use super::{agents, budgets, events, items, runners, status, webhooks, ErrorBody, MAX_BODY};
+use super::{
+    agents, approvals, budgets, events, items, runners, status, webhooks, ErrorBody, MAX_BODY,
+};
 use crate::model::{AcceptanceEntry, AcceptanceReport, ArtifactInput};
 use actix_web::HttpResponse;
 use serde_json::json;
@@ -69,6 +71,9 @@ see docs/API_COMPATIBILITY.md."
         runners::create_token,
         runners::list_tokens,
         runners::revoke_token,
+        approvals::list,
+        approvals::decide,
+        approvals::say,
     ),
     components(schemas(ErrorBody, ArtifactInput, AcceptanceEntry, AcceptanceReport)),
     modifiers(&BearerAuth, &SharedErrors),
@@ -80,6 +85,7 @@ see docs/API_COMPATIBILITY.md."
         (name = "status", description = "Health and counts"),
         (name = "webhooks", description = "The webhook delivery log"),
         (name = "runners", description = "Runners on other machines: leases, reports, tokens"),
+        (name = "approvals", description = "People in the loop of running ACP agents"),
     )
 )]
 pub struct ApiDoc;

@@ -297,6 +297,7 @@ impl Dispatcher {
         self.claiming += 1;
         let queue = self.queue.clone();
         let limit = self.review_limit;
+        let desk = self.settings.desk.clone();
         let daily_limit = self.daily.limit;
         let labels = self.labels.clone();
         let session_id = uuid::Uuid::new_v4().to_string();
@@ -304,10 +305,12 @@ impl Dispatcher {
         let work = async move {
             if limit > 0 {
                 let counts = queue.send(CountByStatus).await??;
-                let waiting = counts.get(&Status::Review).copied().unwrap_or(0);
+                // Items whose agent waits on a person count as waiting for review.
+                let waiting =
+                    counts.get(&Status::Review).copied().unwrap_or(0) + desk.items_waiting() as u64;
                 if waiting >= limit as u64 {
                     return Ok(ClaimOutcome::Held(format!(
-                        "{waiting} items wait in review (queue.review_limit = {limit}): approve or reject some to resume"
+                        "{waiting} items wait in review or on a person (queue.review_limit = {limit}): answer or approve some to resume"
                     )));
                 }
             }

@@ -1,6 +1,7 @@
 //! Running agents: the Dispatcher keeps the pool full, each AgentSession runs one agent as a
 //! child process in its own workspace, and the parsers read what agents print.
 
+pub mod acp;
 pub mod approval;
 mod artifacts;
 pub mod budget;

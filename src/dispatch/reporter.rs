@@ -6,8 +6,8 @@
 
 use crate::model::AgentSession as SessionRecord;
 use crate::queue::{
-    Complete, CompleteOutcome, Completion, FailAttempt, Progress, QueueManager, SessionChanged,
-    SessionStarted, TokenUsage,
+    Complete, CompleteOutcome, Completion, FailAttempt, PersonAnswered, PersonAsked, Progress,
+    QueueManager, SessionChanged, SessionStarted, TokenUsage,
 };
 use actix::Addr;
 use std::future::Future;
@@ -24,6 +24,10 @@ pub trait SessionReporter: Send + Sync + 'static {
     fn changed(&self, session: SessionRecord, reason: Option<String>);
     fn complete(&self, item_id: &str, work: Completion) -> Answer<CompleteOutcome>;
     fn fail(&self, failed: FailAttempt) -> Answer<()>;
+    /// An ACP agent asks a person for permission (the item waits on a person).
+    fn person_asked(&self, asked: PersonAsked);
+    /// A permission request was answered, refused or timed out.
+    fn person_answered(&self, answered: PersonAnswered);
 }
 
 /// Reports straight to this server's QueueManager.
@@ -58,6 +62,14 @@ impl SessionReporter for LocalReporter {
                 Err(e) => Err(e.to_string()),
             }
         })
+    }
+
+    fn person_asked(&self, asked: PersonAsked) {
+        self.0.do_send(asked);
+    }
+
+    fn person_answered(&self, answered: PersonAnswered) {
+        self.0.do_send(answered);
     }
 
     fn fail(&self, failed: FailAttempt) -> Answer<()> {

@@ -18,6 +18,8 @@
 //! wall clock (`pool.timeout_secs`), and a cancel or shutdown stops it as it stops the agent.
 //! When the session ends, everything it started is killed.
 
+mod people;
+
 use super::artifacts::Declared;
 use super::deliverable;
 use super::launcher;
@@ -78,6 +80,12 @@ pub struct AgentSettings {
     pub exe: PathBuf,
     /// How the processes of each session are tracked.
     pub tracking: Tracking,
+    /// ACP presets: which permission requests need a person.
+    pub approvals: super::acp::ApprovalsConfig,
+    /// ACP presets: where people find the session's requests, and it their messages.
+    pub desk: super::acp::Desk,
+    /// ACP presets: how long a cancelled agent has to end its turn.
+    pub cancel_grace: Duration,
 }
 
 // ---- Messages ------------------------------------------------------------------------------
@@ -242,6 +250,8 @@ pub struct AgentSession {
     processes: Option<SessionProcesses>,
     /// Set when the agent hit a rate limit, for [`SessionEnded`].
     rate_limit: Option<RateLimit>,
+    /// ACP presets: the bridge's stdin and the state of its turns (see `people`).
+    bridge: Option<people::Bridge>,
 }
 
 impl AgentSession {
@@ -278,6 +288,7 @@ impl AgentSession {
             started: Instant::now(),
             processes: None,
             rate_limit: None,
+            bridge: None,
         }
     }
 
@@ -355,14 +366,22 @@ impl AgentSession {
         let processes = self.settings.tracking.for_session(&self.record.id);
         let argv = self.argv(&processes);
         self.processes = Some(processes);
+        let acp = self.settings.preset.is_acp();
         let child = process::spawn(
             process::Launch {
                 argv: &argv,
                 cwd: &self.ws.workspace,
                 env: self.env(),
+                stdin: acp,
             },
             forward_output(ctx.address(), self.backlog.clone()),
         )?;
+        if let (true, Some(stdin)) = (acp, child.stdin) {
+            self.bridge = Some(people::Bridge::new(stdin, &self.record.id)?);
+            self.settings
+                .desk
+                .open_session(&self.item.id, ctx.address().recipient());
+        }
         self.phase = Phase::Agent(Child::new(child.pid));
         self.record.pid = Some(child.pid);
         log::info!(
@@ -428,6 +447,7 @@ impl AgentSession {
                 AgentOutput::Retrying(wait) => {
                     self.last_output = self.last_output.max(Instant::now() + wait)
                 }
+                AgentOutput::Acp(report) => self.on_acp(ctx, report),
             }
         }
         if let Some(stop) = stop {
@@ -505,6 +525,21 @@ impl AgentSession {
             return self.maybe_finish(ctx);
         }
         let pid = child.pid;
+        if matches!(self.phase, Phase::Agent(_)) {
+            let grace = self.cancel_turn();
+            if !grace.is_zero() {
+                ctx.run_later(grace, move |act, ctx| act.signal_stop(ctx, pid));
+                return;
+            }
+        }
+        self.signal_stop(ctx, pid);
+    }
+
+    /// Asks `pid` (still running) to stop, and kills it after [`KILL_GRACE`].
+    fn signal_stop(&mut self, ctx: &mut Context<Self>, pid: u32) {
+        if self.running() != Some(pid) {
+            return;
+        }
         if let Some(processes) = &self.processes {
             processes.terminate(pid);
         }
@@ -720,6 +755,7 @@ impl AgentSession {
                 argv: &argv,
                 cwd: &self.ws.workspace,
                 env: self.env(),
+                stdin: false,
             },
             move |event| addr.do_send(VerifyOutput(event)),
         );
@@ -782,6 +818,7 @@ impl AgentSession {
         recorded: bool,
     ) {
         self.phase = Phase::Ending;
+        self.close_desk();
         let now = Utc::now();
         self.record.status = status;
         self.record.outcome = Some(outcome.clone());

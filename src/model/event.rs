@@ -38,6 +38,10 @@ pub enum EventKind {
     RunnerOffline,
     #[serde(rename = "runner:draining")]
     RunnerDraining,
+    #[serde(rename = "approval:requested")]
+    ApprovalRequested,
+    #[serde(rename = "approval:resolved")]
+    ApprovalResolved,
 }
 
 /// One event as stored and sent: `{"seq","type","at","data"}`.

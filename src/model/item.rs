@@ -135,6 +135,9 @@ pub struct WorkItem {
     /// Labels the runner that takes this item must have (none: any runner).
     #[serde(default)]
     pub requires: Vec<String>,
+    /// Its agent waits for a person to answer a permission request (`GET /api/approvals`).
+    #[serde(default)]
+    pub waiting_on_person: bool,
 }
 
 /// One status change of an item, kept for the item's history.

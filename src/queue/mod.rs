@@ -1,5 +1,6 @@
 //! The work queue: the QueueManager actor, its redb store and the rules it enforces.
 
+mod approvals;
 mod dependencies;
 mod error;
 pub mod leases;
@@ -10,6 +11,7 @@ mod runner_tables;
 mod runners;
 mod store;
 
+pub use approvals::{PersonAnswered, PersonAsked};
 pub use error::QueueError;
 pub use manager::*;
 pub use operations::{

@@ -68,6 +68,8 @@ fn save(
     new.updated_at = tx.now;
     if old.status != new.status {
         new.status_since = Some(tx.now);
+        // Whatever its agent waited for, it waits no more.
+        new.waiting_on_person = false;
     }
     tx.put(Some(old), &new)?;
     if old.status != new.status {
@@ -114,6 +116,7 @@ pub fn create(tx: &mut Tx, new: NewWorkItem) -> Result<WorkItem, QueueError> {
         cost_usd: 0.0,
         report: None,
         requires: new.requires.into(),
+        waiting_on_person: false,
     };
     for blocker_id in &item.blocked_by {
         let blocker = tx.require(blocker_id)?;

@@ -992,6 +992,7 @@ mod tests {
             tokens_used: 0,
             cost_usd: 0.0,
             requires: Vec::new(),
+            waiting_on_person: false,
         }
     }
 

@@ -112,6 +112,9 @@ fn agent_settings(config: &Config, data_dir: &Path, exe: &Path) -> Result<AgentS
         sandbox: plan,
         exe: exe.to_path_buf(),
         tracking: Tracking::detect(),
+        approvals: config.approvals.clone(),
+        desk: crate::dispatch::acp::Desk::default(),
+        cancel_grace: Duration::from_secs(config.agent.cancel_grace_secs),
     })
 }
 

@@ -10,7 +10,8 @@ use super::http::{encode, Http, HttpError};
 use crate::dispatch::reporter::{Answer, SessionReporter};
 use crate::model::{AgentSession as SessionRecord, ArtifactKind};
 use crate::queue::{
-    CompleteOutcome, Completion, FailAttempt, Report, ReportBody, TokenUsage, Verdict,
+    CompleteOutcome, Completion, FailAttempt, PersonAnswered, PersonAsked, Report, ReportBody,
+    TokenUsage, Verdict,
 };
 use futures_channel::oneshot;
 use serde_json::{json, Value};
@@ -81,6 +82,14 @@ impl SessionReporter for RemoteReporter {
                 .unwrap_or_else(|_| Err("the reporter stopped".into()))
         })
     }
+
+    /// The server's approvals desk does not reach a runner's sessions: a runner's ACP agents
+    /// follow the runner's own `[approvals]` policy, and a request that would ask a person is
+    /// refused at `approvals.timeout_secs`. The sentence saying so reaches the item's log as
+    /// progress, so nothing is sent here.
+    fn person_asked(&self, _: PersonAsked) {}
+
+    fn person_answered(&self, _: PersonAnswered) {}
 
     fn fail(&self, failed: FailAttempt) -> Answer<()> {
         let (tx, rx) = oneshot::channel();
