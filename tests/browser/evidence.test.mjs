@@ -5,15 +5,12 @@
 // attempt after a rejection sends it round again. Real server, real git, Chromium.
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { makeWorkspace, startServer } from './server.mjs';
+import { projectRepo, reviewWorkConfig } from './project.mjs';
 import { WAIT_MS, anyCard, browserTest, launch, makeReady, openPage, waitForCardIn } from './harness.mjs';
-
-const AGENT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/agents/review-work.sh');
 
 let browser;
 let repoDir;
@@ -22,29 +19,6 @@ let server;
 let page;
 const errors = [];
 const pages = () => (page ? [page] : []);
-
-/** A repository on `main` whose README says "the project", for the agent's worktrees. */
-export function projectRepo(dir) {
-  const repo = path.join(dir, 'project');
-  mkdirSync(repo, { recursive: true });
-  const git = (...args) => execFileSync('git', ['-C', repo, ...args], { stdio: 'pipe' });
-  git('init', '-q', '-b', 'main');
-  git('config', 'user.name', 'test');
-  git('config', 'user.email', 'test@example.invalid');
-  writeFileSync(path.join(repo, 'README'), 'the project\n');
-  git('add', 'README');
-  git('commit', '-q', '-m', 'start');
-  return repo;
-}
-
-/** The [pool], [workspace] and [agent] tables for review-work.sh in git worktree mode. */
-export function reviewWorkConfig(repo, size = 1) {
-  return (
-    `[pool]\nsize = ${size}\nmax_attempts = 1\n` +
-    `[workspace]\ngit_repo = ${JSON.stringify(repo)}\n` +
-    `[agent]\npreset = "lines"\ncommand = ${JSON.stringify(['/bin/sh', AGENT])}\n`
-  );
-}
 
 before(async () => {
   browser = await launch();
