@@ -170,12 +170,14 @@ export function openCardMenu(id, opener, openDrawer) {
   closeCardMenu();
   const item = state.items.get(id);
   if (!item) return;
+  // Offline or signed out, what needs the server is shown but off (the drawer's buttons too).
+  const off = state.connection !== 'live';
   const entries = [el('button', { type: 'button', role: 'menuitem', 'data-do': 'open', text: 'Open details' })];
   for (const [name, action] of Object.entries(ACTIONS)) {
-    if (action.when(item)) entries.push(el('button', { type: 'button', role: 'menuitem', 'data-do': name, text: action.label }));
+    if (action.when(item)) entries.push(el('button', { type: 'button', role: 'menuitem', 'data-do': name, disabled: off, text: action.label }));
   }
   for (const status of allowedMoves(item)) {
-    entries.push(el('button', { type: 'button', role: 'menuitem', 'data-move': status, text: `Move to ${STATUS_LABEL[status]}` }));
+    entries.push(el('button', { type: 'button', role: 'menuitem', 'data-move': status, disabled: off, text: `Move to ${STATUS_LABEL[status]}` }));
   }
   const node = el('div', { className: 'menu', role: 'menu', 'aria-label': `Actions for ${item.title}` }, ...entries);
   document.body.append(node);

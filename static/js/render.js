@@ -12,7 +12,7 @@ import {
 } from './constants.js';
 import { $, compareText, el, lastLine, plural, store, stored, timeKey } from './dom.js';
 import {
-  displayStatus, filterActive, matchesFilter, openBlockerCount, runnable, state, subscribe,
+  displayStatus, filterActive, matchesFilter, runnable, state, subscribe, waitingOnText,
 } from './store.js';
 
 const view = {
@@ -118,7 +118,8 @@ function itemChanged(before, after) {
   const item = after || before;
   placeCard(item.id);
   const doneChanged = (before && before.status === 'done') !== (after && after.status === 'done');
-  if (doneChanged || !before || !after) {
+  // The cards waiting on it name it ("waiting on <title>").
+  if (doneChanged || !before || !after || before.title !== after.title) {
     for (const id of new Set([...(before ? before.blocks : []), ...(after ? after.blocks : [])])) {
       markCard(id);
       // A dependency done or undone changes where a ready item sorts.
@@ -276,7 +277,7 @@ function cardSignature(item) {
     item.status,
     item.priority,
     item.complexity,
-    openBlockerCount(item),
+    waitingOnText(item),
     item.attempts,
     item.assignedAgentId,
     item.statusReason,
@@ -292,7 +293,7 @@ function fillCard(node, item) {
   node.dataset.status = item.status;
   node.classList.toggle('pending', state.pending.has(item.id));
   node.setAttribute('aria-label', `${item.title}, ${STATUS_LABEL[item.status] || item.status}, ${item.priority} priority`);
-  const open = openBlockerCount(item);
+  const waiting = waitingOnText(item);
   const parts = [
     el(
       'div',
@@ -301,7 +302,7 @@ function fillCard(node, item) {
       el('span', { className: 'badges' }, priorityBadge(item.priority), complexityBadge(item.complexity)),
       el('button', { type: 'button', className: 'card-menu', 'data-menu': item.id, 'aria-haspopup': 'menu', 'aria-label': `Actions for ${item.title}`, title: 'Actions' }),
     ),
-    open > 0 ? el('p', { className: 'deps', text: `waits on ${plural(open, 'open item')}` }) : null,
+    waiting ? el('p', { className: 'deps', text: waiting }) : null,
     reportLine(item),
     cardMeta(item),
     item.status === 'in_flight' ? el('p', { className: 'activity', text: activityText(item.id) }) : null,

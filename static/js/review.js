@@ -104,9 +104,10 @@ function renderDiff(diff) {
     );
     return details;
   });
+  const cut = diff.truncated ? [el('p', { className: 'muted', text: 'The diff is too large to show whole: it is cut at its limit.' })] : [];
   box.replaceChildren(
     el('div', { className: 'diff-head' }, el('span', { text: `${plural(diff.files.length, 'file')} changed, +${added} −${removed}` }), modes),
-    diff.truncated ? el('p', { className: 'muted', text: 'The diff is too large to show whole: it is cut at its limit.' }) : null,
+    ...cut,
     ...files,
   );
 }
@@ -220,25 +221,40 @@ function splitTable(lines) {
 
 /**
  * Artifacts by attempt: the session folder in a file's path (`agents/<session>/...`) names
- * its attempt, in the order they were made; links and documents join the attempt they came in.
+ * its attempt; the groups are in the order the attempts handed in. An artifact with no session
+ * in its path (the branch or diff link flightdeck hands back, a link someone added) joins the
+ * attempt handed in nearest in time to it: the one it came in with.
  */
 export function groupArtifacts(artifacts) {
+  const time = (a) => {
+    const t = Date.parse(a.createdAt);
+    return Number.isFinite(t) ? t : 0;
+  };
+  const sorted = [...(artifacts || [])].sort((a, b) => time(a) - time(b));
   const groups = [];
   const bySession = new Map();
-  let current = null;
-  const sorted = [...(artifacts || [])].sort((a, b) => String(a.createdAt).localeCompare(String(b.createdAt)));
+  const loose = [];
   for (const artifact of sorted) {
     const session = /^agents\/([^/]+)\//.exec(artifact.path);
-    const key = session ? session[1] : null;
-    let group = key ? bySession.get(key) : current;
+    if (!session) {
+      loose.push(artifact);
+      continue;
+    }
+    let group = bySession.get(session[1]);
     if (!group) {
       group = { artifacts: [] };
       groups.push(group);
-      if (key) bySession.set(key, group);
+      bySession.set(session[1], group);
     }
     group.artifacts.push(artifact);
-    current = group;
   }
+  if (!groups.length) return loose.length ? [{ artifacts: loose }] : [];
+  for (const artifact of loose) {
+    const distance = (group) => Math.min(...group.artifacts.map((a) => Math.abs(time(a) - time(artifact))));
+    const nearest = groups.reduce((best, group) => (distance(group) < distance(best) ? group : best));
+    nearest.artifacts.push(artifact);
+  }
+  for (const group of groups) group.artifacts.sort((a, b) => time(a) - time(b));
   return groups;
 }
 
@@ -322,11 +338,11 @@ export async function previewArtifact(itemId, artifactId) {
     return;
   }
   const text = new TextDecoder('utf-8', { fatal: false }).decode(bytes);
-  const cut = blob.size > PREVIEW_MAX ? el('p', { className: 'muted', text: `Only the first ${PREVIEW_MAX / 1024 / 1024} MB are shown: download it for the rest.` }) : null;
+  const cut = blob.size > PREVIEW_MAX ? [el('p', { className: 'muted', text: `Only the first ${PREVIEW_MAX / 1024 / 1024} MB are shown: download it for the rest.` })] : [];
   if (MARKDOWN.test(name)) {
-    body.replaceChildren(el('div', { className: 'markdown' }, renderMarkdown(text)), cut);
+    body.replaceChildren(el('div', { className: 'markdown' }, renderMarkdown(text)), ...cut);
   } else {
-    body.replaceChildren(numberedText(text), cut);
+    body.replaceChildren(numberedText(text), ...cut);
   }
 }
 

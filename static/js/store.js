@@ -102,11 +102,25 @@ export function displayStatus(id) {
   return STATUS_ORDER.includes(status) ? status : null;
 }
 
-export function openBlockerCount(item) {
+/** The ids of the item's dependencies that are not done yet. */
+export function openBlockers(item) {
   return (item.blockedBy || []).filter((id) => {
     const blocker = state.items.get(id);
     return !blocker || blocker.status !== 'done';
-  }).length;
+  });
+}
+
+export function openBlockerCount(item) {
+  return openBlockers(item).length;
+}
+
+/** "waiting on <title>" (and how many more) for an item with open dependencies, or ''. */
+export function waitingOnText(item) {
+  const open = openBlockers(item);
+  if (!open.length) return '';
+  const first = state.items.get(open[0]);
+  const name = first ? `“${first.title}”` : 'an item no longer on the board';
+  return open.length === 1 ? `waiting on ${name}` : `waiting on ${name} and ${open.length - 1} more`;
 }
 
 /** A ready item an agent could take now: no open dependency, no retry wait. */
