@@ -9,7 +9,7 @@
 //! workspace and the artifacts folder exercises the agent's real tool path under the sandbox.
 //! Requests without tools (titles, quota checks) get a short text answer.
 //!
-//! A person's follow-up message that says `run: COMMAND` (Anthropic protocol) is answered
+//! A person's follow-up message that says `also run: COMMAND` (Anthropic protocol) is answered
 //! with that command, once, before the script goes on: so a test can show that a message sent
 //! to a running agent changes what it does.
 //!
@@ -354,7 +354,8 @@ fn shell_tool(tools: &[(String, Value)], command: &str) -> Option<(String, Value
     Some((name.clone(), args))
 }
 
-/// The command of the last user message that says `run: COMMAND`, until the conversation
+/// The command of the last user message that says `also run: COMMAND` (Claude Code's own
+/// reminders list a skill named `run:`, so the marker is longer than that), until the conversation
 /// holds a call of it (Anthropic messages; Claude Code may merge and reorder the messages of
 /// a conversation, so the call is looked for by its command, not by its place).
 fn follow_up(body: &Value, proto: Protocol) -> Option<String> {
@@ -368,7 +369,7 @@ fn follow_up(body: &Value, proto: Protocol) -> Option<String> {
         .collect();
     let command = blocks.iter().rev().find_map(|b| {
         let text = b["text"].as_str()?;
-        let (_, command) = text.split_once("run: ")?;
+        let (_, command) = text.split_once("also run: ")?;
         Some(command.lines().next()?.trim().to_string())
     })?;
     let called = blocks
