@@ -18,6 +18,7 @@ mod metrics;
 mod openapi;
 mod query;
 mod status;
+mod transcript;
 mod webhooks;
 
 pub use auth::{TokenGuard, SOCKET_PROTOCOL};
@@ -47,6 +48,8 @@ pub struct AppState {
     pub sandbox: &'static str,
     /// What approving does to an item's branch (git worktree mode).
     pub approval: crate::dispatch::approval::Approval,
+    /// How agents' output is parsed, for the log viewer's parsed view.
+    pub preset: crate::config::Preset,
 }
 
 /// Registers every route under `/api`, plus `/healthz`, `/readyz`, `/metrics` and `/ws`.
@@ -106,6 +109,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .service(resource("/items/{id}/history", "GET").get(items::history))
             .service(resource("/items/{id}/log", "GET").get(items::log))
+            .service(resource("/items/{id}/transcript", "GET").get(transcript::window))
+            .service(resource("/items/{id}/transcript/search", "GET").get(transcript::search))
             .service(resource("/items/{id}/diff", "GET").get(items::diff))
             .service(resource("/webhooks/deliveries", "GET").get(webhooks::deliveries))
             .service(

@@ -9,7 +9,9 @@
 //! only what is particular to it. `info.version` is the crate's version: see
 //! docs/API_COMPATIBILITY.md for what a version change promises.
 
-use super::{agents, budgets, events, items, status, webhooks, ErrorBody, MAX_BODY};
+use super::{
+    agents, budgets, events, items, status, transcript, webhooks, ErrorBody, MAX_BODY,
+};
 use crate::model::{AcceptanceEntry, ArtifactInput};
 use actix_web::HttpResponse;
 use serde_json::json;
@@ -47,6 +49,8 @@ see docs/API_COMPATIBILITY.md."
         items::diff,
         items::history,
         items::log,
+        transcript::window,
+        transcript::search,
         agents::list,
         agents::get,
         agents::cancel,
