@@ -26,6 +26,26 @@ const BOARD: &[File] = &[
         "text/css; charset=utf-8",
         include_str!("../static/style.css"),
     ),
+    (
+        "js/logview/index.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../static/js/logview/index.js"),
+    ),
+    (
+        "js/logview/store.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../static/js/logview/store.js"),
+    ),
+    (
+        "js/logview/ansi.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../static/js/logview/ansi.js"),
+    ),
+    (
+        "js/logview/logview.css",
+        "text/css; charset=utf-8",
+        include_str!("../static/js/logview/logview.css"),
+    ),
 ];
 
 /// Swagger UI (vendored from npm's swagger-ui-dist: see static/api-docs/README.md) on

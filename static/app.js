@@ -688,7 +688,7 @@ function applyStatusChange({ itemId, from, to, reason, item }, at, live) {
     itemChanged(current, item);
     if (state.drawerId === itemId) {
       loadHistory(itemId);
-      if (from === 'in_flight' || to === 'in_flight') loadLog(itemId);
+      logLive('work:status_changed', { itemId, from, to });
     }
     return;
   }
@@ -709,8 +709,8 @@ function applyStatusChange({ itemId, from, to, reason, item }, at, live) {
   if (from === 'in_flight' || to === 'in_flight') refetchItemSoon(itemId);
   if (state.drawerId === itemId) {
     loadHistory(itemId);
-    // A new attempt or its end adds the log's attempt header / outcome line.
-    if (from === 'in_flight' || to === 'in_flight') loadLog(itemId);
+    // A new attempt or its end adds a section to the log / ends one.
+    logLive('work:status_changed', { itemId, from, to });
   }
 }
 
@@ -740,7 +740,7 @@ function applyProgress({ itemId, sessionId, message, tokensUsed, costUsd }) {
   }
   updateActivity(itemId);
   if (state.drawerId === itemId) {
-    appendProgressToLog(message);
+    logLive('work:progress', { itemId, sessionId, message, tokensUsed, costUsd });
     renderTokensFact();
   }
 }
@@ -1169,7 +1169,8 @@ function onPoolClick(event) {
 
 /* ------------------------------------------------------------------ drawer */
 
-const logState = { gen: 0, loading: false, pending: [] };
+/** The drawer's log viewer (static/js/logview/), mounted for the item the drawer shows. */
+const logState = { gen: 0, view: null };
 let drawerReturnFocus = null;
 
 function openDrawer(id) {
@@ -1189,7 +1190,7 @@ function openDrawer(id) {
 function closeDrawer() {
   const id = state.drawerId;
   state.drawerId = null;
-  logState.gen += 1;
+  unmountLog();
   const drawer = $('drawer');
   drawer.hidden = true;
   delete drawer.dataset.id;
@@ -1372,46 +1373,32 @@ function historyEntry(change) {
 }
 
 /**
- * Loads the log text, then keeps appending live progress. Messages that arrive while the text
- * is loading are held, and dropped if the loaded text already ends up containing them.
+ * Mounts the log viewer for item `id` in #log. The viewer is an ES module, loaded on first use;
+ * it fetches the log itself and reads on when told of live events.
  */
 async function loadLog(id) {
   const gen = ++logState.gen;
-  logState.loading = true;
-  logState.pending = [];
-  const pre = $('log');
-  pre.textContent = '';
-  pre.dataset.state = 'loading';
-  let text = '';
+  unmountLog();
+  let logview;
   try {
-    text = await api('GET', `/api/items/${enc(id)}/log`, undefined, { text: true });
+    logview = await import('./js/logview/index.js');
   } catch (err) {
-    text = `(could not load the log: ${err.message})\n`;
+    $('log').textContent = `The log viewer could not be loaded: ${err.message}`;
+    return;
   }
-  if (gen !== logState.gen) return;
-  pre.textContent = text;
-  delete pre.dataset.state;
-  const tail = text.slice(-65536);
-  const held = logState.pending;
-  logState.loading = false;
-  logState.pending = [];
-  for (const message of held) {
-    if (!tail.includes(message)) appendLogLine(message);
-  }
-  pre.scrollTop = pre.scrollHeight;
+  if (gen !== logState.gen || state.drawerId !== id) return;
+  logState.view = logview.mountLog($('log'), { itemId: id, api, onClose: closeDrawer });
 }
 
-function appendProgressToLog(message) {
-  if (logState.loading) logState.pending.push(message);
-  else appendLogLine(message);
+function unmountLog() {
+  logState.gen += 1;
+  if (logState.view) logState.view.destroy();
+  logState.view = null;
 }
 
-function appendLogLine(message) {
-  const pre = $('log');
-  const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 24;
-  const text = String(message);
-  pre.append(document.createTextNode(text.endsWith('\n') ? text : `${text}\n`));
-  if (atBottom) pre.scrollTop = pre.scrollHeight;
+/** Hands a live event of the drawer's item to its log viewer. */
+function logLive(type, data) {
+  if (logState.view) logState.view.appendLive({ type, data });
 }
 
 async function approveDrawerItem() {

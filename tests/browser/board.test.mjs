@@ -189,18 +189,17 @@ browserTest('dragging to Ready hands the item to the demo agent: live log, then 
   // Open the drawer while it runs and watch the log grow.
   await page.locator(anyCard(flowId)).click();
   await page.locator(`#drawer[data-id="${flowId}"]`).waitFor({ state: 'visible', timeout: WAIT_MS });
-  await page.waitForFunction(() => !document.getElementById('log').dataset.state, null, { timeout: WAIT_MS });
-  const first = await page.locator('#log').textContent();
+  const first = await page.locator('#log .lv-rows').textContent();
   await page.waitForFunction(
     (before) => {
-      const text = document.getElementById('log').textContent;
+      const text = document.querySelector('#log .lv-rows').textContent;
       return text.length > before.length && text.startsWith(before);
     },
     first,
     { timeout: WAIT_MS, polling: 50 },
   );
   await page.waitForFunction(
-    () => document.getElementById('log').textContent.includes('done: plan and acceptance report written'),
+    () => document.querySelector('#log .lv-rows').textContent.includes('done: plan and acceptance report written'),
     null,
     { timeout: WAIT_MS },
   );
