@@ -1377,8 +1377,8 @@ function historyEntry(change) {
  * it fetches the log itself and reads on when told of live events.
  */
 async function loadLog(id) {
-  const gen = ++logState.gen;
   unmountLog();
+  const gen = logState.gen;
   let logview;
   try {
     logview = await import('./js/logview/index.js');

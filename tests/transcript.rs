@@ -85,7 +85,10 @@ fn a_window_of_a_long_log_has_its_lines_raw_and_parsed() {
     );
     assert_eq!(first(1)["kind"], "tokens");
     assert_eq!(first(1)["text"], "tokens: 120 in, 30 out");
-    assert!(lines[2]["raw"].as_str().expect("raw").contains("\u{1b}[31m"));
+    assert!(lines[2]["raw"]
+        .as_str()
+        .expect("raw")
+        .contains("\u{1b}[31m"));
     assert_eq!(
         first(3)["text"],
         r#"<img src=x onerror="window.pwned=1"></script><b>not bold</b>"#
@@ -172,11 +175,7 @@ fn bad_queries_are_refused_naming_the_parameter() {
         let message = body["error"]["message"].as_str().expect("message");
         assert!(message.contains(field), "{query}: {message}");
     }
-    for (query, field) in [
-        ("", "q"),
-        ("?q=%20", "q"),
-        ("?q=x&view=html", "view"),
-    ] {
+    for (query, field) in [("", "q"), ("?q=%20", "q"), ("?q=x&view=html", "view")] {
         let (status, body) = s.get(&format!("/api/items/{id}/transcript/search{query}"));
         assert_eq!(status, 400, "{query}: {body}");
         assert_eq!(body["error"]["field"], field, "{query}: {body}");

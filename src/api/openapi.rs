@@ -9,9 +9,7 @@
 //! only what is particular to it. `info.version` is the crate's version: see
 //! docs/API_COMPATIBILITY.md for what a version change promises.
 
-use super::{
-    agents, budgets, events, items, status, transcript, webhooks, ErrorBody, MAX_BODY,
-};
+use super::{agents, budgets, events, items, status, transcript, webhooks, ErrorBody, MAX_BODY};
 use crate::model::{AcceptanceEntry, ArtifactInput};
 use actix_web::HttpResponse;
 use serde_json::json;

@@ -283,4 +283,3 @@ fn attempt_log(
         problem,
     }
 }
-

@@ -130,21 +130,27 @@ pub fn search(
 ) -> Result<Vec<u64>, Refused> {
     let mut parser = parser_for(preset);
     let mut found = Vec::new();
-    read(data_dir, session_id, finished, 0..u64::MAX, |n, bytes, cut| {
-        let text = String::from_utf8_lossy(bytes);
-        let hit = if parsed {
-            !cut && parser
-                .parse_line(&text)
-                .into_iter()
-                .any(|out| entry(out).text.to_lowercase().contains(needle))
-        } else {
-            text.to_lowercase().contains(needle)
-        };
-        if hit {
-            found.push(n);
-        }
-        found.len() < max
-    })?;
+    read(
+        data_dir,
+        session_id,
+        finished,
+        0..u64::MAX,
+        |n, bytes, cut| {
+            let text = String::from_utf8_lossy(bytes);
+            let hit = if parsed {
+                !cut && parser
+                    .parse_line(&text)
+                    .into_iter()
+                    .any(|out| entry(out).text.to_lowercase().contains(needle))
+            } else {
+                text.to_lowercase().contains(needle)
+            };
+            if hit {
+                found.push(n);
+            }
+            found.len() < max
+        },
+    )?;
     Ok(found)
 }
 
@@ -161,10 +167,7 @@ fn entry(out: AgentOutput) -> Entry {
             let met = report.iter().filter(|c| c.met).count();
             (
                 EntryKind::Report,
-                format!(
-                    "acceptance report: {met} of {} criteria met",
-                    report.len()
-                ),
+                format!("acceptance report: {met} of {} criteria met", report.len()),
             )
         }
         AgentOutput::Finished { success, summary } => {
