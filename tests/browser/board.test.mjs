@@ -189,10 +189,12 @@ browserTest('dragging to Ready hands the item to the demo agent: live log, then 
   // Open the drawer while it runs and watch the log grow.
   await page.locator(anyCard(flowId)).click();
   await page.locator(`#drawer[data-id="${flowId}"]`).waitFor({ state: 'visible', timeout: WAIT_MS });
-  const first = await page.locator('#log .lv-rows').textContent();
+  // The log viewer's line rows (its section header counts the lines, so it changes as they come).
+  const logLines = () => [...document.querySelectorAll('#log .lv-line')].map((row) => row.textContent).join('\n');
+  const first = await page.evaluate(logLines);
   await page.waitForFunction(
     (before) => {
-      const text = document.querySelector('#log .lv-rows').textContent;
+      const text = [...document.querySelectorAll('#log .lv-line')].map((row) => row.textContent).join('\n');
       return text.length > before.length && text.startsWith(before);
     },
     first,
