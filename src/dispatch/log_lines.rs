@@ -82,7 +82,13 @@ pub fn log_path(session_id: &str) -> PathBuf {
 /// The number of lines of a session's log. A running session's last line counts once it is
 /// complete (ends in a newline); a finished one's counts as it is.
 pub fn count(data_dir: &Path, session_id: &str, finished: bool) -> Result<u64, Refused> {
-    read(data_dir, session_id, finished, 0..0, |_, _, _| true)
+    read(
+        data_dir,
+        session_id,
+        finished,
+        u64::MAX..u64::MAX,
+        |_, _, _| true,
+    )
 }
 
 /// The lines `from..from + limit` of a session's log with their parsed entries, and the log's
@@ -379,7 +385,7 @@ mod tests {
 
     #[test]
     fn counts_complete_lines_and_a_finished_logs_last_line() {
-        assert_eq!(lines("a\nb\nc", false, 0..0).1, 2);
+        assert_eq!(lines("a\nb\nc", false, u64::MAX..u64::MAX).1, 2);
         assert_eq!(lines("a\nb\nc", true, 0..0).1, 3);
         assert_eq!(lines("a\nb\n", true, 0..0).1, 2);
         assert_eq!(lines("", true, 0..0).1, 0);
@@ -412,6 +418,23 @@ mod tests {
         assert_eq!(seen[0].1, long);
         assert_eq!(seen[1].1, "short");
         assert_eq!(seen[2].1, long);
+    }
+
+    #[test]
+    fn a_growing_log_is_counted_on_from_where_the_last_count_stopped() {
+        let data = tempfile::tempdir().expect("data dir");
+        let id = "growing-session";
+        let path = data.path().join(log_path(id));
+        std::fs::create_dir_all(path.parent().expect("folder")).expect("session folder");
+        std::fs::write(&path, "a\nb\nc\npart").expect("log");
+        assert_eq!(count(data.path(), id, false).expect("count"), 3);
+        std::fs::write(&path, "a\nb\nc\npartial\nd\ne").expect("log");
+        assert_eq!(count(data.path(), id, false).expect("count"), 5);
+        assert_eq!(count(data.path(), id, true).expect("count"), 6);
+        let (total, lines) = window(data.path(), id, true, Preset::Lines, 3, 10).expect("window");
+        assert_eq!(total, 6);
+        let raw: Vec<&str> = lines.iter().map(|l| l.raw.as_str()).collect();
+        assert_eq!(raw, ["partial", "d", "e"]);
     }
 
     #[test]
