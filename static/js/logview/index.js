@@ -43,18 +43,19 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
-export function mountLog(container, { itemId, api, onClose } = {}) {
+// `onClose` is part of the drawer's contract; the drawer closes itself (Escape, its button), so
+// the viewer has no use for it yet.
+export function mountLog(container, { itemId, api } = {}) {
   addStylesheet();
-  const view = new LogView(container, itemId, api, onClose);
+  const view = new LogView(container, itemId, api);
   view.start();
   return { appendLive: (event) => view.appendLive(event), destroy: () => view.destroy() };
 }
 
 class LogView {
-  constructor(container, itemId, api, onClose) {
+  constructor(container, itemId, api) {
     this.container = container;
     this.itemId = itemId;
-    this.onClose = onClose;
     this.store = new LogStore(itemId, api, () => this.schedule());
     this.mode = 'parsed';
     this.follow = true;
