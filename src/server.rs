@@ -215,6 +215,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         sandbox: if sandboxed { "landlock" } else { "none" },
         approval: crate::dispatch::approval::Approval::from_config(&config.workspace),
         desk,
+        preset: config.agent.preset,
     });
     let guard = web::Data::new(TokenGuard::new(api_token.clone()));
     let hosts = web::Data::new(HostPolicy::new(&config.server.allowed_hosts));

@@ -20,6 +20,7 @@ mod openapi;
 mod query;
 mod runners;
 mod status;
+mod transcript;
 mod webhooks;
 
 pub use auth::{TokenGuard, SOCKET_PROTOCOL};
@@ -53,6 +54,8 @@ pub struct AppState {
     /// Permission requests of ACP agents waiting for a person, and the sessions that take
     /// follow-up messages.
     pub desk: crate::dispatch::acp::Desk,
+    /// How agents' output is parsed, for the log viewer's parsed view.
+    pub preset: crate::config::Preset,
 }
 
 /// Registers every route under `/api`, plus `/healthz`, `/readyz`, `/metrics` and `/ws`.
@@ -132,6 +135,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(resource("/approvals", "GET").get(approvals::list))
             .service(resource("/approvals/{id}", "POST").post(approvals::decide))
             .service(resource("/items/{id}/log", "GET").get(items::log))
+            .service(resource("/items/{id}/transcript", "GET").get(transcript::window))
+            .service(resource("/items/{id}/transcript/search", "GET").get(transcript::search))
             .service(resource("/items/{id}/diff", "GET").get(items::diff))
             .service(
                 resource("/runner-tokens", "GET, POST")

@@ -10,7 +10,8 @@
 //! docs/API_COMPATIBILITY.md for what a version change promises.
 
 use super::{
-    agents, approvals, budgets, events, items, runners, status, webhooks, ErrorBody, MAX_BODY,
+    agents, approvals, budgets, events, items, runners, status, transcript, webhooks, ErrorBody,
+    MAX_BODY,
 };
 use crate::model::{AcceptanceEntry, AcceptanceReport, ArtifactInput};
 use actix_web::HttpResponse;
@@ -49,6 +50,8 @@ see docs/API_COMPATIBILITY.md."
         items::diff,
         items::history,
         items::log,
+        transcript::window,
+        transcript::search,
         agents::list,
         agents::get,
         agents::cancel,

@@ -13,6 +13,7 @@ mod dispatcher;
 mod error;
 mod git;
 pub mod launcher;
+pub mod log_lines;
 pub mod parsers;
 pub mod presets;
 pub mod process;

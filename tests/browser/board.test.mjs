@@ -189,18 +189,21 @@ browserTest('dragging to Ready hands the item to the demo agent: live log, then 
   // Open the drawer while it runs and watch the log grow.
   await page.locator(anyCard(flowId)).click();
   await page.locator(`#drawer[data-id="${flowId}"]`).waitFor({ state: 'visible', timeout: WAIT_MS });
-  await page.waitForFunction(() => !document.getElementById('log').dataset.state, null, { timeout: WAIT_MS });
-  const first = await page.locator('#log').textContent();
+  // The log viewer's line rows (its section header counts the lines, so it changes as they come).
+  // Rows still loading show a placeholder; only lines read so far count.
+  const logLines = () => [...document.querySelectorAll('#drawer-log .lv-line:not(.lv-loading)')].map((row) => row.textContent).join('\n');
+  await page.locator('#drawer-log .lv-line:not(.lv-loading)').first().waitFor({ timeout: WAIT_MS });
+  const first = await page.evaluate(logLines);
   await page.waitForFunction(
     (before) => {
-      const text = document.getElementById('log').textContent;
+      const text = [...document.querySelectorAll('#drawer-log .lv-line:not(.lv-loading)')].map((row) => row.textContent).join('\n');
       return text.length > before.length && text.startsWith(before);
     },
     first,
     { timeout: WAIT_MS, polling: 50 },
   );
   await page.waitForFunction(
-    () => document.getElementById('log').textContent.includes('done: plan and acceptance report written'),
+    () => document.querySelector('#drawer-log .lv-rows').textContent.includes('done: plan and acceptance report written'),
     null,
     { timeout: WAIT_MS },
   );
