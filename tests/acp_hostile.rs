@@ -107,7 +107,9 @@ fn file_requests_outside_the_session_folder_are_refused_in_words_and_write_nothi
         answers["writeInside"]
     );
     assert_eq!(
-        std::fs::read_to_string(ws.join("inside.txt")).ok().as_deref(),
+        std::fs::read_to_string(ws.join("inside.txt"))
+            .ok()
+            .as_deref(),
         Some("fine")
     );
     let written: Vec<_> = std::fs::read_dir(outside.path())
@@ -212,7 +214,10 @@ fn a_terminal_whose_processes_fork_and_ignore_sigterm_is_gone_after_the_session(
 
 #[test]
 fn a_request_the_policy_decides_is_recorded_where_a_person_sees_it() {
-    let server = start(&["policy"], "[approvals]\nallow_commands = [\"cargo test*\"]\n");
+    let server = start(
+        &["policy"],
+        "[approvals]\nallow_commands = [\"cargo test*\"]\n",
+    );
     let id = run_item(&server, "Run the tests");
     let item = finished(&server, &id);
     assert_eq!(item["status"], "review", "{item}");

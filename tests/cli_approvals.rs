@@ -77,7 +77,10 @@ fn approvals_approve_and_say_speak_in_sentences_and_exit_by_the_documented_codes
     );
 
     let (code, _, err) = run(&s, &["approve", &id, "maybe"]);
-    assert_eq!(code, 5, "an option the request does not offer is invalid input: {err}");
+    assert_eq!(
+        code, 5,
+        "an option the request does not offer is invalid input: {err}"
+    );
     assert!(
         err.contains("\"maybe\" is not an option of this request; choose one of"),
         "{err}"
