@@ -180,7 +180,18 @@ fn a_shell_command_approved_over_the_api_runs_and_the_item_reaches_review() {
         .as_str()
         .unwrap()
         .contains("Say hello"));
-    assert_eq!(events_of(&server, "approval:resolved").len(), 1);
+    let resolved = events_of(&server, "approval:resolved");
+    let by = |who: &str| {
+        resolved
+            .iter()
+            .filter(|e| e["data"]["decidedBy"] == who)
+            .count()
+    };
+    assert_eq!(by("person"), 1, "{resolved:#?}");
+    assert!(
+        by("policy") >= 1,
+        "the deliverable's command, allowed by approvals.allow_commands, is recorded: {resolved:#?}"
+    );
 }
 
 #[test]
@@ -212,7 +223,10 @@ fn a_request_nobody_answers_is_refused_at_the_timeout() {
         !ws.join("guarded.txt").exists(),
         "the unanswered command ran"
     );
-    let resolved = events_of(&server, "approval:resolved");
+    let resolved: Vec<Value> = events_of(&server, "approval:resolved")
+        .into_iter()
+        .filter(|e| e["data"]["decidedBy"] == "person")
+        .collect();
     assert_eq!(resolved.len(), 1, "{resolved:#?}");
     let message = resolved[0]["data"]["message"].as_str().unwrap();
     assert!(message.contains("nobody answered within 2s"), "{message}");

@@ -1,7 +1,9 @@
 //! A person in the loop of a running agent, as the queue records it: a permission request
 //! waiting for a person sets the item's `waitingOnPerson` and emits `approval:requested`; its
 //! answer (a person's, or the timeout's) emits `approval:resolved` and clears the flag once
-//! nothing else of the item waits. Any status change clears the flag too (`operations::save`),
+//! nothing else of the item waits. A request the `[approvals]` policy decided without asking
+//! emits `approval:resolved` too (`decidedBy: "policy"`), so a person sees what was allowed
+//! on their behalf and by which rule. Any status change clears the flag too (`operations::save`),
 //! so an item that leaves its session never stays marked.
 
 use super::manager::QueueManager;
@@ -31,6 +33,9 @@ pub struct PersonAnswered {
     pub message: String,
     /// Another request of the item still waits.
     pub still_waiting: bool,
+    /// Who chose: `"person"` (or nobody, at the timeout) or `"policy"` (`[approvals]`, with
+    /// no person asked).
+    pub decided_by: &'static str,
 }
 
 pub(super) fn person_asked(tx: &mut Tx, m: &PersonAsked) -> Result<(), QueueError> {
@@ -58,6 +63,7 @@ pub(super) fn person_answered(tx: &mut Tx, m: &PersonAnswered) -> Result<(), Que
             "itemId": m.item_id,
             "optionId": m.option_id,
             "message": m.message,
+            "decidedBy": m.decided_by,
         }))?,
     );
     set_waiting(tx, &m.item_id, m.still_waiting)

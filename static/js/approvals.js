@@ -38,7 +38,7 @@ export function renderApprovals(container, item, api) {
     box.append(el("p", "approval-expires", `Refused at ${new Date(approval.expiresAt).toLocaleTimeString()} if nobody answers.`));
     const buttons = el("div", "approval-options");
     for (const option of approval.options) {
-      const button = el("button", option.kind.startsWith("allow") ? "allow" : "reject", option.name || option.optionId);
+      const button = el("button", option.kind.startsWith("allow") ? "primary allow" : "danger reject", option.name || option.optionId);
       button.type = "button";
       button.addEventListener("click", async () => {
         buttons.querySelectorAll("button").forEach((b) => (b.disabled = true));

@@ -3,11 +3,13 @@
  * or Escape to close, its width dragged or set with the arrow keys and remembered). Its header
  * stays in view with the actions that fit the item's column (Approve, Reject with feedback,
  * Retry, Unblock, Cancel the agent, and "Move to" offering only allowed moves); below are the
- * review evidence (review.js), the facts, the dependencies, the history and the agent log
+ * permission requests of an agent waiting on a person and the follow-up message box while it
+ * works (approvals.js), the review evidence (review.js), the facts, the dependencies, the history and the agent log
  * (mounted from ./logview/ through `mountLog`).
  */
 import { DRAWER_WIDTH_KEY, STATUS_LABEL } from './constants.js';
 import { api, describeError } from './api.js';
+import { renderApprovals } from './approvals.js';
 import { showToast } from './announce.js';
 import { confirmAction, openItemDialog } from './dialogs.js';
 import { $, el, enc, formatNumber, formatTime, store, stored } from './dom.js';
@@ -18,7 +20,7 @@ import { closePreview, loadDiff, renderArtifacts, renderChecks } from './review.
 import { itemTokens, removeItem, state, subscribe } from './store.js';
 import { onItemEvent } from './sync.js';
 
-const drawer = { returnFocus: null, log: null, dirty: false, frame: 0, reportKey: null };
+const drawer = { returnFocus: null, log: null, dirty: false, frame: 0, reportKey: null, peopleKey: null, refreshPeople: null };
 
 export function openDrawer(id) {
   if (!state.items.has(id)) return;
@@ -45,6 +47,8 @@ export function closeDrawer() {
   drawer.log?.destroy();
   drawer.log = null;
   drawer.reportKey = null;
+  drawer.peopleKey = null;
+  drawer.refreshPeople = null;
   closePreview();
   const node = $('drawer');
   node.hidden = true;
@@ -88,6 +92,7 @@ function renderDrawer() {
   const description = $('drawer-description');
   description.textContent = item.description || 'No description.';
   description.classList.toggle('muted', !item.description);
+  renderPeople(item);
   renderChecks(item);
   fillList($('drawer-blocked-by'), item.blockedBy, dependencyEntry, 'Nothing: it can start any time.');
   fillList($('drawer-blocks'), item.blocks, dependencyEntry, 'No item waits on this one.');
@@ -98,6 +103,21 @@ function renderDrawer() {
     drawer.reportKey = key;
     renderArtifacts(item);
   }
+}
+
+/** The agent's waiting permission requests and the message box, while a person can reach it. */
+function renderPeople(item) {
+  const section = $('drawer-people');
+  const show = item.status === 'in_flight' || item.waitingOnPerson;
+  const key = show ? JSON.stringify([item.id, item.status]) : null;
+  section.hidden = !show;
+  if (drawer.peopleKey === key) {
+    if (show && item.waitingOnPerson) drawer.refreshPeople?.();
+    return;
+  }
+  drawer.peopleKey = key;
+  drawer.refreshPeople = show ? renderApprovals($('drawer-approvals'), item, api) : null;
+  if (!show) $('drawer-approvals').replaceChildren();
 }
 
 function renderActions(item) {
@@ -272,6 +292,7 @@ export function wireDrawer() {
     if (itemId !== state.drawerId) return;
     drawer.log?.appendLive(event);
     if (event.type === 'work:status_changed') loadHistory(itemId);
+    if (event.type.startsWith('approval:')) drawer.refreshPeople?.();
     if (event.type === 'work:progress') renderTokensFact();
   });
 }

@@ -11,6 +11,7 @@ import {
   DONE_LIMIT, FOLDABLE, FOLDED_KEY, PRIORITY_RANK, RENDER_FALLBACK_MS, STATUSES, STATUS_LABEL, STATUS_ORDER,
 } from './constants.js';
 import { $, compareText, el, lastLine, plural, store, stored, timeKey } from './dom.js';
+import { waitingBadge } from './approvals.js';
 import {
   displayStatus, filterActive, matchesFilter, runnable, state, subscribe, waitingOnText,
 } from './store.js';
@@ -299,7 +300,7 @@ function fillCard(node, item) {
       'div',
       { className: 'card-top' },
       el('h3', { className: 'card-title', text: item.title }),
-      el('span', { className: 'badges' }, priorityBadge(item.priority), complexityBadge(item.complexity)),
+      el('span', { className: 'badges' }, waitingBadge(item), priorityBadge(item.priority), complexityBadge(item.complexity)),
       el('button', { type: 'button', className: 'card-menu', 'data-menu': item.id, 'aria-haspopup': 'menu', 'aria-label': `Actions for ${item.title}`, title: 'Actions' }),
     ),
     waiting ? el('p', { className: 'deps', text: waiting }) : null,
@@ -307,7 +308,6 @@ function fillCard(node, item) {
     cardMeta(item),
     item.status === 'in_flight' ? el('p', { className: 'activity', text: activityText(item.id) }) : null,
     item.statusReason ? el('p', { className: 'reason', text: item.statusReason }) : null,
-    item.waitingOnPerson ? el('p', { className: 'waiting', text: 'waits on you' }) : null,
   ];
   node.replaceChildren(...parts.filter(Boolean));
 }

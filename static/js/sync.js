@@ -36,6 +36,9 @@ const EVENT_HANDLERS = {
   'work:assigned': (data, event, live) => applyAssignment(data, event.at, live),
   'work:progress': (data, event) => applyProgress(data, event),
   'work:deleted': (data) => removeItem(data.itemId),
+  // The item's waitingOnPerson comes with work:updated; these tell the drawer to reload.
+  'approval:requested': (data, event) => tellItemListeners(data.itemId, event),
+  'approval:resolved': (data, event) => tellItemListeners(data.itemId, event),
   'agent:spawned': (data) => {
     rememberAgent(data.agent);
     schedulePoolRefresh();

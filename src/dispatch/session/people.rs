@@ -21,6 +21,9 @@ use std::sync::mpsc::{sync_channel, SyncSender};
 const QUEUED_MAX: usize = 20;
 /// Most permission requests of one session waiting for a person; past it more are refused.
 const WAITING_MAX: usize = 20;
+/// Most policy decisions of one session recorded as events; later ones are in its log only,
+/// so an agent asking in a loop cannot fill the event store.
+const POLICY_EVENTS_MAX: usize = 100;
 
 /// The session's side of its bridge.
 pub(super) struct Bridge {
@@ -32,6 +35,8 @@ pub(super) struct Bridge {
     queued: VecDeque<String>,
     /// Approval id -> the bridge's request id, for requests waiting on a person.
     waiting: HashMap<String, u64>,
+    /// Policy decisions recorded as events so far.
+    policy_events: usize,
 }
 
 impl Bridge {
@@ -62,6 +67,7 @@ impl Bridge {
             closed: false,
             queued: VecDeque::new(),
             waiting: HashMap::new(),
+            policy_events: 0,
         })
     }
 
@@ -114,11 +120,12 @@ impl AgentSession {
     }
 
     fn on_permission(&mut self, ctx: &mut Context<Self>, ask: PermissionAsk) {
-        let Some(bridge) = &self.bridge else {
+        let Some(bridge) = &mut self.bridge else {
             return;
         };
         let title = ask.tool.title.clone();
-        let ruling = if bridge.waiting.len() >= WAITING_MAX {
+        let flooded = bridge.waiting.len() >= WAITING_MAX;
+        let ruling = if flooded {
             Ruling::Deny(format!("{WAITING_MAX} requests already wait for a person"))
         } else {
             self.settings
@@ -138,12 +145,34 @@ impl AgentSession {
             .map(|o| o.option_id.clone());
         bridge.send(Control::Decide {
             request_id: ask.request_id,
-            option_id: option,
+            option_id: option.clone(),
         });
+        let still_waiting = !bridge.waiting.is_empty();
+        let recorded = !flooded && bridge.policy_events < POLICY_EVENTS_MAX;
+        if recorded {
+            bridge.policy_events += 1;
+        }
         let verb = if allow { "allowed" } else { "refused" };
-        let line = format!("flightdeck {verb} \"{title}\": {why}");
+        let what = match &ask.tool.command {
+            Some(command) => format!("`{command}`"),
+            None => format!("\"{title}\""),
+        };
+        let line = format!(
+            "flightdeck {verb} {what} on \"{}\" without asking: {why}",
+            self.item.title
+        );
         self.note(&line);
-        self.pending.push(line);
+        self.pending.push(line.clone());
+        if recorded {
+            self.reports.person_answered(PersonAnswered {
+                item_id: self.item.id.clone(),
+                approval_id: uuid::Uuid::new_v4().to_string(),
+                option_id: option,
+                message: line,
+                still_waiting,
+                decided_by: "policy",
+            });
+        }
     }
 
     fn ask_a_person(&mut self, ctx: &mut Context<Self>, ask: PermissionAsk) {
@@ -235,6 +264,7 @@ impl AgentSession {
             option_id,
             message: message.clone(),
             still_waiting,
+            decided_by: "person",
         });
         Ok(message)
     }
