@@ -97,11 +97,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     };
 
     let sandboxed = settings::sandbox_enforced(&config, &exe)?;
-    match (config.agent.sandbox, sandboxed) {
-        (SandboxMode::Auto, false) => log::warn!(
+    if config.agent.sandbox == SandboxMode::Auto && !sandboxed {
+        log::warn!(
             "this kernel does not enforce Landlock: agents run without a sandbox (GET /api/status says \"sandbox\": \"none\")"
-        ),
-        _ => {}
+        );
     }
 
     crate::metrics::prepare(config.agent.preset.as_str());
