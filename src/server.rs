@@ -11,10 +11,10 @@
 
 use crate::api::{self, AppState, HostPolicy, TokenGuard};
 use crate::config::{Config, SandboxMode};
-use crate::dispatch::{presets, process::Tracking, AgentSettings, Dispatcher, ShutdownPool};
+use crate::dispatch::{process::Tracking, settings, Dispatcher, ShutdownPool};
 use crate::monitor::Monitor;
 use crate::queue::{self, QueuePolicy, Recover, Store};
-use crate::sandbox::{self, PortRules, SandboxPlan};
+use crate::sandbox::{self, PortRules};
 use crate::token::{self, TokenSetting};
 use crate::webhooks::Webhooks;
 use actix::Actor;
@@ -40,8 +40,8 @@ pub enum ServeError {
     Config(#[from] crate::config::ConfigError),
     #[error("{0}")]
     Token(#[from] token::TokenError),
-    #[error("agent.sandbox = \"required\", but this kernel does not enforce Landlock")]
-    SandboxRequired,
+    #[error("{0}")]
+    SandboxRequired(#[from] settings::SandboxRequired),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -96,13 +96,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         }
     };
 
-    let sandboxed = config.agent.sandbox != SandboxMode::Off && sandbox::probe(&exe);
-    match (config.agent.sandbox, sandboxed) {
-        (SandboxMode::Required, false) => return Err(ServeError::SandboxRequired),
-        (SandboxMode::Auto, false) => log::warn!(
+    let sandboxed = settings::sandbox_enforced(&config, &exe)?;
+    if config.agent.sandbox == SandboxMode::Auto && !sandboxed {
+        log::warn!(
             "this kernel does not enforce Landlock: agents run without a sandbox (GET /api/status says \"sandbox\": \"none\")"
-        ),
-        _ => {}
+        );
     }
 
     crate::metrics::prepare(config.agent.preset.as_str());
@@ -162,44 +160,13 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
     let port = listener.local_addr()?.port();
 
-    let command = presets::command(&config, &exe);
     let port_rules = match sandboxed {
         true => PortRules::build(port).map_err(std::io::Error::other)?,
         false => None,
     };
-    let plan = sandboxed.then(|| {
-        let mut denied = vec![data_dir.clone()];
-        if let Some(path) = config.path.as_ref().and_then(|p| p.canonicalize().ok()) {
-            denied.push(path);
-        }
-        let mut writable = config.agent.writable.clone();
-        if !config.workspace.git_repo.is_empty() {
-            // A worktree's commits land in the repository's own .git folder.
-            writable.push(PathBuf::from(&config.workspace.git_repo).join(".git"));
-        }
-        SandboxPlan {
-            writable,
-            denied,
-            port_rules,
-        }
-    });
+    let plan = sandboxed.then(|| settings::sandbox_plan(&config, &data_dir, port_rules));
     let desk = crate::dispatch::acp::Desk::default();
-    let settings = AgentSettings {
-        preset: config.agent.preset,
-        command,
-        verify: config.agent.verify.clone(),
-        timeout: Duration::from_secs(config.pool.timeout_secs),
-        idle_timeout: Duration::from_secs(config.pool.idle_timeout_secs),
-        data_dir: data_dir.clone(),
-        git_repo: (!config.workspace.git_repo.is_empty())
-            .then(|| PathBuf::from(&config.workspace.git_repo)),
-        sandbox: plan,
-        exe: exe.clone(),
-        tracking,
-        approvals: config.approvals.clone(),
-        desk: desk.clone(),
-        cancel_grace: Duration::from_secs(config.agent.cancel_grace_secs),
-    };
+    let settings = settings::agent_settings(&config, &data_dir, &exe, plan, tracking, desk.clone());
     let dispatcher = Dispatcher::new(&config, settings, queue.clone(), monitor.clone()).start();
     queue::LeaseSweeper {
         queue: queue.clone(),

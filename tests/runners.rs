@@ -2,9 +2,12 @@
 //! with its own state dir and config, running fixture agents that leave a deliverable.
 
 mod common;
+#[path = "runners/partition.rs"]
+mod partition;
 
 use common::{fixture, unsafe_kill, TestServer, BIN};
 use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -13,11 +16,25 @@ const WAIT: Duration = Duration::from_secs(60);
 /// A `flightdeck runner` process, killed when dropped.
 struct Runner {
     child: Child,
+    /// Where its stderr (its log) goes.
+    log: PathBuf,
 }
 
 impl Runner {
     /// Starts a runner named `name` whose agent is `sh <agent> <args>`.
     fn start(server: &TestServer, token: &str, name: &str, slots: u32, agent: &[&str]) -> Runner {
+        Self::start_in(server, token, name, slots, agent, &[])
+    }
+
+    /// Like [`Runner::start`], run through `wrapper` (say, `ip netns exec NS`).
+    fn start_in(
+        server: &TestServer,
+        token: &str,
+        name: &str,
+        slots: u32,
+        agent: &[&str],
+        wrapper: &[String],
+    ) -> Runner {
         let dir = server.dir.path().join(format!("runner-{name}"));
         std::fs::create_dir_all(&dir).unwrap();
         let command: Vec<String> = std::iter::once("sh".to_string())
@@ -30,7 +47,17 @@ impl Runner {
         );
         let path = dir.join("runner.toml");
         std::fs::write(&path, config).unwrap();
-        let child = Command::new(BIN)
+        let log = dir.join("stderr.log");
+        let stderr = std::fs::File::create(&log).unwrap();
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let child = command
             .args(["runner", "--config"])
             .arg(&path)
             .args([
@@ -44,10 +71,15 @@ impl Runner {
             .env("FLIGHTDECK_RUNNER_TOKEN", token)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("start a runner");
-        Runner { child }
+        Runner { child, log }
+    }
+
+    /// What it has logged so far.
+    fn logged(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     fn kill9(&mut self) {
@@ -352,4 +384,229 @@ fn an_item_no_online_runner_can_take_says_so() {
     );
     let (status, bad) = server.post("/api/items", json!({"title": "x", "requires": ["GPU!"]}));
     assert_eq!(status, 400, "{bad}");
+}
+
+/// Writes an agent script into the test's folder: it waits for `gate` (when given), prints
+/// `said`, and leaves `deliverable` in result.txt.
+fn agent_script(
+    server: &TestServer,
+    name: &str,
+    gate: Option<&Path>,
+    said: &str,
+    deliverable: &str,
+) -> String {
+    let path = server.dir.path().join(format!("{name}.sh"));
+    let wait = gate
+        .map(|g| format!("echo \"waiting on $FLIGHTDECK_ITEM_ID\"\nwhile [ ! -e '{}' ]; do sleep 0.1; done\n", g.display()))
+        .unwrap_or_default();
+    std::fs::write(
+        &path,
+        format!("#!/bin/sh\n{wait}echo \"{said} $FLIGHTDECK_ITEM_ID\"\necho '{deliverable}' > \"$FLIGHTDECK_WORKSPACE/result.txt\"\n"),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+fn completions(server: &TestServer, item: &str) -> usize {
+    server
+        .events_since(0)
+        .into_iter()
+        .filter(|e| e["type"] == "work:completed" && e["data"]["item"]["id"] == item)
+        .count()
+}
+
+fn item_log(server: &TestServer, item: &str) -> String {
+    let (status, log) = server.get(&format!("/api/items/{item}/log"));
+    assert_eq!(status, 200, "{log}");
+    match log {
+        Value::String(text) => text,
+        other => other.to_string(),
+    }
+}
+
+fn history_reasons(server: &TestServer, item: &str) -> Vec<String> {
+    let (_, history) = server.get(&format!("/api/items/{item}/history"));
+    history
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|c| c["reason"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn a_partitioned_runner_loses_its_item_and_its_late_completion_is_refused_after_the_link_heals() {
+    let partition = match partition::Partition::make() {
+        Ok(p) => p,
+        Err(why) => {
+            println!("SKIPPED: partition test needs `ip netns` (root): {why}");
+            return;
+        }
+    };
+    let server = TestServer::start_bound(
+        &format!("{}:0", partition.host_address),
+        "[pool]\nsize = 0\nretry_backoff_secs = 0\n[runners]\nlease_secs = 3\n",
+    );
+    let token = runner_token(&server, "hosts");
+    let gate = server.dir.path().join("island-gate");
+    let island_agent = agent_script(
+        &server,
+        "island",
+        Some(&gate),
+        "island finished",
+        "fix from the island",
+    );
+    let island = Runner::start_in(
+        &server,
+        &token,
+        "island",
+        1,
+        &[&island_agent],
+        &partition.wrapper(),
+    );
+    let item = server.create_ready("Port the exporter")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(holder(&server, &item), "island");
+    server.wait_for("the island's first log line", WAIT, || {
+        item_log(&server, &item)
+            .contains("waiting on")
+            .then_some(())
+    });
+    partition.cut();
+    // The island's agent finishes while cut off: its completion cannot get through.
+    std::fs::write(&gate, "").unwrap();
+    server.wait_for("the island's lease to run out", WAIT, || {
+        history_reasons(&server, &item)
+            .iter()
+            .any(|r| r.contains("lost runner: island"))
+            .then_some(())
+    });
+    let winner_agent = agent_script(
+        &server,
+        "mainland",
+        None,
+        "mainland finished",
+        "fix from the mainland",
+    );
+    let _mainland = Runner::start(&server, &token, "mainland", 1, &[&winner_agent]);
+    server.wait_status(&item, "review", WAIT);
+    partition.heal();
+    let refusal = server.wait_for("the island's late write to be refused", WAIT, || {
+        let logged = island.logged();
+        logged
+            .lines()
+            .find(|l| l.contains("refused") && l.contains("Port the exporter"))
+            .map(str::to_string)
+    });
+    assert!(refusal.contains("this write is refused"), "{refusal}");
+    // The board shows the winner's result, and only it.
+    let done = server.item(&item);
+    assert_eq!(done["status"], "review", "{done}");
+    assert_eq!(done["attempts"], 2, "{done}");
+    assert_eq!(completions(&server, &item), 1);
+    let log = item_log(&server, &item);
+    assert!(log.contains("mainland finished"), "{log}");
+    assert!(!log.contains("island finished"), "{log}");
+    let (_, diff) = server.get(&format!("/api/items/{item}/diff"));
+    let diff = diff.to_string();
+    assert!(diff.contains("fix from the mainland"), "{diff}");
+    assert!(!diff.contains("fix from the island"), "{diff}");
+}
+
+#[test]
+fn a_server_killed_while_runners_hold_leases_comes_back_with_every_item_finished_once() {
+    let mut server =
+        TestServer::start("[pool]\nsize = 0\nretry_backoff_secs = 0\n[runners]\nlease_secs = 20\n");
+    let token = runner_token(&server, "hosts");
+    let gate = server.dir.path().join("gate");
+    let agent = agent_script(
+        &server,
+        "worker",
+        Some(&gate),
+        "deliverable written",
+        "the fix",
+    );
+    let _runners: Vec<Runner> = ["north", "south", "east"]
+        .iter()
+        .map(|name| Runner::start(&server, &token, name, 2, &[&agent]))
+        .collect();
+    let items: Vec<String> = (0..9)
+        .map(|n| {
+            server.create_ready(&format!("Task {n}"))["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    server.wait_for("every runner slot to hold a lease", WAIT, || {
+        let held: usize = runners(&server)
+            .iter()
+            .map(|r| r["items"].as_array().map_or(0, Vec::len))
+            .sum();
+        (held == 6).then_some(())
+    });
+    server.kill_for_status();
+    server.restart_same_port();
+    std::fs::write(&gate, "").unwrap();
+    for id in &items {
+        let item = server.wait_status(id, "review", WAIT);
+        assert_eq!(
+            item["attempts"], 1,
+            "no lease was lost to the restart: {item}"
+        );
+        assert_eq!(completions(&server, id), 1, "{item}");
+        let log = item_log(&server, id);
+        assert_eq!(log.matches("waiting on").count(), 1, "{log}");
+        assert_eq!(log.matches("deliverable written").count(), 1, "{log}");
+        assert!(
+            !history_reasons(&server, id)
+                .iter()
+                .any(|r| r.contains("lost runner")),
+            "{id}"
+        );
+    }
+    let (_, all) = server.get("/api/items");
+    assert_eq!(
+        all.as_array().map(Vec::len),
+        Some(items.len()),
+        "nothing lost"
+    );
+}
+
+#[test]
+fn a_restarted_runner_comes_back_under_its_id_and_its_item_finishes_once() {
+    let server = server();
+    let token = runner_token(&server, "hosts");
+    let gate = server.dir.path().join("gate");
+    let agent = agent_script(
+        &server,
+        "phoenix",
+        Some(&gate),
+        "deliverable written",
+        "the fix",
+    );
+    let mut first = Runner::start(&server, &token, "phoenix", 1, &[&agent]);
+    let item = server.create_ready("Rebuild the index")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(holder(&server, &item), "phoenix");
+    let id = runners(&server)[0]["id"].clone();
+    first.kill9();
+    let _again = Runner::start(&server, &token, "phoenix", 1, &[&agent]);
+    server.wait_for("the runner to be back online under its id", WAIT, || {
+        let list = runners(&server);
+        (list.len() == 1 && list[0]["id"] == id && list[0]["online"] == true).then_some(())
+    });
+    std::fs::write(&gate, "").unwrap();
+    let done = server.wait_status(&item, "review", WAIT);
+    assert_eq!(completions(&server, &item), 1, "{done}");
+    let list = runners(&server);
+    assert_eq!(list.len(), 1, "one runner, not two: {list:?}");
+    assert_eq!(list[0]["id"], id);
+    let log = item_log(&server, &item);
+    assert_eq!(log.matches("deliverable written").count(), 1, "{log}");
 }

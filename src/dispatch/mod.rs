@@ -21,6 +21,7 @@ mod reaper;
 pub mod reporter;
 pub mod session;
 pub mod session_files;
+pub mod settings;
 mod stderr;
 mod verdict;
 pub mod workspace;

@@ -7,9 +7,9 @@
 
 use super::http::{encode, Http, HttpError};
 use super::reporter::{self, RemoteReporter};
-use crate::config::{Config, SandboxMode};
+use crate::config::Config;
 use crate::dispatch::session::{AgentSession, Cancel, SessionEnded};
-use crate::dispatch::{presets, process::Tracking, workspace, AgentSettings};
+use crate::dispatch::{process::Tracking, settings, workspace, AgentSettings};
 use crate::model::{AgentSession as SessionRecord, AgentStatus, Labels, WorkItem};
 use actix::prelude::*;
 use serde::Deserialize;
@@ -79,43 +79,16 @@ pub fn stable_id(state_dir: &Path) -> std::io::Result<String> {
 
 /// How agents run here: the server's rules, from this host's own config.
 fn agent_settings(config: &Config, data_dir: &Path, exe: &Path) -> Result<AgentSettings, String> {
-    let sandboxed = config.agent.sandbox != SandboxMode::Off && crate::sandbox::probe(exe);
-    if config.agent.sandbox == SandboxMode::Required && !sandboxed {
-        return Err(
-            "agent.sandbox = \"required\", but this kernel does not enforce Landlock".into(),
-        );
-    }
-    let plan = sandboxed.then(|| {
-        let mut denied = vec![data_dir.to_path_buf()];
-        if let Some(path) = config.path.as_ref().and_then(|p| p.canonicalize().ok()) {
-            denied.push(path);
-        }
-        let mut writable = config.agent.writable.clone();
-        if !config.workspace.git_repo.is_empty() {
-            writable.push(PathBuf::from(&config.workspace.git_repo).join(".git"));
-        }
-        crate::sandbox::SandboxPlan {
-            writable,
-            denied,
-            port_rules: None,
-        }
-    });
-    Ok(AgentSettings {
-        preset: config.agent.preset,
-        command: presets::command(config, exe),
-        verify: config.agent.verify.clone(),
-        timeout: Duration::from_secs(config.pool.timeout_secs),
-        idle_timeout: Duration::from_secs(config.pool.idle_timeout_secs),
-        data_dir: data_dir.to_path_buf(),
-        git_repo: (!config.workspace.git_repo.is_empty())
-            .then(|| PathBuf::from(&config.workspace.git_repo)),
-        sandbox: plan,
-        exe: exe.to_path_buf(),
-        tracking: Tracking::detect(),
-        approvals: config.approvals.clone(),
-        desk: crate::dispatch::acp::Desk::default(),
-        cancel_grace: Duration::from_secs(config.agent.cancel_grace_secs),
-    })
+    let sandboxed = settings::sandbox_enforced(config, exe).map_err(|e| e.to_string())?;
+    let plan = sandboxed.then(|| settings::sandbox_plan(config, data_dir, None));
+    Ok(settings::agent_settings(
+        config,
+        data_dir,
+        exe,
+        plan,
+        Tracking::detect(),
+        crate::dispatch::acp::Desk::default(),
+    ))
 }
 
 /// Runs the runner until it is drained and idle, or stopped by a signal.

@@ -16,6 +16,7 @@ import { showShortcuts, openItemDialog, wireDialogs } from './dialogs.js';
 import { closeDrawer, openDrawer, wireDrawer } from './drawer.js';
 import { closeCardMenu, menuOpen, moveByStep, openCardMenu, runAction, wireDrag } from './moves.js';
 import { tickRuntimes, wirePool } from './pool.js';
+import { wireRunners } from './runners.js';
 import { buildBoard, markAllColumns, scheduleRender, showPhoneColumn, toggleFold } from './render.js';
 import { wireReview } from './review.js';
 import { renderAccount, takeTokenFromAddress, wireSignIn } from './signin.js';
@@ -144,6 +145,7 @@ function start() {
   buildBoard();
   wire();
   wirePool();
+  wireRunners();
   wireDialogs();
   wireDrawer();
   wireReview();

@@ -10,6 +10,7 @@
 import {
   DONE_LIMIT, FOLDABLE, FOLDED_KEY, PRIORITY_RANK, RENDER_FALLBACK_MS, STATUSES, STATUS_LABEL, STATUS_ORDER,
 } from './constants.js';
+import { unroutableText } from './runners.js';
 import { $, compareText, el, lastLine, plural, store, stored, timeKey } from './dom.js';
 import { waitingBadge } from './approvals.js';
 import {
@@ -284,6 +285,7 @@ function cardSignature(item) {
     item.statusReason,
     item.costUsd,
     item.waitingOnPerson,
+    unroutableText(item),
     item.report ? item.report.criteria.filter((c) => c.met).length : -1,
     state.pending.get(item.id),
   ]);
@@ -308,6 +310,7 @@ function fillCard(node, item) {
     cardMeta(item),
     item.status === 'in_flight' ? el('p', { className: 'activity', text: activityText(item.id) }) : null,
     item.statusReason ? el('p', { className: 'reason', text: item.statusReason }) : null,
+    unroutableText(item) ? el('p', { className: 'unroutable', text: unroutableText(item) }) : null,
   ];
   node.replaceChildren(...parts.filter(Boolean));
 }

@@ -14,6 +14,7 @@ import { showToast } from './announce.js';
 import { enc } from './dom.js';
 import { schedulePoolRefresh, rememberAgent, renderPool, setPoolSize } from './pool.js';
 import { updateActivity } from './render.js';
+import { scheduleRunnersRefresh } from './runners.js';
 import { isOlder, notify, removeItem, replaceItems, setItem, state, upsertItem } from './store.js';
 import { connectSocket, handleSocket, reconnectNow } from './socket.js';
 
@@ -26,7 +27,14 @@ export function onItemEvent(fn) {
 }
 
 const EVENT_HANDLERS = {
-  'work:added': (data) => upsertItem(data.item),
+  'work:added': (data) => {
+    upsertItem(data.item);
+    if (data.item && data.item.requires && data.item.requires.length) scheduleRunnersRefresh();
+  },
+  'runner:registered': () => scheduleRunnersRefresh(),
+  'runner:online': () => scheduleRunnersRefresh(),
+  'runner:offline': () => scheduleRunnersRefresh(),
+  'runner:draining': () => scheduleRunnersRefresh(),
   'work:updated': (data) => upsertItem(data.item),
   'work:completed': (data) => {
     upsertItem(data.item);
@@ -84,6 +92,7 @@ function tellItemListeners(itemId, event) {
 }
 
 function applyStatusChange({ itemId, from, to, reason, item }, event, live) {
+  if (from === 'ready' || to === 'ready') scheduleRunnersRefresh();
   const at = event.at;
   const current = state.items.get(itemId);
   if (!current) {

@@ -42,6 +42,24 @@ impl TestServer {
         Self::start_with(dir, None, extra, None)
     }
 
+    /// Like [`TestServer::start`], listening on `bind` (an address with port 0: say, one end
+    /// of a veth pair a test made).
+    pub fn start_bound(bind: &str, extra: &str) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut server = Self::start_with(dir, None, extra, None);
+        server.kill();
+        server.set_bind(bind);
+        server.boot();
+        server
+    }
+
+    /// Rewrites the `bind` line of the config for the next boot.
+    fn set_bind(&self, bind: &str) {
+        let text = std::fs::read_to_string(self.config_path()).expect("read config");
+        let text = text.replacen("bind = \"127.0.0.1:0\"", &format!("bind = \"{bind}\""), 1);
+        std::fs::write(self.config_path(), text).expect("write config");
+    }
+
     /// Like [`TestServer::start`], with `prepare` applied to the server's command at every
     /// boot (and restart).
     pub fn start_prepared(
@@ -184,6 +202,20 @@ impl TestServer {
 
     pub fn restart(&mut self) {
         self.kill();
+        self.boot();
+    }
+
+    /// SIGKILL, then boot again on the same address and port, so clients that know the URL
+    /// (runners, a browser) find it again.
+    pub fn restart_same_port(&mut self) {
+        self.kill();
+        let address = self.url.trim_start_matches("http://").to_string();
+        let text = std::fs::read_to_string(self.config_path()).expect("read config");
+        let text = match text.lines().find(|l| l.starts_with("bind = ")) {
+            Some(line) => text.replacen(line, &format!("bind = \"{address}\""), 1),
+            None => text,
+        };
+        std::fs::write(self.config_path(), text).expect("write config");
         self.boot();
     }
 
