@@ -122,20 +122,22 @@ fn tool_call(block: &Value) -> String {
     }
 }
 
-/// A user message: only failed tool results are worth showing.
+/// A user message: the results of the tool calls, so a reader sees each call with what it
+/// gave back (the first line; the whole result stays in the raw log).
 fn user(event: &Value) -> Option<Vec<AgentOutput>> {
     let blocks = match event.get("message")?.get("content")? {
         Value::String(_) => return Some(Vec::new()),
         Value::Array(blocks) => blocks,
         _ => return None,
     };
-    Some(blocks.iter().filter_map(tool_error).collect())
+    Some(blocks.iter().filter_map(tool_result).collect())
 }
 
-fn tool_error(block: &Value) -> Option<AgentOutput> {
-    if str_field(block, "type")? != "tool_result" || block.get("is_error")? != &Value::Bool(true) {
+fn tool_result(block: &Value) -> Option<AgentOutput> {
+    if str_field(block, "type")? != "tool_result" {
         return None;
     }
+    let failed = block.get("is_error") == Some(&Value::Bool(true));
     let text = match block.get("content") {
         Some(Value::String(text)) => text.as_str(),
         Some(Value::Array(parts)) => parts
@@ -148,9 +150,11 @@ fn tool_error(block: &Value) -> Option<AgentOutput> {
         .trim()
         .trim_start_matches("<tool_use_error>")
         .trim_end_matches("</tool_use_error>");
-    let message = match first_line(text) {
-        Some(line) => format!("tool error: {line}"),
-        None => "tool error".to_string(),
+    let message = match (failed, first_line(text)) {
+        (true, Some(line)) => format!("tool error: {line}"),
+        (true, None) => "tool error".to_string(),
+        (false, Some(line)) => format!("tool result: {line}"),
+        (false, None) => "tool result: (no output)".to_string(),
     };
     progress(&message)
 }
@@ -276,20 +280,28 @@ mod tests {
                 "session started (model claude-sonnet-4-5-20250929)",
                 "I'll start by finding the leap-year logic.",
                 "Grep: fn is_leap",
+                "tool result: /work/cal/src/date.rs:1:pub fn is_leap(year: i32) -> bool {",
                 "Read: /work/cal/src/date.rs",
+                "tool result: 1\tpub fn is_leap(year: i32) -> bool {",
                 "The bug: `is_leap` treats every century as a non-leap year, ignoring the 400-year rule.",
                 "Edit: /work/cal/src/date.rs",
                 "tool error: String to replace not found in file.",
                 "Read: /work/cal/src/date.rs",
+                "tool result: 1\tpub fn is_leap(year: i32) -> bool {",
                 "Edit: /work/cal/src/date.rs",
+                "tool result: The file /work/cal/src/date.rs has been updated. Here's the result of running `cat -n` on a snippet of the edited file:",
                 "Now I'll add regression tests for 2000 and 1900.",
                 "Edit: /work/cal/tests/date.rs",
+                "tool result: The file /work/cal/tests/date.rs has been updated.",
                 "Bash: cargo test --quiet",
                 "tool error: Exit code 101",
                 "The test file needs the `cal::date` import.",
                 "Edit: /work/cal/tests/date.rs",
+                "tool result: The file /work/cal/tests/date.rs has been updated.",
                 "Bash: cargo test --quiet",
+                "tool result: running 5 tests",
                 "TodoWrite",
+                "tool result: Todos have been modified successfully. Ensure that you continue to use the todo list to track your progress.",
                 "Fixed `is_leap` in src/date.rs: years divisible by 400 are leap years again.",
                 "finished: success, 14 turns, $0.1873",
             ]
@@ -419,6 +431,12 @@ mod tests {
         let huge_line = "q".repeat(100 * 1024);
         assert!(matches!(&parse(&huge_line)[..], [AgentOutput::Progress(p)] if p.ends_with('…')));
         let tool_error = r#"{"type":"user","message":{"content":[{"type":"tool_result","is_error":true,"content":[{"type":"text","text":"<tool_use_error>denied</tool_use_error>"}]},{"type":"tool_result","is_error":false,"content":"ok"}]}}"#;
-        assert_eq!(parse(tool_error), progress_of("tool error: denied"));
+        assert_eq!(
+            parse(tool_error),
+            vec![
+                AgentOutput::Progress("tool error: denied".into()),
+                AgentOutput::Progress("tool result: ok".into())
+            ]
+        );
     }
 }
