@@ -112,10 +112,7 @@ fn an_adapter_that_can_load_hears_the_feedback_in_the_same_acp_session() {
         log.contains("I remember: # Write the greeting"),
         "the resumed session replays the first attempt: {log}"
     );
-    assert!(
-        log.contains(&format!("Heard: The reviewer rejected")),
-        "{log}"
-    );
+    assert!(log.contains("Heard: The reviewer rejected"), "{log}");
     assert_eq!(server.item(&id)["status"], "review");
 }
 
