@@ -54,10 +54,12 @@ impl AgentSession {
         Some(match feedback {
             Some(feedback) => format!(
                 "The reviewer rejected this work with this feedback:\n\n{feedback}\n\n\
-                 Change the work accordingly, then end your turn."
+                 Change the work accordingly, then end your turn. The task and a recap of the \
+                 previous attempt are in AGENTS.md in your working folder."
             ),
             None => "The reviewer rejected this work without saying why. Look at it again, \
-                     finish what is missing, then end your turn."
+                     finish what is missing, then end your turn. The task is in AGENTS.md in your \
+                     working folder."
                 .to_string(),
         })
     }
