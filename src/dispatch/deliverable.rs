@@ -100,7 +100,7 @@ impl Record {
 }
 
 /// `{data_dir}/changes/{item id}`; ids are the queue's own (uuids), checked anyway.
-fn record_dir(data_dir: &Path, item_id: &str) -> io::Result<PathBuf> {
+pub(super) fn record_dir(data_dir: &Path, item_id: &str) -> io::Result<PathBuf> {
     if item_id.is_empty()
         || !item_id
             .chars()

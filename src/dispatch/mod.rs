@@ -18,6 +18,7 @@ pub mod parsers;
 pub mod presets;
 pub mod process;
 mod reaper;
+pub mod recap;
 pub mod reporter;
 pub mod session;
 pub mod session_files;

@@ -19,6 +19,7 @@
 //! When the session ends, everything it started is killed.
 
 mod people;
+mod resume;
 
 use super::artifacts::Declared;
 use super::deliverable;
@@ -243,6 +244,8 @@ pub struct AgentSession {
     problem: Option<Problem>,
     /// The last thing the agent said that reads as words (no JSON, no stack trace).
     last_words: Option<String>,
+    /// The last lines the agent said, for the next attempt's recap (see `recap`).
+    said: super::recap::LastWords,
     /// When the agent last showed life: its last line, or the end of a retry wait it announced.
     last_output: Instant,
     started: Instant,
@@ -252,6 +255,8 @@ pub struct AgentSession {
     rate_limit: Option<RateLimit>,
     /// ACP presets: the bridge's stdin and the state of its turns (see `people`).
     bridge: Option<people::Bridge>,
+    /// The ACP session this attempt resumes (see `resume`).
+    resume: Option<String>,
 }
 
 impl AgentSession {
@@ -284,11 +289,13 @@ impl AgentSession {
             reported: None,
             problem: None,
             last_words: None,
+            said: Default::default(),
             last_output: Instant::now(),
             started: Instant::now(),
             processes: None,
             rate_limit: None,
             bridge: None,
+            resume: None,
         }
     }
 
@@ -331,6 +338,7 @@ impl AgentSession {
                 _ => arg.clone(),
             })
             .collect();
+        let argv = self.resuming(argv);
         self.launched(processes, &argv)
     }
 
@@ -353,10 +361,9 @@ impl AgentSession {
     fn start_agent(&mut self, ctx: &mut Context<Self>) -> std::io::Result<()> {
         std::fs::create_dir_all(self.ws.root.join("tmp"))?;
         presets::prepare_state(self.settings.preset, &self.ws.root)?;
-        self.ws.write_agents_md(
-            &self.settings.data_dir,
-            &render_agents_md(&self.item, self.ws.artifacts.to_str()),
-        )?;
+        let agents_md = self.agents_md(render_agents_md(&self.item, self.ws.artifacts.to_str()));
+        self.ws
+            .write_agents_md(&self.settings.data_dir, &agents_md)?;
         self.log = Some(
             std::fs::OpenOptions::new()
                 .create(true)
@@ -377,7 +384,11 @@ impl AgentSession {
             forward_output(ctx.address(), self.backlog.clone()),
         )?;
         if let (true, Some(stdin)) = (acp, child.stdin) {
-            self.bridge = Some(people::Bridge::new(stdin, &self.record.id)?);
+            let mut bridge = people::Bridge::new(stdin, &self.record.id)?;
+            if let Some(feedback) = self.feedback_prompt() {
+                bridge.after_load(feedback);
+            }
+            self.bridge = Some(bridge);
             self.settings
                 .desk
                 .open_session(&self.item.id, ctx.address().recipient());
@@ -409,6 +420,7 @@ impl AgentSession {
             match out {
                 AgentOutput::Progress(msg) => {
                     if let Some(words) = verdict::words(&msg) {
+                        self.said.push(&words);
                         self.last_words = Some(words);
                     }
                     let shown = if stderr {
@@ -818,6 +830,7 @@ impl AgentSession {
         recorded: bool,
     ) {
         self.phase = Phase::Ending;
+        self.keep_recap(&outcome);
         self.close_desk();
         let now = Utc::now();
         self.record.status = status;

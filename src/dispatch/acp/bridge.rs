@@ -365,6 +365,8 @@ impl Bridge {
                 self.first_prompt();
             }
             (Call::LoadSession(session), Ok(_)) => {
+                // What the adapter replayed of the conversation is shown as it said it.
+                self.show_speech();
                 self.opened(session);
                 self.turn_running = false;
                 report(&Report::TurnEnded {
@@ -384,6 +386,20 @@ impl Bridge {
                 let stop = capped(stop, 40);
                 self.last_stop = Some(stop.clone());
                 report(&Report::TurnEnded { stop_reason: stop });
+            }
+            (Call::LoadSession(_), Err(e)) => {
+                // A session that cannot be resumed is no reason to stop: a new one starts
+                // with AGENTS.md, which carries the recap of the previous attempt.
+                say(&format!(
+                    "the agent could not resume the previous session ({}); starting a new one",
+                    capped(&e.message, TEXT_MAX)
+                ));
+                let cwd = self.args.workspace.display().to_string();
+                self.call(
+                    Call::NewSession,
+                    "session/new",
+                    json!({"cwd": cwd, "mcpServers": []}),
+                );
             }
             (call, Err(e)) => {
                 let what = match call {

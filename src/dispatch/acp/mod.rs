@@ -20,7 +20,7 @@ mod terminals;
 
 pub use desk::{Approval, Decide, Delivery, Desk, DeskError, Say};
 pub use policy::{ApprovalsConfig, Ruling};
-pub use report::{AcpParser, Control, PermissionAsk, PermissionOption, Report, ToolCall};
+pub use report::{capped, AcpParser, Control, PermissionAsk, PermissionOption, Report, ToolCall};
 
 /// A person's or an agent's text shortened for one progress line.
 pub fn capped_text(text: &str) -> String {

@@ -37,6 +37,8 @@ pub(super) struct Bridge {
     waiting: HashMap<String, u64>,
     /// Policy decisions recorded as events so far.
     policy_events: usize,
+    /// The ACP session the adapter opened, and whether it can resume it later.
+    pub(super) acp_session: Option<(String, bool)>,
 }
 
 impl Bridge {
@@ -68,7 +70,13 @@ impl Bridge {
             queued: VecDeque::new(),
             waiting: HashMap::new(),
             policy_events: 0,
+            acp_session: None,
         })
+    }
+
+    /// The first prompt once a resumed session is loaded (the reviewer's feedback).
+    pub(super) fn after_load(&mut self, text: String) {
+        self.queued.push_back(text);
     }
 
     fn send(&self, control: Control) {
@@ -87,14 +95,19 @@ impl AgentSession {
             Report::Session {
                 session_id,
                 can_load,
-            } => self.note(&format!(
-                "ACP session {session_id} open{}",
-                if can_load {
-                    " (the adapter can resume it)"
-                } else {
-                    ""
+            } => {
+                if let Some(bridge) = &mut self.bridge {
+                    bridge.acp_session = Some((session_id.clone(), can_load));
                 }
-            )),
+                self.note(&format!(
+                    "ACP session {session_id} open{}",
+                    if can_load {
+                        " (the adapter can resume it)"
+                    } else {
+                        ""
+                    }
+                ))
+            }
             Report::Progress { .. } | Report::Tokens { .. } => {}
         }
     }
