@@ -22,7 +22,8 @@
 //!   `"sandbox": "none"`. `--skip-git-repo-check` lets it work in a plain folder.
 //! - ACP presets: the adapter runs under `flightdeck acp-bridge` (see `dispatch::acp`), which
 //!   asks flightdeck's `[approvals]` policy, and people, instead of approving everything; each
-//!   adapter keeps the home of the CLI it wraps.
+//!   adapter keeps the home of the CLI it wraps. codex-acp starts in the mode that asks
+//!   (`INITIAL_AGENT_MODE=workspace-write`) rather than in the one whose reviewer is a model.
 //! - Gemini CLI: `--yolo` approves its tool calls; `GEMINI_CLI_NO_RELAUNCH` keeps it from
 //!   re-spawning itself (its relaunch waits on a child that the sandbox can leave silent).
 
@@ -185,6 +186,9 @@ pub fn session_env(preset: Preset, sandboxed: bool, root: &Path) -> Vec<(String,
         Preset::Gemini | Preset::AcpGemini => {
             env.push(("GEMINI_CLI_NO_RELAUNCH".into(), "true".into()))
         }
+        // codex-acp starts in its "agent" mode, whose approvals go to Codex's own reviewer
+        // model; "workspace-write" sends them to the client, so to the policy and people.
+        Preset::AcpCodex => env.push(("INITIAL_AGENT_MODE".into(), "workspace-write".into())),
         _ => {}
     }
     env

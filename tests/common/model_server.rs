@@ -51,6 +51,7 @@ struct State {
     fault: Fault,
     faults_given: usize,
     seen: Vec<Seen>,
+    escalate: bool,
 }
 
 pub struct ModelServer {
@@ -69,6 +70,7 @@ impl ModelServer {
             fault,
             faults_given: 0,
             seen: Vec::new(),
+            escalate: false,
         }));
         let shared = state.clone();
         std::thread::spawn(move || {
@@ -80,6 +82,13 @@ impl ModelServer {
             }
         });
         ModelServer { url, state }
+    }
+
+    /// Asks for every shell command to run outside the CLI's own sandbox where its shell
+    /// tool offers that (Codex's `sandbox_permissions: "require_escalated"`), as its model
+    /// does when that sandbox cannot start (inside flightdeck's): the CLI asks permission.
+    pub fn escalate_shell(&self) {
+        self.state.lock().unwrap().escalate = true;
     }
 
     /// Every request seen so far.
@@ -283,6 +292,15 @@ fn turn(body: &Value, proto: Protocol, state: &Mutex<State>) -> Turn {
     if tools.is_empty() {
         return Turn::Text("ok".into());
     }
+    let shell_tool = |tools: &[(String, Value)], command: &str| {
+        let (tool, mut args) = shell_tool(tools, command)?;
+        let schema = &tools.iter().find(|(n, _)| *n == tool)?.1;
+        if s.escalate && schema["properties"].get("sandbox_permissions").is_some() {
+            args["sandbox_permissions"] = json!("require_escalated");
+            args["justification"] = json!("Run this step outside the sandbox?");
+        }
+        Some((tool, args))
+    };
     if let Some(command) = follow_up(body, proto) {
         return match shell_tool(&tools, &command) {
             Some((tool, args)) => Turn::Shell { tool, args },
