@@ -927,7 +927,9 @@ impl Actor for AgentSession {
                 &act.phase,
                 Phase::Agent(child) if child.stop.is_none() && child.exit.is_none()
             );
-            if silent_agent && act.last_output.elapsed() > idle {
+            // An agent waiting for a person's answer is not stalled: approvals.timeout_secs
+            // bounds that wait, and the idle clock starts again once it is answered.
+            if silent_agent && !act.waits_on_person() && act.last_output.elapsed() > idle {
                 let after = act
                     .problem
                     .as_ref()

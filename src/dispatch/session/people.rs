@@ -161,6 +161,8 @@ impl AgentSession {
             option_id: option.clone(),
         });
         let still_waiting = !bridge.waiting.is_empty();
+        // The agent was waiting, not stalled: its idle clock starts now.
+        self.last_output = std::time::Instant::now();
         let recorded = !flooded && bridge.policy_events < POLICY_EVENTS_MAX;
         if recorded {
             bridge.policy_events += 1;
@@ -222,6 +224,13 @@ impl AgentSession {
             );
             let _ = act.resolve(&id, None, why);
         });
+    }
+
+    /// Whether the agent waits for a person to answer one of its permission requests.
+    pub(super) fn waits_on_person(&self) -> bool {
+        self.bridge
+            .as_ref()
+            .is_some_and(|bridge| !bridge.waiting.is_empty())
     }
 
     /// Answers a waiting request with `option` (None: the first way to refuse it).
