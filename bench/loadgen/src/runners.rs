@@ -17,7 +17,11 @@ use std::time::{Duration, Instant};
 
 /// An agent that leaves one file in its workspace: a deliverable, so the attempt counts.
 fn agent_lines() -> String {
-    let command = json!(["sh", "-c", "echo done > \"$FLIGHTDECK_WORKSPACE/result.txt\""]);
+    let command = json!([
+        "sh",
+        "-c",
+        "echo done > \"$FLIGHTDECK_WORKSPACE/result.txt\""
+    ]);
     format!("preset = \"lines\"\ncommand = {command}\nsandbox = \"off\"")
 }
 
@@ -25,12 +29,22 @@ fn json_of(conn: &mut Conn, method: &str, path: &str, body: Option<&str>) -> Val
     let r = conn
         .request(method, path, body)
         .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-    assert!(r.status < 300, "{method} {path}: HTTP {}: {}", r.status, r.text());
+    assert!(
+        r.status < 300,
+        "{method} {path}: HTTP {}: {}",
+        r.status,
+        r.text()
+    );
     r.json()
 }
 
 fn runner_token(conn: &mut Conn) -> String {
-    let made = json_of(conn, "POST", "/api/runner-tokens", Some("{\"name\":\"bench\"}"));
+    let made = json_of(
+        conn,
+        "POST",
+        "/api/runner-tokens",
+        Some("{\"name\":\"bench\"}"),
+    );
     made["token"].as_str().expect("a runner token").to_string()
 }
 
@@ -73,7 +87,14 @@ fn start_runner(bin: &Path, dir: &Path, url: &str, token: &str, name: &str, slot
     Command::new(bin)
         .args(["runner", "--config"])
         .arg(&config)
-        .args(["--server", url, "--name", name, "--slots", &slots.to_string()])
+        .args([
+            "--server",
+            url,
+            "--name",
+            name,
+            "--slots",
+            &slots.to_string(),
+        ])
         .env("FLIGHTDECK_RUNNER_TOKEN", token)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
@@ -99,19 +120,29 @@ fn dispatch_once(bin: &Path, work: &Path, n: usize, slots: usize, runners: usize
     let mut conn = Conn::open(&server.url).expect("connect");
     let token = runner_token(&mut conn);
     let mut fill = crate::bench::enqueue(&server.url, n, 16, false, "runners");
-    assert_eq!(fill.errors, 0, "creating items failed: {:?}", fill.first_error.take());
+    assert_eq!(
+        fill.errors,
+        0,
+        "creating items failed: {:?}",
+        fill.first_error.take()
+    );
     let cpu0 = server.cpu_secs();
     let t0 = Instant::now();
-    let _procs = if runners == 0 {
-        json_of(&mut conn, "PUT", "/api/pool", Some(&format!("{{\"size\":{slots}}}")));
-        Runners(Vec::new())
-    } else {
-        let per = slots / runners;
-        Runners(
+    let _procs = match slots.checked_div(runners) {
+        None => {
+            json_of(
+                &mut conn,
+                "PUT",
+                "/api/pool",
+                Some(&format!("{{\"size\":{slots}}}")),
+            );
+            Runners(Vec::new())
+        }
+        Some(per) => Runners(
             (0..runners)
                 .map(|i| start_runner(bin, &dir, &server.url, &token, &format!("r{i}"), per))
                 .collect(),
-        )
+        ),
     };
     let (done, blocked) = wait_finished(&mut conn, n);
     let wall = t0.elapsed().as_secs_f64();
@@ -171,7 +202,12 @@ pub fn leases_bench(args: &Args) -> Value {
     let mut admin = Conn::open(&server.url).expect("connect");
     let token = runner_token(&mut admin);
     let mut fill = crate::bench::enqueue(&server.url, leases, 16, false, "leased");
-    assert_eq!(fill.errors, 0, "creating items failed: {:?}", fill.first_error.take());
+    assert_eq!(
+        fill.errors,
+        0,
+        "creating items failed: {:?}",
+        fill.first_error.take()
+    );
 
     // Register every runner and claim its slots: none of them ever runs or finishes anything.
     let mut held: Vec<(String, Vec<String>)> = Vec::with_capacity(runners);
@@ -213,8 +249,12 @@ pub fn leases_bench(args: &Args) -> Value {
                 .filter(|(i, _)| i % threads == t)
                 .map(|(i, (id, items))| (i, id.clone(), json!({ "running": items }).to_string()))
                 .collect();
-            let (stop, beats, failures, renewed) =
-                (stop.clone(), beats.clone(), failures.clone(), renewed.clone());
+            let (stop, beats, failures, renewed) = (
+                stop.clone(),
+                beats.clone(),
+                failures.clone(),
+                renewed.clone(),
+            );
             let (url, token) = (server.url.clone(), token.clone());
             std::thread::spawn(move || {
                 let mut conn = Conn::open_with_token(&url, &token).expect("connect");
@@ -227,7 +267,9 @@ pub fn leases_bench(args: &Args) -> Value {
                             if stop.load(Ordering::Relaxed) {
                                 return;
                             }
-                            std::thread::sleep((due - Instant::now()).min(Duration::from_millis(100)));
+                            std::thread::sleep(
+                                (due - Instant::now()).min(Duration::from_millis(100)),
+                            );
                         }
                         let path = format!("/api/runners/{id}/heartbeat");
                         match conn.request("POST", &path, Some(body)) {
