@@ -149,6 +149,12 @@ enum Command {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Exit 0 when the runner keeping its state in --state-dir (default: the config's
+    /// data_dir) heard from its server within one lease, 1 otherwise: a readiness probe.
+    RunnerReady {
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
     /// Make, list and revoke runner tokens (with the admin token).
     RunnerToken {
         #[command(subcommand)]
@@ -301,6 +307,20 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     config,
                 },
             )?)
+        }
+        Command::RunnerReady { state_dir } => {
+            let state_dir = match state_dir {
+                Some(dir) => dir,
+                None => {
+                    Config::load(cli.config.as_deref())
+                        .map_err(|e| e.to_string())?
+                        .server
+                        .data_dir
+                }
+            };
+            let ready = flightdeck::runners::ready::check(&state_dir)?;
+            println!("{ready}");
+            Ok(())
         }
         Command::AcpBridge {
             prompt_file,
@@ -586,6 +606,7 @@ fn client_command(client: &Client, out: &mut Output, command: Command) -> Result
         }
         Command::Serve
         | Command::Runner { .. }
+        | Command::RunnerReady { .. }
         | Command::Doctor
         | Command::DemoAgent { .. }
         | Command::AcpBridge { .. }

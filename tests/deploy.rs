@@ -66,7 +66,30 @@ fn the_runner_deployment_has_a_readiness_probe_limits_and_a_command_line_the_bin
     let all = manifests();
     let runner = kind(&all, "Deployment", "flightdeck-runner");
     let container = &runner["spec"]["template"]["spec"]["containers"][0];
-    assert!(container["readinessProbe"].is_mapping(), "{container:?}");
+    // The readiness probe is `flightdeck runner-ready` on the state dir the runner's config
+    // names: run here on an empty dir, it says not ready.
+    let probe: Vec<String> = container["readinessProbe"]["exec"]["command"]
+        .as_sequence()
+        .expect("an exec readiness probe")
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(probe[..2], ["flightdeck", "runner-ready"], "{probe:?}");
+    let config_text = kind(&all, "ConfigMap", "flightdeck-runner")["data"]["runner.toml"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let config: toml::Value = config_text.parse().unwrap();
+    let state_dir = config["server"]["data_dir"].as_str().unwrap();
+    assert_eq!(probe[2..], ["--state-dir", state_dir], "{probe:?}");
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["runner-ready", "--state-dir"])
+        .arg(empty.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not ready"));
     for bound in ["requests", "limits"] {
         for what in ["cpu", "memory"] {
             assert!(

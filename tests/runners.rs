@@ -494,14 +494,20 @@ fn a_partitioned_runner_loses_its_item_and_its_late_completion_is_refused_after_
     let _mainland = Runner::start(&server, &token, "mainland", 1, &[&winner_agent]);
     server.wait_status(&item, "review", WAIT);
     partition.heal();
-    let refusal = server.wait_for("the island's late write to be refused", WAIT, || {
+    // Its late completion reaches the server and is refused there, in words naming the item
+    // (the runner logs the server's answer to its POST .../complete).
+    let refusal = server.wait_for("the island's late completion to be refused", WAIT, || {
         let logged = island.logged();
         logged
             .lines()
-            .find(|l| l.contains("refused") && l.contains("Port the exporter"))
+            .find(|l| l.contains("refused this attempt's completion"))
             .map(str::to_string)
     });
-    assert!(refusal.contains("this write is refused"), "{refusal}");
+    assert!(
+        refusal.contains("Port the exporter") && refusal.contains("this write is refused"),
+        "{refusal}"
+    );
+    assert!(refusal.contains("409"), "{refusal}");
     // The board shows the winner's result, and only it.
     let done = server.item(&item);
     assert_eq!(done["status"], "review", "{done}");
@@ -609,4 +615,48 @@ fn a_restarted_runner_comes_back_under_its_id_and_its_item_finishes_once() {
     assert_eq!(list[0]["id"], id);
     let log = item_log(&server, &item);
     assert_eq!(log.matches("deliverable written").count(), 1, "{log}");
+}
+
+/// `flightdeck runner-ready --state-dir DIR`: its exit code and what it printed.
+fn runner_ready(state_dir: &Path) -> (i32, String) {
+    let out = Command::new(BIN)
+        .args(["runner-ready", "--state-dir"])
+        .arg(state_dir)
+        .output()
+        .expect("run flightdeck runner-ready");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), said)
+}
+
+#[test]
+fn a_runner_is_ready_while_its_server_answers_and_not_once_the_server_is_gone() {
+    let mut server =
+        TestServer::start("[pool]\nsize = 0\nretry_backoff_secs = 0\n[runners]\nlease_secs = 3\n");
+    let token = runner_token(&server, "hosts");
+    let agent = agent_script(&server, "probe", None, "probed", "the fix");
+    let state = server.dir.path().join("runner-probe").join("state");
+    let (code, said) = runner_ready(&state);
+    assert_eq!(code, 1, "no runner has run here yet: {said}");
+    assert!(said.contains("not ready"), "{said}");
+    let _runner = Runner::start(&server, &token, "probe", 1, &[&agent]);
+    let said = server.wait_for("the registered runner to be ready", WAIT, || {
+        let (code, said) = runner_ready(&state);
+        (code == 0).then_some(said)
+    });
+    assert!(said.contains("ready: the server answered"), "{said}");
+    server.kill();
+    let said = server.wait_for("the runner to stop being ready", WAIT, || {
+        let (code, said) = runner_ready(&state);
+        (code == 1).then_some(said)
+    });
+    assert!(said.contains("not ready"), "{said}");
+    // The server comes back: so does the runner's readiness.
+    server.restart_same_port();
+    server.wait_for("the runner to be ready again", WAIT, || {
+        (runner_ready(&state).0 == 0).then_some(())
+    });
 }

@@ -637,7 +637,7 @@ pub async fn complete(
     let outcome = state
         .queue
         .send(RunnerComplete {
-            runner_id,
+            runner_id: runner_id.clone(),
             item_id,
             fence: body.fence,
             work: Completion {
@@ -649,7 +649,17 @@ pub async fn complete(
             },
             data_dir: state.data_dir.clone(),
         })
-        .await??;
+        .await?
+        .map_err(|e| {
+            let e = ApiError::from(e);
+            if e.status == StatusCode::CONFLICT {
+                log::warn!(
+                    "a late completion from runner {runner_id} is refused: {}",
+                    e.message
+                );
+            }
+            e
+        })?;
     Ok(HttpResponse::Ok().json(outcome))
 }
 

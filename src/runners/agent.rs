@@ -6,6 +6,7 @@
 //! longer lists. It keeps no queue state: everything it knows of the work comes with the claim.
 
 use super::http::{encode, Http, HttpError};
+use super::ready;
 use super::reporter::{self, RemoteReporter};
 use crate::config::Config;
 use crate::dispatch::session::{AgentSession, Cancel, SessionEnded};
@@ -17,7 +18,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// `flightdeck runner` options.
 pub struct RunnerOptions {
@@ -109,6 +110,8 @@ pub fn run(options: RunnerOptions) -> Result<(), String> {
         "id": id, "name": name, "labels": options.labels, "slots": options.slots,
         "version": env!("CARGO_PKG_VERSION"),
     });
+    // A readiness record left by an earlier process says nothing about this one.
+    ready::clear(&data_dir);
     // The server may not be up yet (or be restarting): wait for it.
     let registered: Registered = loop {
         match http.post("/api/runners/register", &body) {
@@ -124,6 +127,11 @@ pub fn run(options: RunnerOptions) -> Result<(), String> {
         "runner {name} ({id}) registered with {}: {} slots, lease {}s",
         options.server, options.slots, registered.lease_secs
     );
+    let lease = Duration::from_secs(registered.lease_secs.max(1));
+    if let Err(e) = ready::mark(&data_dir, lease) {
+        log::warn!("cannot record readiness in {}: {e}", data_dir.display());
+    }
+    let state_dir = data_dir.clone();
     let system = System::new();
     system.block_on(async move {
         Runner {
@@ -133,13 +141,17 @@ pub fn run(options: RunnerOptions) -> Result<(), String> {
             settings,
             data_dir,
             heartbeat: Duration::from_secs(registered.heartbeat_secs.max(1)),
+            lease,
+            answered_at: Instant::now(),
             running: HashMap::new(),
             claiming: false,
             draining: false,
         }
         .start();
     });
-    system.run().map_err(|e| e.to_string())
+    let ran = system.run().map_err(|e| e.to_string());
+    ready::clear(&state_dir);
+    ran
 }
 
 struct Running {
@@ -154,6 +166,10 @@ struct Runner {
     settings: Arc<AgentSettings>,
     data_dir: PathBuf,
     heartbeat: Duration,
+    /// How long a lease lasts without a heartbeat.
+    lease: Duration,
+    /// When the server last answered a heartbeat (or the registration).
+    answered_at: Instant,
     running: HashMap<String, Running>,
     claiming: bool,
     draining: bool,
@@ -323,6 +339,13 @@ impl Handler<Beat> for Runner {
         let Beat(named, answer) = m;
         match answer {
             Ok(answer) => {
+                self.answered_at = Instant::now();
+                if let Err(e) = ready::mark(&self.data_dir, self.lease) {
+                    log::warn!(
+                        "cannot record readiness in {}: {e}",
+                        self.data_dir.display()
+                    );
+                }
                 for (item_id, running) in &self.running {
                     if !named.contains(item_id) {
                         continue;
@@ -350,7 +373,13 @@ impl Handler<Beat> for Runner {
                     System::current().stop();
                 }
             }
-            Err(e) => log::warn!("heartbeat failed: {e}"),
+            Err(e) => {
+                log::warn!("heartbeat failed: {e}");
+                if self.answered_at.elapsed() >= self.lease {
+                    // The server has taken this runner's items back by now: not ready.
+                    ready::clear(&self.data_dir);
+                }
+            }
         }
     }
 }

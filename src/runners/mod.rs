@@ -6,6 +6,7 @@ pub mod agent;
 mod config;
 pub mod http;
 mod model;
+pub mod ready;
 pub mod reporter;
 pub mod tokens;
 

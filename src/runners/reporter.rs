@@ -4,7 +4,9 @@
 //! server applies each number once, so nothing is lost and nothing is doubled. The session's
 //! log is shipped from its file as it grows. At the end the files its artifacts name and the
 //! item's diff are uploaded, then the completion. Once the server refuses a write (409: the
-//! lease moved on), everything after it is refused too: the attempt no longer counts.
+//! lease moved on), everything after it is refused too: the attempt no longer counts, and
+//! nothing more is sent but the attempt's end (its completion or failure), once and bare, so
+//! the server decides on it and records the refusal, and this runner logs it.
 
 use super::http::{encode, Http, HttpError};
 use crate::dispatch::reporter::{Answer, SessionReporter};
@@ -186,7 +188,12 @@ impl Sender {
         }
     }
 
+    /// Sends what is pending; Err once the server has refused any of this attempt's writes
+    /// (now or before: a refused batch is not kept).
     fn flush(&mut self) -> Result<(), String> {
+        if let Some(why) = &self.refused {
+            return Err(why.clone());
+        }
         self.ship_log();
         while !self.pending.is_empty() {
             let batch: Vec<Report> = self.pending.drain(..self.pending.len().min(500)).collect();
@@ -245,8 +252,41 @@ impl Sender {
         let _ = self.flush();
     }
 
+    /// The attempt's end after a refusal: sent once (no retry), its answer logged.
+    fn last_word<T>(
+        &mut self,
+        what: &str,
+        call: impl FnOnce(&Http) -> Result<T, HttpError>,
+    ) -> Result<T, String> {
+        let item = &self.lease.item_id;
+        call(&self.http).map_err(|e| {
+            match &e {
+                HttpError::Refused { status, message } => log::warn!(
+                    "item {item}: the server refused this attempt's {what} with {status}: {message}"
+                ),
+                HttpError::Transport(why) => {
+                    log::warn!("item {item}: this attempt's {what} did not reach the server: {why}")
+                }
+            }
+            e.to_string()
+        })
+    }
+
     fn complete(&mut self, work: Completion) -> Result<CompleteOutcome, String> {
-        self.flush()?;
+        let body = json!({
+            "fence": self.lease.fence,
+            "artifacts": work.artifacts,
+            "acceptance": work.acceptance,
+            "unmet": work.unmet,
+            "session": work.session,
+        });
+        if self.flush().is_err() {
+            // No uploads: they would be refused too.
+            let path = self.path("complete");
+            return self.last_word("completion", |http| {
+                http.post::<CompleteOutcome>(&path, &body)
+            });
+        }
         let fence = self.lease.fence;
         for a in work
             .artifacts
@@ -268,19 +308,12 @@ impl Sender {
             let path = format!("{}?fence={fence}", self.path("diff"));
             self.retried(|http| http.put_bytes(&path, "application/json", &body))?;
         }
-        let body = json!({
-            "fence": fence,
-            "artifacts": work.artifacts,
-            "acceptance": work.acceptance,
-            "unmet": work.unmet,
-            "session": work.session,
-        });
         let path = self.path("complete");
         self.retried(|http| http.post::<CompleteOutcome>(&path, &body))
     }
 
     fn fail(&mut self, failed: FailAttempt) -> Result<(), String> {
-        self.flush()?;
+        let refused = self.flush().is_err();
         let (verdict, not_before) = match failed.verdict {
             Verdict::Retry => ("retry", None),
             Verdict::Block => ("block", None),
@@ -295,6 +328,11 @@ impl Sender {
             "session": failed.session,
         });
         let path = self.path("fail");
+        if refused {
+            return self
+                .last_word("failure", |http| http.post::<Value>(&path, &body))
+                .map(|_| ());
+        }
         self.retried(|http| http.post::<Value>(&path, &body))
             .map(|_| ())
     }

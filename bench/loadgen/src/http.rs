@@ -70,6 +70,13 @@ impl Conn {
         })
     }
 
+    /// A connection that sends `token` (a runner token, say) instead of the server's own.
+    pub fn open_with_token(url: &str, token: &str) -> io::Result<Conn> {
+        let mut conn = Conn::open(url)?;
+        conn.auth = format!("Authorization: Bearer {token}\r\n");
+        Ok(conn)
+    }
+
     fn reconnect(&mut self) -> io::Result<()> {
         let stream = TcpStream::connect(&self.addr)?;
         stream.set_nodelay(true)?;

@@ -7,6 +7,7 @@ mod bench;
 mod http;
 mod memory;
 mod report;
+mod runners;
 mod server;
 mod stats;
 
@@ -70,7 +71,7 @@ fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let Some((cmd, rest)) = argv.split_first() else {
         eprintln!(
-            "usage: loadgen enqueue|claim|floor|dispatch|events|scale|memory-output|memory-ws|pgbench-summary|median|report --out FILE [options]"
+            "usage: loadgen enqueue|claim|floor|dispatch|events|scale|runners-dispatch|runners-leases|memory-output|memory-ws|pgbench-summary|median|report --out FILE [options]"
         );
         std::process::exit(2);
     };
@@ -82,6 +83,8 @@ fn main() {
         "dispatch" => bench::dispatch_bench(&args),
         "events" => bench::events_bench(&args),
         "scale" => bench::scale_bench(&args),
+        "runners-dispatch" => runners::dispatch_bench(&args),
+        "runners-leases" => runners::leases_bench(&args),
         "memory-output" => memory::output_bench(&args),
         "memory-ws" => memory::ws_idle_bench(&args),
         "pgbench-summary" => bench::pgbench_summary(&args),

@@ -408,6 +408,38 @@ pub fn report(args: &Args) {
         Some(1.0),
     ));
 
+    let (r_dispatch, r_leases) = (get("runners_dispatch"), get("runners_leases"));
+    rows.push(lower(
+        "runners_dispatch",
+        format!(
+            "Dispatch {} items by {} `flightdeck runner` processes x {} slots (agent writes one file): wall (s) vs the local pool of {}",
+            group(num(&r_dispatch, &["n"]).unwrap_or(0.0) as i64),
+            num(&r_dispatch, &["runners"]).unwrap_or(0.0),
+            num(&r_dispatch, &["slots"]).unwrap_or(0.0) / num(&r_dispatch, &["runners"]).unwrap_or(1.0).max(1.0),
+            num(&r_dispatch, &["slots"]).unwrap_or(0.0),
+        ),
+        num(&r_dispatch, &["remote", "wall_secs"]),
+        num(&r_dispatch, &["pool", "wall_secs"]),
+        "",
+        "<= 1.5",
+        Some(1.5),
+    ));
+    rows.push(lower(
+        "runners_leases",
+        format!(
+            "{} live leases ({} runners over HTTP) renewed every {} s: server CPU over {} s (% of one core); reference = the target",
+            group(num(&r_leases, &["claimed"]).unwrap_or(0.0) as i64),
+            num(&r_leases, &["runners"]).unwrap_or(0.0),
+            num(&r_leases, &["beat_secs"]).unwrap_or(0.0),
+            num(&r_leases, &["window_secs"]).unwrap_or(0.0).round(),
+        ),
+        num(&r_leases, &["server_cpu_percent"]),
+        Some(5.0),
+        "",
+        "< 1.0",
+        Some(1.0),
+    ));
+
     // ---- results.md ----
     let mode = meta["mode"].as_str().unwrap_or("?");
     let mut md = String::new();
@@ -499,6 +531,20 @@ pub fn report(args: &Args) {
             mem_meta["date"].as_str().unwrap_or("?"),
             mem_meta["commit"].as_str().unwrap_or("?"),
             mem_meta["loadavg"].as_str().unwrap_or("?"),
+        );
+    }
+
+    detail(&mut md, "Runners, dispatch (local pool)", &r_dispatch["pool"], &["n", "slots", "done", "blocked", "wall_secs", "items_per_s", "server_cpu_secs"]);
+    detail(&mut md, "Runners, dispatch (runner processes)", &r_dispatch["remote"], &["n", "runners", "slots", "done", "blocked", "wall_secs", "items_per_s", "server_cpu_secs"]);
+    detail(&mut md, "Runners, live leases", &r_leases, &["leases", "claimed", "runners", "beat_secs", "window_secs", "heartbeats_in_window", "heartbeat_failures", "leases_renewed_per_beat", "in_flight_at_end", "server_cpu_secs", "server_cpu_percent"]);
+    let runners_meta = get("runners_meta");
+    if runners_meta.is_object() {
+        let _ = writeln!(
+            md,
+            "- The runner figures were measured on their own by `bench/run --runners` on {} (commit {}, load average {}); the other figures come from the full run above.",
+            runners_meta["date"].as_str().unwrap_or("?"),
+            runners_meta["commit"].as_str().unwrap_or("?"),
+            runners_meta["loadavg"].as_str().unwrap_or("?"),
         );
     }
 
