@@ -5,6 +5,7 @@
 //! JSON-RPC neither crash the bridge nor grow the server; a flood of permission requests puts
 //! at most 20 before a person; a terminal whose processes fork and ignore SIGTERM leaves
 //! nothing running; and a request the policy decides is recorded where a person sees it.
+//! Also here, with the same fixture: an agent waiting for a person is not taken for stalled.
 
 mod common;
 
@@ -236,4 +237,35 @@ fn a_request_the_policy_decides_is_recorded_where_a_person_sees_it() {
     );
     assert!(!events.iter().any(|e| e["type"] == "approval:requested"));
     assert!(log(&server, &id).contains("flightdeck allowed `cargo test --lib`"));
+}
+
+#[test]
+fn an_agent_waiting_for_a_person_is_not_stopped_as_stalled() {
+    // The idle limit is 1 s; the person answers after three times that.
+    let server = start(
+        &["ask"],
+        "idle_timeout_secs = 1\n[approvals]\ntimeout_secs = 600\n",
+    );
+    let id = run_item(&server, "Ask, then wait");
+    let approval = server.wait_for("the permission request", WAIT, || {
+        let (_, waiting) = server.get("/api/approvals");
+        waiting.as_array()?.first().cloned()
+    });
+    let asked = std::time::Instant::now();
+    while asked.elapsed() < Duration::from_secs(3) {
+        let item = server.item(&id);
+        assert_eq!(
+            item["status"], "in_flight",
+            "an agent waiting for a person was stopped: {item}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let approval_id = approval["id"].as_str().expect("an approval id");
+    let (status, answer) = server.post(
+        &format!("/api/approvals/{approval_id}"),
+        json!({"option": "allow"}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let item = finished(&server, &id);
+    assert_eq!(item["status"], "review", "{item}");
 }
