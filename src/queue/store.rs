@@ -42,6 +42,12 @@ const LIVE_SESSIONS: TableDefinition<&str, ()> = TableDefinition::new("live_sess
 const ITEM_SESSIONS: MultimapTableDefinition<&str, &str> =
     MultimapTableDefinition::new("item_sessions");
 
+/// Claimable items still waiting out a retry backoff, keyed by [`retry_key`] (time first),
+/// each with its claim key as the value. They stay out of [`CLAIMABLE`] until their time
+/// comes, so however many of them there are, a claim never walks past them to find a ready
+/// item; each claim first moves the ones now due into the claim index.
+const RETRY_WAIT: TableDefinition<&[u8], &[u8]> = TableDefinition::new("retry_wait");
+
 /// Items waiting on a person (review, blocked), keyed by [`waiting_key`], so the longest
 /// wait is the first entry of its status.
 const WAITING: TableDefinition<&[u8], ()> = TableDefinition::new("waiting");
@@ -80,6 +86,19 @@ fn claim_key(item: &WorkItem) -> Vec<u8> {
 
 fn id_from_claim_key(key: &[u8]) -> Option<&str> {
     key.get(9..).and_then(|b| std::str::from_utf8(b).ok())
+}
+
+/// The retry index key: `[retry_at micros, big endian][id]`, so byte order is the order in
+/// which backoffs end.
+fn retry_key(at: DateTime<Utc>, id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + id.len());
+    key.extend_from_slice(&micros(at).to_be_bytes());
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+fn micros(at: DateTime<Utc>) -> u64 {
+    at.timestamp_micros().max(0) as u64
 }
 
 /// The waiting index key: `[0 review | 1 blocked][since micros, big endian][id]`; None for
@@ -346,6 +365,7 @@ fn prepare(db: &Database) -> Result<u64, QueueError> {
         txn.open_table(SESSIONS)?;
         txn.open_table(LIVE_SESSIONS)?;
         txn.open_table(WAITING)?;
+        txn.open_table(RETRY_WAIT)?;
         txn.open_multimap_table(ITEM_SESSIONS)?;
         OutboxTables::open(&txn)?;
         let mut meta = txn.open_table(META)?;
@@ -580,6 +600,7 @@ pub struct Tx<'a> {
     sessions: Table<'a, &'static str, &'static [u8]>,
     live_sessions: Table<'a, &'static str, ()>,
     waiting: Table<'a, &'static [u8], ()>,
+    retry_wait: Table<'a, &'static [u8], &'static [u8]>,
     item_sessions: MultimapTable<'a, &'static str, &'static str>,
     outbox_tables: OutboxTables<'a>,
     outbox: Arc<Outbox>,
@@ -607,6 +628,7 @@ impl<'a> Tx<'a> {
             sessions: txn.open_table(SESSIONS)?,
             live_sessions: txn.open_table(LIVE_SESSIONS)?,
             waiting: txn.open_table(WAITING)?,
+            retry_wait: txn.open_table(RETRY_WAIT)?,
             item_sessions: txn.open_multimap_table(ITEM_SESSIONS)?,
             outbox_tables: OutboxTables::open(txn)?,
             outbox,
@@ -723,15 +745,29 @@ impl<'a> Tx<'a> {
 
     fn reindex(&mut self, old: Option<&WorkItem>, item: &WorkItem) -> Result<(), QueueError> {
         let claimable = self.claimable(item)?;
+        // A claimable item still in its backoff waits in the retry index instead.
+        let retry = item
+            .retry_at
+            .filter(|at| claimable && *at > self.now)
+            .map(|at| retry_key(at, &item.id));
+        let in_claim_index = claimable && retry.is_none();
         let key = claim_key(item);
         if let Some(o) = old {
             let old_key = claim_key(o);
-            if old_key != key || !claimable {
+            if old_key != key || !in_claim_index {
                 self.claimable.remove(old_key.as_slice())?;
             }
+            if let Some(old_retry) = o.retry_at.map(|at| retry_key(at, &o.id)) {
+                if Some(&old_retry) != retry.as_ref() {
+                    self.retry_wait.remove(old_retry.as_slice())?;
+                }
+            }
         }
-        if claimable {
+        if in_claim_index {
             self.claimable.insert(key.as_slice(), ())?;
+        }
+        if let Some(retry) = retry {
+            self.retry_wait.insert(retry.as_slice(), key.as_slice())?;
         }
         let waiting = waiting_key(item);
         if let Some(old_key) = old.and_then(waiting_key) {
@@ -741,6 +777,23 @@ impl<'a> Tx<'a> {
         }
         if let Some(key) = waiting {
             self.waiting.insert(key.as_slice(), ())?;
+        }
+        Ok(())
+    }
+
+    /// Moves every item whose retry backoff has ended from the retry index into the claim
+    /// index. Each entry moves once, so this costs nothing when no backoff ended.
+    fn promote_due_retries(&mut self) -> Result<(), QueueError> {
+        let end = (micros(self.now) + 1).to_be_bytes();
+        let mut due = Vec::new();
+        for entry in self.retry_wait.range(..&end[..])? {
+            let (key, claim) = entry?;
+            due.push((key.value().to_vec(), claim.value().to_vec()));
+        }
+        for (key, claim) in due {
+            self.dirty = true;
+            self.retry_wait.remove(key.as_slice())?;
+            self.claimable.insert(claim.as_slice(), ())?;
         }
         Ok(())
     }
@@ -773,6 +826,9 @@ impl<'a> Tx<'a> {
         let id = item.id.as_str();
         self.items.remove(id)?;
         self.claimable.remove(claim_key(item).as_slice())?;
+        if let Some(at) = item.retry_at {
+            self.retry_wait.remove(retry_key(at, id).as_slice())?;
+        }
         if let Some(key) = waiting_key(item) {
             self.waiting.remove(key.as_slice())?;
         }
@@ -797,24 +853,36 @@ impl<'a> Tx<'a> {
         Ok(n.unwrap_or(0))
     }
 
-    /// The first item in claim order that is not waiting out a retry backoff. Walks the claim
-    /// index, which holds only claimable items, so this reads one entry in the usual case.
-    pub fn first_claimable(&self) -> Result<Option<WorkItem>, QueueError> {
-        const LOOKAHEAD: usize = 256;
-        for entry in self.claimable.iter()?.take(LOOKAHEAD) {
+    /// The first item in claim order whose retry backoff (if any) has ended. Items in their
+    /// backoff wait in their own index (see [`RETRY_WAIT`]), so the claim index holds only
+    /// items claimable now and this reads one entry in the usual case.
+    pub fn first_claimable(&mut self) -> Result<Option<WorkItem>, QueueError> {
+        self.promote_due_retries()?;
+        let mut stale = Vec::new();
+        let mut found = None;
+        for entry in self.claimable.iter()? {
             let (key, _) = entry?;
-            let Some(id) = id_from_claim_key(key.value()) else {
-                continue;
+            let item = match id_from_claim_key(key.value()) {
+                Some(id) => self.item(id)?,
+                None => None,
             };
-            let Some(item) = self.item(id)? else {
-                continue;
-            };
-            if item.retry_at.is_some_and(|t| t > self.now) {
-                continue;
+            match item {
+                // Written by a release that kept waiting items here: moved out below.
+                Some(item) if item.retry_at.is_some_and(|t| t > self.now) => {
+                    stale.push(item);
+                }
+                Some(item) => {
+                    found = Some(item);
+                    break;
+                }
+                None => {}
             }
-            return Ok(Some(item));
         }
-        Ok(None)
+        for item in stale {
+            self.dirty = true;
+            self.reindex(Some(&item), &item)?;
+        }
+        Ok(found)
     }
 
     /// Appends a status change to the item's history. The key is the item and the seq its
