@@ -3,6 +3,8 @@
 mod dependencies;
 mod error;
 mod manager;
+#[cfg(test)]
+mod model_test;
 mod operations;
 mod outbox;
 mod store;
