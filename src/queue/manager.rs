@@ -1,6 +1,6 @@
 //! The QueueManager actor: the one owner of the redb store.
 //!
-//! Reads are answered at once from a snapshot. Writes are queued; when the mailbox has been
+//! Reads do not come here but go through a [`super::Reader`] (see `reader.rs`). Writes are queued; when the mailbox has been
 //! drained the whole queue of writes runs in one durable transaction (group commit), and only
 //! then is each caller answered and are the events passed to the Monitor. Under load this turns
 //! one fsync per request into one fsync per batch. A write that breaks a rule fails before it
@@ -15,16 +15,16 @@
 use super::operations::{
     self, Claimed, CompleteOutcome, Completion, QueuePolicy, TokenUsage, Verdict,
 };
-use super::store::{EventPage, Snapshot, Store, Tx};
+use super::reader::{resolve_id, ReadOp};
+use super::store::{Snapshot, Store, Tx};
 use super::QueueError;
 use crate::model::{
-    AgentSession, AgentStatus, Artifact, ArtifactInput, EventKind, ItemPatch, NewWorkItem,
-    Priority, Status, StatusChange, WorkItem,
+    AgentSession, AgentStatus, Artifact, ArtifactInput, EventKind, ItemPatch, NewWorkItem, Status,
+    WorkItem,
 };
 use crate::monitor::{Monitor, Publish};
 use actix::prelude::*;
 use futures_channel::oneshot;
-use std::collections::BTreeMap;
 
 // ---- Messages ------------------------------------------------------------------------------
 
@@ -93,58 +93,6 @@ pub struct AddArtifacts {
     pub artifacts: Vec<ArtifactInput>,
 }
 
-/// One item, by id or unique id prefix.
-#[derive(Message)]
-#[rtype(result = "Result<WorkItem, QueueError>")]
-pub struct GetItem {
-    pub id: String,
-}
-
-/// Items matching a filter, sorted by priority then age.
-#[derive(Message, Default)]
-#[rtype(result = "Result<Vec<WorkItem>, QueueError>")]
-pub struct ListItems {
-    pub status: Option<Status>,
-    pub priority: Option<Priority>,
-    pub query: Option<String>,
-}
-
-/// An item's status changes, oldest first.
-#[derive(Message)]
-#[rtype(result = "Result<Vec<StatusChange>, QueueError>")]
-pub struct GetHistory {
-    pub id: String,
-}
-
-/// Item counts per status.
-#[derive(Message)]
-#[rtype(result = "Result<BTreeMap<Status, u64>, QueueError>")]
-pub struct CountByStatus;
-
-/// Tokens used on a UTC day (`2026-11-24`), across all sessions.
-#[derive(Message)]
-#[rtype(result = "Result<u64, QueueError>")]
-pub struct TokensOn {
-    pub day: String,
-}
-
-/// The item that has waited longest on a person in `status` (review or blocked).
-#[derive(Message)]
-#[rtype(result = "Result<Option<WorkItem>, QueueError>")]
-pub struct LongestWaiting {
-    pub status: Status,
-}
-
-/// Retained events after `since`, oldest first: at most `limit` of them and `max_bytes` of
-/// JSON (but at least one).
-#[derive(Message)]
-#[rtype(result = "Result<EventPage, QueueError>")]
-pub struct EventsSince {
-    pub since: u64,
-    pub limit: usize,
-    pub max_bytes: usize,
-}
-
 /// Record a newly started agent session.
 #[derive(Message)]
 #[rtype(result = "Result<(), QueueError>")]
@@ -167,20 +115,6 @@ pub struct Progress {
     pub messages: Vec<String>,
     /// What the session's agent has used so far (input and output).
     pub usage: TokenUsage,
-}
-
-/// Sessions, newest first (all, or one item's).
-#[derive(Message)]
-#[rtype(result = "Result<Vec<AgentSession>, QueueError>")]
-pub struct ListSessions {
-    pub item_id: Option<String>,
-}
-
-/// One session.
-#[derive(Message)]
-#[rtype(result = "Result<AgentSession, QueueError>")]
-pub struct GetSession {
-    pub id: String,
 }
 
 /// Fail what a dead previous run left in flight; returns its unfinished sessions.
@@ -269,6 +203,17 @@ impl QueueManager {
         })
     }
 
+    /// Resolves a full id or a unique prefix of one to the full id.
+    fn resolve(&self, id: &str) -> Result<String, QueueError> {
+        self.store.read(|snap| resolve_id(snap, id))
+    }
+
+    /// Answers a read on this thread (for the Dispatcher; the API reads through a
+    /// [`super::Reader`] on its own threads).
+    pub(super) fn answer<M: ReadOp>(&self, m: M) -> Result<M::Output, QueueError> {
+        self.store.read(|snap| m.read(snap))
+    }
+
     pub(super) fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Snapshot) -> Result<T, QueueError>,
@@ -276,28 +221,6 @@ impl QueueManager {
         let result = self.store.read(f);
         Box::pin(async move { result })
     }
-
-    /// Resolves a full id or a unique prefix of one to the full id.
-    fn resolve(&self, id: &str) -> Result<String, QueueError> {
-        resolve_id(&self.store, id)
-    }
-}
-
-fn resolve_id(store: &Store, id: &str) -> Result<String, QueueError> {
-    store.read(|snap| {
-        if snap.contains(id)? {
-            return Ok(id.to_string());
-        }
-        if id.len() < 4 || id.len() > 36 {
-            return Err(QueueError::not_found("item", id));
-        }
-        let mut found = snap.ids_with_prefix(id, 2)?;
-        match found.len() {
-            0 => Err(QueueError::not_found("item", id)),
-            1 => Ok(found.remove(0)),
-            _ => Err(QueueError::Ambiguous(id.to_string())),
-        }
-    })
 }
 
 impl Actor for QueueManager {
@@ -531,128 +454,6 @@ impl Handler<SessionChanged> for QueueManager {
             if let Some((took, completed)) = ended {
                 crate::metrics::attempt_ended(took, completed);
             }
-        })
-    }
-}
-
-impl Handler<TokensOn> for QueueManager {
-    type Result = ResponseFuture<Result<u64, QueueError>>;
-
-    fn handle(&mut self, m: TokensOn, _: &mut Context<Self>) -> Self::Result {
-        self.read(move |snap| snap.tokens_on(&m.day))
-    }
-}
-
-impl Handler<LongestWaiting> for QueueManager {
-    type Result = ResponseFuture<Result<Option<WorkItem>, QueueError>>;
-
-    fn handle(&mut self, m: LongestWaiting, _: &mut Context<Self>) -> Self::Result {
-        self.read(move |snap| snap.longest_waiting(m.status))
-    }
-}
-
-impl Handler<GetItem> for QueueManager {
-    type Result = ResponseFuture<Result<WorkItem, QueueError>>;
-
-    fn handle(&mut self, m: GetItem, _: &mut Context<Self>) -> Self::Result {
-        let result = self.resolve(&m.id).and_then(|id| {
-            self.store.read(|snap| {
-                snap.item(&id)?
-                    .ok_or_else(|| QueueError::not_found("item", &id))
-            })
-        });
-        Box::pin(async move { result })
-    }
-}
-
-impl Handler<ListItems> for QueueManager {
-    type Result = ResponseFuture<Result<Vec<WorkItem>, QueueError>>;
-
-    fn handle(&mut self, m: ListItems, _: &mut Context<Self>) -> Self::Result {
-        self.read(move |snap| {
-            let query = m.query.map(|q| q.to_lowercase());
-            let mut items: Vec<WorkItem> = snap
-                .all_items()?
-                .into_iter()
-                .filter(|i| m.status.is_none_or(|s| i.status == s))
-                .filter(|i| m.priority.is_none_or(|p| i.priority == p))
-                .filter(|i| {
-                    query
-                        .as_deref()
-                        .is_none_or(|q| i.title.to_lowercase().contains(q))
-                })
-                .collect();
-            items.sort_by(|a, b| {
-                (a.priority.claim_rank(), a.created_at, &a.id).cmp(&(
-                    b.priority.claim_rank(),
-                    b.created_at,
-                    &b.id,
-                ))
-            });
-            Ok(items)
-        })
-    }
-}
-
-impl Handler<GetHistory> for QueueManager {
-    type Result = ResponseFuture<Result<Vec<StatusChange>, QueueError>>;
-
-    fn handle(&mut self, m: GetHistory, _: &mut Context<Self>) -> Self::Result {
-        let result = self
-            .resolve(&m.id)
-            .and_then(|id| self.store.read(|snap| snap.history(&id)));
-        Box::pin(async move { result })
-    }
-}
-
-impl Handler<CountByStatus> for QueueManager {
-    type Result = ResponseFuture<Result<BTreeMap<Status, u64>, QueueError>>;
-
-    fn handle(&mut self, _: CountByStatus, _: &mut Context<Self>) -> Self::Result {
-        self.read(|snap| {
-            let mut counts = BTreeMap::new();
-            for s in Status::ALL {
-                counts.insert(s, snap.count(s)?);
-            }
-            Ok(counts)
-        })
-    }
-}
-
-impl Handler<EventsSince> for QueueManager {
-    type Result = ResponseFuture<Result<EventPage, QueueError>>;
-
-    fn handle(&mut self, m: EventsSince, _: &mut Context<Self>) -> Self::Result {
-        self.read(move |snap| snap.events_after(m.since, m.limit, m.max_bytes))
-    }
-}
-
-impl Handler<ListSessions> for QueueManager {
-    type Result = ResponseFuture<Result<Vec<AgentSession>, QueueError>>;
-
-    fn handle(&mut self, m: ListSessions, _: &mut Context<Self>) -> Self::Result {
-        let item_id = match m.item_id.map(|id| self.resolve(&id)).transpose() {
-            Ok(id) => id,
-            Err(e) => return Box::pin(async move { Err(e) }),
-        };
-        self.read(move |snap| {
-            let mut sessions = match item_id {
-                Some(id) => snap.sessions_of(&id)?,
-                None => snap.all_sessions()?,
-            };
-            sessions.sort_by_key(|s| std::cmp::Reverse(s.started_at));
-            Ok(sessions)
-        })
-    }
-}
-
-impl Handler<GetSession> for QueueManager {
-    type Result = ResponseFuture<Result<AgentSession, QueueError>>;
-
-    fn handle(&mut self, m: GetSession, _: &mut Context<Self>) -> Self::Result {
-        self.read(move |snap| {
-            snap.session(&m.id)?
-                .ok_or_else(|| QueueError::not_found("agent session", &m.id))
         })
     }
 }

@@ -7,6 +7,7 @@ mod manager;
 mod model_test;
 mod operations;
 mod outbox;
+mod reader;
 mod store;
 
 pub use error::QueueError;
@@ -20,4 +21,5 @@ pub use outbox::{
     DueDeliveries, EventFacts, ListDeliveries, Outbox, OutboxRoute, PruneDeliveries, RecordAttempt,
     Redeliver, Render,
 };
-pub use store::{EventPage, Store, EVENTS_RETAINED};
+pub use reader::*;
+pub use store::{EventPage, ItemPage, Reader, Store, EVENTS_RETAINED};

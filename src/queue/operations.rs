@@ -698,6 +698,9 @@ pub fn recover(tx: &mut Tx, policy: &QueuePolicy) -> Result<Vec<AgentSession>, Q
             "interrupted: flightdeck stopped while it ran",
         )?;
     }
+    if tx.repair_pending("index:item_order")? {
+        tx.index_item_order()?;
+    }
     if tx.repair_pending("index:waiting")? {
         for status in [Status::Review, Status::Blocked] {
             for item in tx.items_in(status)? {

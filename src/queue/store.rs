@@ -1,7 +1,8 @@
 //! The redb store: its tables, and a write transaction that keeps every derived structure
 //! (status counts, the claim index, `blocks`, history, the event log) in step with the items.
 //!
-//! Only the QueueManager holds a [`Store`]. Each of its operations runs in one [`Tx`]: either
+//! Only the QueueManager holds a [`Store`] and writes; reads run anywhere through a
+//! [`Reader`] (redb's read transactions see the last commit and never wait for a writer). Each of its operations runs in one [`Tx`]: either
 //! everything it wrote commits durably, or nothing does.
 //!
 //! Two failures have rules of their own. A file that is there but holds no redb store (empty,
@@ -21,10 +22,13 @@ use redb::{
 };
 use serde_json::value::RawValue;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 /// id -> WorkItem JSON.
 const ITEMS: TableDefinition<&str, &[u8]> = TableDefinition::new("items");
+/// Every item in list order (priority rank, then creation time, then id: the [`claim_key`]),
+/// so a page of the list reads only its own items.
+const ITEM_ORDER: TableDefinition<&[u8], ()> = TableDefinition::new("item_order");
 /// The claim index: one key per claimable item (ready, every blocker done), ordered the way
 /// claims take them: priority rank, then creation time, then id. See [`claim_key`].
 const CLAIMABLE: TableDefinition<&[u8], ()> = TableDefinition::new("claimable");
@@ -65,6 +69,15 @@ const CACHE_BYTES: usize = 48 << 20;
 
 /// How many events stay replayable after they happened.
 pub const EVENTS_RETAINED: u64 = 20_000;
+
+/// A page of the item list.
+pub struct ItemPage {
+    pub items: Vec<WorkItem>,
+    /// Where the next page starts, when there is one.
+    pub next: Option<Vec<u8>>,
+    /// The `seq` of the last event the page's snapshot saw.
+    pub last_seq: u64,
+}
 
 /// A page of stored events: a JSON array, sent as it is.
 pub struct EventPage {
@@ -126,11 +139,45 @@ fn count_key(status: Status) -> String {
     format!("count:{status}")
 }
 
+/// Reads the store from any thread, each read in its own redb read transaction, so reads
+/// never wait for the queue-manager thread nor hold up its writes. Cheap to clone.
+#[derive(Clone)]
+pub struct Reader {
+    /// The database the store has open; None while it is being reopened.
+    db: Arc<RwLock<Option<Arc<Database>>>>,
+}
+
+impl Reader {
+    /// Runs `f` against a snapshot of the last commit.
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&Snapshot) -> Result<T, QueueError>,
+    ) -> Result<T, QueueError> {
+        let db = self
+            .db
+            .read()
+            .ok()
+            .and_then(|slot| slot.clone())
+            .ok_or_else(|| QueueError::Storage("the store is being reopened".into()))?;
+        let txn = db.begin_read()?;
+        f(&Snapshot { txn })
+    }
+
+    fn set(&self, db: Option<Arc<Database>>) {
+        match self.db.write() {
+            Ok(mut slot) => *slot = db,
+            Err(poisoned) => *poisoned.into_inner() = db,
+        }
+    }
+}
+
 /// The open redb database.
 pub struct Store {
     path: PathBuf,
     /// None only while a reopen after an I/O error has failed; the next write tries again.
-    db: Option<Database>,
+    db: Option<Arc<Database>>,
+    /// The same database for readers on other threads.
+    reader: Reader,
     next_seq: u64,
     /// Why the store cannot write, in words; None while it can.
     fault: Option<String>,
@@ -143,10 +190,13 @@ impl Store {
     /// exists. A file that is there but is not a redb store is refused with an error that
     /// names it and says what to do.
     pub fn open(path: &Path) -> Result<Store, QueueError> {
-        let db = open_database(path)?;
+        let db = Arc::new(open_database(path)?);
         let next_seq = prepare(&db)?;
         Ok(Store {
             path: path.to_path_buf(),
+            reader: Reader {
+                db: Arc::new(RwLock::new(Some(db.clone()))),
+            },
             db: Some(db),
             next_seq,
             fault: None,
@@ -159,8 +209,13 @@ impl Store {
         self.outbox = outbox;
     }
 
+    /// A handle for reading the store from other threads.
+    pub fn reader(&self) -> Reader {
+        self.reader.clone()
+    }
+
     fn db(&self) -> Result<&Database, QueueError> {
-        self.db.as_ref().ok_or_else(|| {
+        self.db.as_deref().ok_or_else(|| {
             QueueError::Storage(
                 self.fault
                     .clone()
@@ -182,9 +237,16 @@ impl Store {
             return Ok(());
         }
         // redb holds a lock on the file: the old handle must be gone before the new one opens.
+        // Readers let go of it after their current read.
+        self.reader.set(None);
         if let Some(old) = self.db.take() {
-            if let Err(e) = old.close() {
-                log::debug!("closing the store after an I/O error: {e}");
+            match Arc::try_unwrap(old) {
+                Ok(old) => {
+                    if let Err(e) = old.close() {
+                        log::debug!("closing the store after an I/O error: {e}");
+                    }
+                }
+                Err(shared) => drop(shared),
             }
         }
         let reopened = open_database(&self.path).and_then(|db| {
@@ -195,6 +257,8 @@ impl Store {
         match reopened {
             Ok((next_seq, db)) => {
                 log::warn!("the store {} takes writes again", self.path.display());
+                let db = Arc::new(db);
+                self.reader.set(Some(db.clone()));
                 self.db = Some(db);
                 self.next_seq = next_seq;
                 self.fault = None;
@@ -204,7 +268,8 @@ impl Store {
                 let reason = cannot_write(&e);
                 self.fault = Some(reason.clone());
                 // Reads go on from the old file where it still opens, even if writes cannot.
-                self.db = open_database(&self.path).ok();
+                self.db = open_database(&self.path).ok().map(Arc::new);
+                self.reader.set(self.db.clone());
                 Err(QueueError::Storage(reason))
             }
         }
@@ -359,6 +424,7 @@ fn prepare(db: &Database) -> Result<u64, QueueError> {
     let next_seq;
     {
         txn.open_table(ITEMS)?;
+        txn.open_table(ITEM_ORDER)?;
         txn.open_table(CLAIMABLE)?;
         txn.open_table(EVENTS)?;
         txn.open_table(HISTORY)?;
@@ -428,6 +494,56 @@ impl Snapshot {
             out.push(key.to_string());
         }
         Ok(out)
+    }
+
+    /// Items in list order (priority, then age, then id) that pass `keep`, after the position
+    /// `after` (a [`ItemPage::next`] of an earlier page), at most `limit` of them.
+    pub fn items_page(
+        &self,
+        after: Option<&[u8]>,
+        limit: usize,
+        keep: impl Fn(&WorkItem) -> bool,
+    ) -> Result<ItemPage, QueueError> {
+        use std::ops::Bound;
+        let order = self.txn.open_table(ITEM_ORDER)?;
+        let items = self.txn.open_table(ITEMS)?;
+        let start = match after {
+            Some(key) => Bound::Excluded(key),
+            None => Bound::Unbounded,
+        };
+        let mut page = ItemPage {
+            items: Vec::new(),
+            next: None,
+            last_seq: self.last_seq()?,
+        };
+        let mut last_key = Vec::new();
+        for entry in order.range::<&[u8]>((start, Bound::Unbounded))? {
+            let (key, _) = entry?;
+            let Some(id) = id_from_claim_key(key.value()) else {
+                continue;
+            };
+            let Some(stored) = items.get(id)? else {
+                continue;
+            };
+            let item: WorkItem = serde_json::from_slice(stored.value())?;
+            if !keep(&item) {
+                continue;
+            }
+            if page.items.len() == limit {
+                page.next = Some(last_key);
+                break;
+            }
+            last_key = key.value().to_vec();
+            page.items.push(item);
+        }
+        Ok(page)
+    }
+
+    /// The `seq` of the last event this snapshot holds (0 before the first).
+    pub fn last_seq(&self) -> Result<u64, QueueError> {
+        let meta = self.txn.open_table(META)?;
+        let next = meta.get("next_seq")?.map(|v| v.value()).unwrap_or(1);
+        Ok(next.saturating_sub(1))
     }
 
     pub fn all_items(&self) -> Result<Vec<WorkItem>, QueueError> {
@@ -593,6 +709,7 @@ impl Snapshot {
 /// the events it will publish.
 pub struct Tx<'a> {
     items: Table<'a, &'static str, &'static [u8]>,
+    item_order: Table<'a, &'static [u8], ()>,
     claimable: Table<'a, &'static [u8], ()>,
     event_log: Table<'a, u64, &'static [u8]>,
     meta: Table<'a, &'static str, u64>,
@@ -621,6 +738,7 @@ impl<'a> Tx<'a> {
     ) -> Result<Tx<'a>, QueueError> {
         Ok(Tx {
             items: txn.open_table(ITEMS)?,
+            item_order: txn.open_table(ITEM_ORDER)?,
             claimable: txn.open_table(CLAIMABLE)?,
             event_log: txn.open_table(EVENTS)?,
             meta: txn.open_table(META)?,
@@ -700,6 +818,21 @@ impl<'a> Tx<'a> {
         Ok(true)
     }
 
+    /// Puts every item into the list-order index (for a store written before it existed).
+    pub fn index_item_order(&mut self) -> Result<(), QueueError> {
+        let mut keys = Vec::new();
+        for entry in self.items.iter()? {
+            let (_, v) = entry?;
+            let item: WorkItem = serde_json::from_slice(v.value())?;
+            keys.push(claim_key(&item));
+        }
+        self.dirty = true;
+        for key in keys {
+            self.item_order.insert(key.as_slice(), ())?;
+        }
+        Ok(())
+    }
+
     /// The id of every item, without decoding any.
     pub fn item_ids(&self) -> Result<Vec<String>, QueueError> {
         let mut out = Vec::new();
@@ -744,6 +877,14 @@ impl<'a> Tx<'a> {
     }
 
     fn reindex(&mut self, old: Option<&WorkItem>, item: &WorkItem) -> Result<(), QueueError> {
+        let order = claim_key(item);
+        let old_order = old.map(claim_key);
+        if old_order.as_ref() != Some(&order) {
+            if let Some(old_order) = old_order {
+                self.item_order.remove(old_order.as_slice())?;
+            }
+            self.item_order.insert(order.as_slice(), ())?;
+        }
         let claimable = self.claimable(item)?;
         // A claimable item still in its backoff waits in the retry index instead.
         let retry = item
@@ -825,6 +966,7 @@ impl<'a> Tx<'a> {
         self.dirty = true;
         let id = item.id.as_str();
         self.items.remove(id)?;
+        self.item_order.remove(claim_key(item).as_slice())?;
         self.claimable.remove(claim_key(item).as_slice())?;
         if let Some(at) = item.retry_at {
             self.retry_wait.remove(retry_key(at, id).as_slice())?;

@@ -1,0 +1,206 @@
+//! Reads of the queue, each a [`ReadOp`]: one message type with the code that answers it
+//! from a snapshot. The API runs them through a [`Reader`] on actix-web's blocking threads, so
+//! a read (a page of 5,000 items, a long history) never runs on the queue-manager thread and
+//! never holds up a write batch; the Dispatcher, which lives beside the writer, may still send
+//! them to the QueueManager, which answers them from its own snapshot.
+
+use super::manager::QueueManager;
+use super::store::{EventPage, ItemPage, Reader, Snapshot};
+use super::QueueError;
+use crate::model::{AgentSession, Priority, Status, StatusChange, WorkItem};
+use actix::prelude::*;
+use std::collections::BTreeMap;
+
+/// A read of the queue: what it answers, from one consistent snapshot.
+pub trait ReadOp: Send + 'static {
+    type Output: Send + 'static;
+    fn read(self, snap: &Snapshot) -> Result<Self::Output, QueueError>;
+}
+
+impl Reader {
+    /// Answers `op` on a blocking thread of the HTTP server.
+    pub async fn ask<M: ReadOp>(&self, op: M) -> Result<M::Output, QueueError> {
+        let reader = self.clone();
+        actix_web::web::block(move || reader.read(|snap| op.read(snap)))
+            .await
+            .map_err(|e| QueueError::Storage(format!("the read did not run: {e}")))?
+    }
+}
+
+impl<M> Handler<M> for QueueManager
+where
+    M: ReadOp + Message<Result = Result<<M as ReadOp>::Output, QueueError>>,
+{
+    type Result = Result<M::Output, QueueError>;
+
+    fn handle(&mut self, m: M, _: &mut Context<Self>) -> Self::Result {
+        self.answer(m)
+    }
+}
+
+/// Resolves a full id or a unique prefix of one to the full id.
+pub(super) fn resolve_id(snap: &Snapshot, id: &str) -> Result<String, QueueError> {
+    if snap.contains(id)? {
+        return Ok(id.to_string());
+    }
+    if id.len() < 4 || id.len() > 36 {
+        return Err(QueueError::not_found("item", id));
+    }
+    let mut found = snap.ids_with_prefix(id, 2)?;
+    match found.len() {
+        0 => Err(QueueError::not_found("item", id)),
+        1 => Ok(found.remove(0)),
+        _ => Err(QueueError::Ambiguous(id.to_string())),
+    }
+}
+
+/// One item, by id or unique id prefix.
+#[derive(Message)]
+#[rtype(result = "Result<WorkItem, QueueError>")]
+pub struct GetItem {
+    pub id: String,
+}
+
+impl ReadOp for GetItem {
+    type Output = WorkItem;
+    fn read(self, snap: &Snapshot) -> Result<WorkItem, QueueError> {
+        let id = resolve_id(snap, &self.id)?;
+        snap.item(&id)?
+            .ok_or_else(|| QueueError::not_found("item", &id))
+    }
+}
+
+/// A page of the items matching a filter, sorted by priority then age.
+#[derive(Message)]
+#[rtype(result = "Result<ItemPage, QueueError>")]
+pub struct ListItems {
+    pub status: Option<Status>,
+    pub priority: Option<Priority>,
+    pub query: Option<String>,
+    /// Where the page starts: the `next` of the page before; None for the first page.
+    pub after: Option<Vec<u8>>,
+    pub limit: usize,
+}
+
+impl ReadOp for ListItems {
+    type Output = ItemPage;
+    fn read(self, snap: &Snapshot) -> Result<ItemPage, QueueError> {
+        let query = self.query.map(|q| q.to_lowercase());
+        snap.items_page(self.after.as_deref(), self.limit, |i| {
+            self.status.is_none_or(|s| i.status == s)
+                && self.priority.is_none_or(|p| i.priority == p)
+                && query
+                    .as_deref()
+                    .is_none_or(|q| i.title.to_lowercase().contains(q))
+        })
+    }
+}
+
+/// An item's status changes, oldest first.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<StatusChange>, QueueError>")]
+pub struct GetHistory {
+    pub id: String,
+}
+
+impl ReadOp for GetHistory {
+    type Output = Vec<StatusChange>;
+    fn read(self, snap: &Snapshot) -> Result<Vec<StatusChange>, QueueError> {
+        snap.history(&resolve_id(snap, &self.id)?)
+    }
+}
+
+/// Item counts per status.
+#[derive(Message)]
+#[rtype(result = "Result<BTreeMap<Status, u64>, QueueError>")]
+pub struct CountByStatus;
+
+impl ReadOp for CountByStatus {
+    type Output = BTreeMap<Status, u64>;
+    fn read(self, snap: &Snapshot) -> Result<BTreeMap<Status, u64>, QueueError> {
+        let mut counts = BTreeMap::new();
+        for s in Status::ALL {
+            counts.insert(s, snap.count(s)?);
+        }
+        Ok(counts)
+    }
+}
+
+/// Tokens used on a UTC day (`2026-11-24`), across all sessions.
+#[derive(Message)]
+#[rtype(result = "Result<u64, QueueError>")]
+pub struct TokensOn {
+    pub day: String,
+}
+
+impl ReadOp for TokensOn {
+    type Output = u64;
+    fn read(self, snap: &Snapshot) -> Result<u64, QueueError> {
+        snap.tokens_on(&self.day)
+    }
+}
+
+/// The item that has waited longest on a person in `status` (review or blocked).
+#[derive(Message)]
+#[rtype(result = "Result<Option<WorkItem>, QueueError>")]
+pub struct LongestWaiting {
+    pub status: Status,
+}
+
+impl ReadOp for LongestWaiting {
+    type Output = Option<WorkItem>;
+    fn read(self, snap: &Snapshot) -> Result<Option<WorkItem>, QueueError> {
+        snap.longest_waiting(self.status)
+    }
+}
+
+/// Retained events after `since`, oldest first: at most `limit` of them and `max_bytes` of
+/// JSON (but at least one).
+#[derive(Message)]
+#[rtype(result = "Result<EventPage, QueueError>")]
+pub struct EventsSince {
+    pub since: u64,
+    pub limit: usize,
+    pub max_bytes: usize,
+}
+
+impl ReadOp for EventsSince {
+    type Output = EventPage;
+    fn read(self, snap: &Snapshot) -> Result<EventPage, QueueError> {
+        snap.events_after(self.since, self.limit, self.max_bytes)
+    }
+}
+
+/// Sessions, newest first (all, or one item's).
+#[derive(Message)]
+#[rtype(result = "Result<Vec<AgentSession>, QueueError>")]
+pub struct ListSessions {
+    pub item_id: Option<String>,
+}
+
+impl ReadOp for ListSessions {
+    type Output = Vec<AgentSession>;
+    fn read(self, snap: &Snapshot) -> Result<Vec<AgentSession>, QueueError> {
+        let mut sessions = match self.item_id {
+            Some(id) => snap.sessions_of(&resolve_id(snap, &id)?)?,
+            None => snap.all_sessions()?,
+        };
+        sessions.sort_by_key(|s| std::cmp::Reverse(s.started_at));
+        Ok(sessions)
+    }
+}
+
+/// One session.
+#[derive(Message)]
+#[rtype(result = "Result<AgentSession, QueueError>")]
+pub struct GetSession {
+    pub id: String,
+}
+
+impl ReadOp for GetSession {
+    type Output = AgentSession;
+    fn read(self, snap: &Snapshot) -> Result<AgentSession, QueueError> {
+        snap.session(&self.id)?
+            .ok_or_else(|| QueueError::not_found("agent session", &self.id))
+    }
+}
