@@ -182,7 +182,7 @@ impl QueueManager {
             ctx.notify(Flush);
         }
         self.pending.push(Box::new(move |slot| {
-            let result = slot.map(|(tx, policy)| op(tx, policy));
+            let result = slot.map(|(tx, policy)| tx.attempt(|tx| op(tx, policy)));
             let fatal = matches!(result, Some(Err(QueueError::Storage(_))));
             let reply: Reply = Box::new(move |batch_error| {
                 let out = match (result, batch_error) {

@@ -4,7 +4,9 @@
 //! after every batch the store must agree with the model and keep its invariants: `blocks`
 //! mirrors `blockedBy`, the status counts match the items, each item's history ends in its
 //! status, and a claim takes the item the model says comes first. A restart reopens the store
-//! and runs the start-up recovery. This guards any change to the store's layout or indexes.
+//! and runs the start-up recovery. Every operation runs through `Tx::attempt`, whose debug
+//! assertion fails the test if an operation that refused had written anything. This guards
+//! any change to the store's layout, its indexes or the operations.
 
 use super::operations::{self, Completion, QueuePolicy, Verdict};
 use super::store::Store;
@@ -236,7 +238,8 @@ fn run(tx: &mut super::store::Tx, model: &mut Model, op: &Op) -> Result<(), Test
                 "blockedBy": blocked_by,
             }))
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
-            let item = operations::create(tx, new)
+            let item = tx
+                .attempt(|tx| operations::create(tx, new))
                 .map_err(|e| TestCaseError::fail(format!("create failed: {e}")))?;
             model.items.push(Entry {
                 id: item.id.clone(),
@@ -266,7 +269,10 @@ fn run(tx: &mut super::store::Tx, model: &mut Model, op: &Op) -> Result<(), Test
             } else {
                 Answer::Conflict
             };
-            let got = answer(operations::move_item(tx, &id, to, None).map(|_| Answer::Done))?;
+            let got = answer(
+                tx.attempt(|tx| operations::move_item(tx, &id, to, None))
+                    .map(|_| Answer::Done),
+            )?;
             prop_assert_eq!(got, expected, "move {} from {} to {}", id, from, to);
         }
         Op::Claim => {
@@ -277,7 +283,8 @@ fn run(tx: &mut super::store::Tx, model: &mut Model, op: &Op) -> Result<(), Test
                 entry.attempts += 1;
                 entry.in_backoff = false;
             }
-            let got = operations::claim(tx, "agent", "session")
+            let got = tx
+                .attempt(|tx| operations::claim(tx, "agent", "session"))
                 .map_err(|e| TestCaseError::fail(format!("claim failed: {e}")))?;
             prop_assert_eq!(
                 got.map(|c| c.item.id),
@@ -297,10 +304,11 @@ fn run(tx: &mut super::store::Tx, model: &mut Model, op: &Op) -> Result<(), Test
                 Answer::Conflict
             };
             let got = answer(
-                operations::complete(tx, &POLICY, &id, Completion::default()).map(|outcome| {
-                    assert!(outcome.accepted, "no criteria: always accepted");
-                    Answer::Done
-                }),
+                tx.attempt(|tx| operations::complete(tx, &POLICY, &id, Completion::default()))
+                    .map(|outcome| {
+                        assert!(outcome.accepted, "no criteria: always accepted");
+                        Answer::Done
+                    }),
             )?;
             prop_assert_eq!(got, expected, "complete {}", id);
         }
@@ -333,8 +341,10 @@ fn run(tx: &mut super::store::Tx, model: &mut Model, op: &Op) -> Result<(), Test
                 Answer::Conflict
             };
             let got = answer(
-                operations::fail_attempt(tx, &POLICY, &id, None, "failed", verdict, None)
-                    .map(|_| Answer::Done),
+                tx.attempt(|tx| {
+                    operations::fail_attempt(tx, &POLICY, &id, None, "failed", verdict, None)
+                })
+                .map(|_| Answer::Done),
             )?;
             prop_assert_eq!(got, expected, "fail {} ({:?})", id, verdict);
         }
@@ -376,7 +386,10 @@ fn run(tx: &mut super::store::Tx, model: &mut Model, op: &Op) -> Result<(), Test
             }
             let patch: ItemPatch = serde_json::from_value(patch.into())
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;
-            let got = answer(operations::update(tx, &id, patch).map(|_| Answer::Done))?;
+            let got = answer(
+                tx.attempt(|tx| operations::update(tx, &id, patch))
+                    .map(|_| Answer::Done),
+            )?;
             prop_assert_eq!(got, expected, "edit {} to {:?}", id, blocked_by);
         }
         Op::Delete { item } => {
@@ -393,7 +406,10 @@ fn run(tx: &mut super::store::Tx, model: &mut Model, op: &Op) -> Result<(), Test
                 }
                 Answer::Done
             };
-            let got = answer(operations::delete(tx, &id).map(|_| Answer::Done))?;
+            let got = answer(
+                tx.attempt(|tx| operations::delete(tx, &id))
+                    .map(|_| Answer::Done),
+            )?;
             prop_assert_eq!(got, expected, "delete {}", id);
         }
     }

@@ -728,6 +728,8 @@ pub struct Tx<'a> {
     next_seq: u64,
     /// Whether anything was written; a clean transaction is aborted instead of committed.
     dirty: bool,
+    /// How many writes so far: with the events emitted, what [`Tx::attempt`] compares.
+    writes: u64,
 }
 
 impl<'a> Tx<'a> {
@@ -755,12 +757,42 @@ impl<'a> Tx<'a> {
             events: Vec::new(),
             next_seq,
             dirty: false,
+            writes: 0,
         })
+    }
+
+    fn touch(&mut self) {
+        self.dirty = true;
+        self.writes += 1;
+    }
+
+    /// Runs one operation of a batch. An operation that refuses (a broken rule, a missing
+    /// item) must refuse before it writes or emits anything, so that the rest of its batch
+    /// commits without a trace of it: if it wrote and then refused, that is a bug, caught by
+    /// a debug assertion in tests and, in a release build, turned into a storage error that
+    /// rolls the whole batch back, so that still nothing of it is kept.
+    pub fn attempt<T>(
+        &mut self,
+        op: impl FnOnce(&mut Self) -> Result<T, QueueError>,
+    ) -> Result<T, QueueError> {
+        let before = (self.writes, self.events.len());
+        let result = op(self);
+        if let Err(e) = &result {
+            let wrote = (self.writes, self.events.len()) != before;
+            if wrote && !matches!(e, QueueError::Storage(_)) {
+                debug_assert!(false, "an operation wrote, then refused: {e}");
+                log::error!("an operation wrote, then refused ({e}): its batch is rolled back");
+                return Err(QueueError::Storage(format!(
+                    "an operation failed halfway ({e}); nothing of its batch was kept"
+                )));
+            }
+        }
+        result
     }
 
     /// The webhook outbox, for a write to it.
     pub(super) fn outbox(&mut self) -> &mut OutboxTables<'a> {
-        self.dirty = true;
+        self.touch();
         &mut self.outbox_tables
     }
 
@@ -813,7 +845,7 @@ impl<'a> Tx<'a> {
         if self.meta.get(name)?.is_some() {
             return Ok(false);
         }
-        self.dirty = true;
+        self.touch();
         self.meta.insert(name, 1)?;
         Ok(true)
     }
@@ -826,7 +858,7 @@ impl<'a> Tx<'a> {
             let item: WorkItem = serde_json::from_slice(v.value())?;
             keys.push(claim_key(&item));
         }
-        self.dirty = true;
+        self.touch();
         for key in keys {
             self.item_order.insert(key.as_slice(), ())?;
         }
@@ -864,7 +896,7 @@ impl<'a> Tx<'a> {
     /// Writes `item`, keeping the status counts and the claim index in step. `old` is the item
     /// as it was stored (None for a new one).
     pub fn put(&mut self, old: Option<&WorkItem>, item: &WorkItem) -> Result<(), QueueError> {
-        self.dirty = true;
+        self.touch();
         self.items
             .insert(item.id.as_str(), serde_json::to_vec(item)?.as_slice())?;
         if old.map(|o| o.status) != Some(item.status) {
@@ -932,7 +964,7 @@ impl<'a> Tx<'a> {
             due.push((key.value().to_vec(), claim.value().to_vec()));
         }
         for (key, claim) in due {
-            self.dirty = true;
+            self.touch();
             self.retry_wait.remove(key.as_slice())?;
             self.claimable.insert(claim.as_slice(), ())?;
         }
@@ -944,7 +976,7 @@ impl<'a> Tx<'a> {
         if tokens == 0 {
             return Ok(());
         }
-        self.dirty = true;
+        self.touch();
         let key = tokens_key(day);
         let now = self.meta.get(key.as_str())?.map(|v| v.value()).unwrap_or(0);
         self.meta.insert(key.as_str(), now.saturating_add(tokens))?;
@@ -963,7 +995,7 @@ impl<'a> Tx<'a> {
     }
 
     pub fn delete(&mut self, item: &WorkItem) -> Result<(), QueueError> {
-        self.dirty = true;
+        self.touch();
         let id = item.id.as_str();
         self.items.remove(id)?;
         self.item_order.remove(claim_key(item).as_slice())?;
@@ -1021,7 +1053,7 @@ impl<'a> Tx<'a> {
             }
         }
         for item in stale {
-            self.dirty = true;
+            self.touch();
             self.reindex(Some(&item), &item)?;
         }
         Ok(found)
@@ -1069,7 +1101,7 @@ impl<'a> Tx<'a> {
     }
 
     pub fn put_session(&mut self, session: &AgentSession) -> Result<(), QueueError> {
-        self.dirty = true;
+        self.touch();
         let id = session.id.as_str();
         self.sessions
             .insert(id, serde_json::to_vec(session)?.as_slice())?;
@@ -1117,7 +1149,7 @@ impl<'a> Tx<'a> {
         if self.events.is_empty() {
             return Ok(Vec::new());
         }
-        self.dirty = true;
+        self.touch();
         let mut out = Vec::with_capacity(self.events.len());
         for (kind, data) in std::mem::take(&mut self.events) {
             let event = Event {
