@@ -9,6 +9,7 @@ mod operations;
 mod outbox;
 mod reader;
 mod store;
+mod writes;
 
 pub use error::QueueError;
 pub use manager::*;
@@ -23,3 +24,4 @@ pub use outbox::{
 };
 pub use reader::*;
 pub use store::{EventPage, ItemPage, Reader, Store, EVENTS_RETAINED};
+pub use writes::*;

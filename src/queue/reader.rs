@@ -1,8 +1,8 @@
 //! Reads of the queue, each a [`ReadOp`]: one message type with the code that answers it
 //! from a snapshot. The API runs them through a [`Reader`] on actix-web's blocking threads, so
 //! a read (a page of 5,000 items, a long history) never runs on the queue-manager thread and
-//! never holds up a write batch; the Dispatcher, which lives beside the writer, may still send
-//! them to the QueueManager, which answers them from its own snapshot.
+//! never holds up a write batch; the Dispatcher, which lives beside the writer, sends them
+//! to the QueueManager wrapped in [`Read`], answered from its own snapshot.
 
 use super::manager::QueueManager;
 use super::store::{EventPage, ItemPage, Reader, Snapshot};
@@ -27,14 +27,19 @@ impl Reader {
     }
 }
 
-impl<M> Handler<M> for QueueManager
-where
-    M: ReadOp + Message<Result = Result<<M as ReadOp>::Output, QueueError>>,
-{
+/// A read asked of the QueueManager itself (by the Dispatcher, which lives beside it):
+/// answered on its thread from its own snapshot.
+pub struct Read<M>(pub M);
+
+impl<M: ReadOp> Message for Read<M> {
+    type Result = Result<M::Output, QueueError>;
+}
+
+impl<M: ReadOp> Handler<Read<M>> for QueueManager {
     type Result = Result<M::Output, QueueError>;
 
-    fn handle(&mut self, m: M, _: &mut Context<Self>) -> Self::Result {
-        self.answer(m)
+    fn handle(&mut self, m: Read<M>, _: &mut Context<Self>) -> Self::Result {
+        self.answer(m.0)
     }
 }
 
@@ -55,8 +60,6 @@ pub(super) fn resolve_id(snap: &Snapshot, id: &str) -> Result<String, QueueError
 }
 
 /// One item, by id or unique id prefix.
-#[derive(Message)]
-#[rtype(result = "Result<WorkItem, QueueError>")]
 pub struct GetItem {
     pub id: String,
 }
@@ -71,8 +74,6 @@ impl ReadOp for GetItem {
 }
 
 /// A page of the items matching a filter, sorted by priority then age.
-#[derive(Message)]
-#[rtype(result = "Result<ItemPage, QueueError>")]
 pub struct ListItems {
     pub status: Option<Status>,
     pub priority: Option<Priority>,
@@ -97,8 +98,6 @@ impl ReadOp for ListItems {
 }
 
 /// An item's status changes, oldest first.
-#[derive(Message)]
-#[rtype(result = "Result<Vec<StatusChange>, QueueError>")]
 pub struct GetHistory {
     pub id: String,
 }
@@ -111,8 +110,6 @@ impl ReadOp for GetHistory {
 }
 
 /// Item counts per status.
-#[derive(Message)]
-#[rtype(result = "Result<BTreeMap<Status, u64>, QueueError>")]
 pub struct CountByStatus;
 
 impl ReadOp for CountByStatus {
@@ -127,8 +124,6 @@ impl ReadOp for CountByStatus {
 }
 
 /// Tokens used on a UTC day (`2026-11-24`), across all sessions.
-#[derive(Message)]
-#[rtype(result = "Result<u64, QueueError>")]
 pub struct TokensOn {
     pub day: String,
 }
@@ -141,8 +136,6 @@ impl ReadOp for TokensOn {
 }
 
 /// The item that has waited longest on a person in `status` (review or blocked).
-#[derive(Message)]
-#[rtype(result = "Result<Option<WorkItem>, QueueError>")]
 pub struct LongestWaiting {
     pub status: Status,
 }
@@ -156,8 +149,6 @@ impl ReadOp for LongestWaiting {
 
 /// Retained events after `since`, oldest first: at most `limit` of them and `max_bytes` of
 /// JSON (but at least one).
-#[derive(Message)]
-#[rtype(result = "Result<EventPage, QueueError>")]
 pub struct EventsSince {
     pub since: u64,
     pub limit: usize,
@@ -172,8 +163,6 @@ impl ReadOp for EventsSince {
 }
 
 /// Sessions, newest first (all, or one item's).
-#[derive(Message)]
-#[rtype(result = "Result<Vec<AgentSession>, QueueError>")]
 pub struct ListSessions {
     pub item_id: Option<String>,
 }
@@ -191,8 +180,6 @@ impl ReadOp for ListSessions {
 }
 
 /// One session.
-#[derive(Message)]
-#[rtype(result = "Result<AgentSession, QueueError>")]
 pub struct GetSession {
     pub id: String,
 }
