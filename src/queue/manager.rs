@@ -1,10 +1,11 @@
 //! The QueueManager actor: the one owner of the redb store.
 //!
-//! Reads do not come here but go through a [`super::Reader`] (see `reader.rs`). Writes are queued; when the mailbox has been
-//! drained the whole queue of writes runs in one durable transaction (group commit), and only
+//! The API's reads do not come here but go through a [`super::Reader`] (`reader.rs`); the
+//! writes (`writes.rs`) are queued: when the mailbox has been drained the whole queue of
+//! writes runs in one durable transaction (group commit), and only
 //! then is each caller answered and are the events passed to the Monitor. Under load this turns
 //! one fsync per request into one fsync per batch. A write that breaks a rule fails before it
-//! writes anything, so it is answered with its error without disturbing the rest of its batch;
+//! writes anything (`Tx::attempt` checks), so it is answered with its error without disturbing the rest of its batch;
 //! a storage failure fails the whole batch and nothing of it is kept. After an I/O error (a full
 //! disk) each batch first lets the store reopen itself; while it cannot, every write in the
 //! batch is refused with the reason, and `Readiness` reports it.
