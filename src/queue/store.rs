@@ -1276,4 +1276,61 @@ mod tests {
         assert_eq!(store.read(|s| s.item("ghost")).unwrap(), None);
         assert_eq!(store.last_seq(), 2);
     }
+
+    #[test]
+    fn a_store_in_the_previous_layout_lists_and_claims_after_a_restart() {
+        use crate::queue::operations::{claim, recover, QueuePolicy};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.redb");
+        let waiting_id = {
+            let mut store = Store::open(&path).unwrap();
+            let ((), _) = store
+                .write(|tx| {
+                    let mut waiting = item("waiting", Priority::Urgent, 0);
+                    waiting.retry_at = Some(tx.now + chrono::Duration::hours(1));
+                    tx.put(None, &waiting)?;
+                    for i in 0..5 {
+                        tx.put(None, &item(&format!("ready-{i}"), Priority::Low, i))?;
+                    }
+                    // What the previous release wrote: no list-order index, and an item in
+                    // its backoff kept in the claim index.
+                    tx.item_order.retain(|_, _| false)?;
+                    tx.retry_wait.retain(|_, _| false)?;
+                    tx.claimable.insert(claim_key(&waiting).as_slice(), ())?;
+                    Ok(())
+                })
+                .unwrap();
+            "waiting".to_string()
+        };
+        let mut store = Store::open(&path).unwrap();
+        let policy = QueuePolicy {
+            review: true,
+            max_attempts: 3,
+            retry_backoff_secs: 0.0,
+            item_tokens: 0,
+            price: Default::default(),
+        };
+        store.write(|tx| recover(tx, &policy)).unwrap();
+        let page = store
+            .read(|snap| snap.items_page(None, 10, |_| true))
+            .unwrap();
+        let ids: Vec<&str> = page.items.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["waiting", "ready-0", "ready-1", "ready-2", "ready-3", "ready-4"]
+        );
+        let (claimed, _) = store.write(|tx| claim(tx, "agent", "key")).unwrap();
+        assert_eq!(claimed.map(|c| c.item.id).as_deref(), Some("ready-0"));
+        let moved = store
+            .read(|snap| {
+                let table = snap.txn.open_table(RETRY_WAIT)?;
+                let first = table.iter()?.next().transpose()?;
+                Ok(first.map(|(k, _)| k.value().to_vec()))
+            })
+            .unwrap();
+        assert!(
+            moved.is_some_and(|k| k.ends_with(waiting_id.as_bytes())),
+            "the item in its backoff moved to the retry index"
+        );
+    }
 }
