@@ -129,7 +129,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         item_tokens: config.budgets.item_tokens,
         price: config.budgets.prices.of(config.agent.preset),
     };
-    let reader = store.reader();
+    let reader = queue::ReadPool::start(store.reader())?;
     let (queue, queue_system) = queue::start(store, policy, monitor.clone())?;
     webhooks.start(queue.clone()).await?;
 

@@ -96,7 +96,7 @@ pub async fn list(
     if let Some(next) = &page.next {
         response.insert_header(("X-Next-Cursor", super::cursor::encode(next)));
     }
-    Ok(response.json(page.items))
+    Ok(response.content_type("application/json").body(page.json))
 }
 
 #[utoipa::path(

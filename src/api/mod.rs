@@ -42,7 +42,7 @@ use std::time::Instant;
 pub struct AppState {
     pub queue: Addr<QueueManager>,
     /// Reads of the queue, answered off the queue-manager thread.
-    pub reader: crate::queue::Reader,
+    pub reader: crate::queue::ReadPool,
     pub dispatcher: Addr<Dispatcher>,
     pub monitor: Addr<Monitor>,
     pub data_dir: PathBuf,

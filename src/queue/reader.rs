@@ -1,5 +1,6 @@
 //! Reads of the queue, each a [`ReadOp`]: one message type with the code that answers it
-//! from a snapshot. The API runs them through a [`Reader`] on actix-web's blocking threads, so
+//! from a snapshot. The API runs them on a [`ReadPool`] of reader threads (at a lower CPU
+//! priority, so that on a busy machine writes go first), so
 //! a read (a page of 5,000 items, a long history) never runs on the queue-manager thread and
 //! never holds up a write batch; the Dispatcher, which lives beside the writer, sends them
 //! to the QueueManager wrapped in [`Read`], answered from its own snapshot.
@@ -17,13 +18,69 @@ pub trait ReadOp: Send + 'static {
     fn read(self, snap: &Snapshot) -> Result<Self::Output, QueueError>;
 }
 
-impl Reader {
-    /// Answers `op` on a blocking thread of the HTTP server.
+/// Threads that answer the API's reads: enough for the 2-4 cores flightdeck usually gets.
+const READ_THREADS: usize = 2;
+/// Reads waiting for a thread; more is an overload, refused with 503 instead of queued.
+const READ_BACKLOG: usize = 1024;
+/// The reader threads' niceness: under a full CPU the writer and the HTTP workers go first,
+/// so reading never slows writing down.
+const READ_NICENESS: i32 = 10;
+
+type ReadJob = Box<dyn FnOnce(&Reader) + Send>;
+
+/// The reader threads: a bounded queue of read jobs, answered at a lower CPU priority.
+#[derive(Clone)]
+pub struct ReadPool {
+    jobs: std::sync::mpsc::SyncSender<ReadJob>,
+}
+
+impl ReadPool {
+    /// Starts the reader threads over `reader`.
+    pub fn start(reader: Reader) -> std::io::Result<ReadPool> {
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<ReadJob>(READ_BACKLOG);
+        let queue = std::sync::Arc::new(std::sync::Mutex::new(queue));
+        for i in 0..READ_THREADS {
+            let (queue, reader) = (queue.clone(), reader.clone());
+            std::thread::Builder::new()
+                .name(format!("queue-reader-{i}"))
+                .spawn(move || {
+                    // SAFETY: setpriority only changes this thread's scheduling priority.
+                    unsafe {
+                        let tid = libc::gettid() as libc::id_t;
+                        libc::setpriority(libc::PRIO_PROCESS, tid, READ_NICENESS);
+                    }
+                    loop {
+                        let job = match queue.lock() {
+                            Ok(q) => q.recv(),
+                            Err(poisoned) => poisoned.into_inner().recv(),
+                        };
+                        match job {
+                            Ok(job) => job(&reader),
+                            Err(_) => return,
+                        }
+                    }
+                })?;
+        }
+        Ok(ReadPool { jobs })
+    }
+
+    /// Answers `op` on a reader thread.
     pub async fn ask<M: ReadOp>(&self, op: M) -> Result<M::Output, QueueError> {
-        let reader = self.clone();
-        actix_web::web::block(move || reader.read(|snap| op.read(snap)))
+        let (answer, answered) = futures_channel::oneshot::channel();
+        let job: ReadJob = Box::new(move |reader| {
+            let _ = answer.send(reader.read(|snap| op.read(snap)));
+        });
+        self.jobs.try_send(job).map_err(|e| match e {
+            std::sync::mpsc::TrySendError::Full(_) => QueueError::Storage(format!(
+                "{READ_BACKLOG} reads are already waiting; try again in a moment"
+            )),
+            std::sync::mpsc::TrySendError::Disconnected(_) => {
+                QueueError::Storage("the queue's readers stopped".into())
+            }
+        })?;
+        answered
             .await
-            .map_err(|e| QueueError::Storage(format!("the read did not run: {e}")))?
+            .unwrap_or_else(|_| Err(QueueError::Storage("the read did not run".into())))
     }
 }
 
@@ -83,16 +140,30 @@ pub struct ListItems {
     pub limit: usize,
 }
 
+/// A page of items as the JSON array the API sends, made on the reader thread.
+pub struct ListedPage {
+    pub json: String,
+    /// Where the next page starts, when there is one.
+    pub next: Option<Vec<u8>>,
+    /// The `seq` of the last event the page's snapshot saw.
+    pub last_seq: u64,
+}
+
 impl ReadOp for ListItems {
-    type Output = ItemPage;
-    fn read(self, snap: &Snapshot) -> Result<ItemPage, QueueError> {
+    type Output = ListedPage;
+    fn read(self, snap: &Snapshot) -> Result<ListedPage, QueueError> {
         let query = self.query.map(|q| q.to_lowercase());
-        snap.items_page(self.after.as_deref(), self.limit, |i| {
+        let page: ItemPage = snap.items_page(self.after.as_deref(), self.limit, |i| {
             self.status.is_none_or(|s| i.status == s)
                 && self.priority.is_none_or(|p| i.priority == p)
                 && query
                     .as_deref()
                     .is_none_or(|q| i.title.to_lowercase().contains(q))
+        })?;
+        Ok(ListedPage {
+            json: serde_json::to_string(&page.items)?,
+            next: page.next,
+            last_seq: page.last_seq,
         })
     }
 }
