@@ -194,16 +194,33 @@ impl Handler<SetPolicy> for QueueManager {
     }
 }
 
+/// The QueueManager's thread, to stop at shutdown.
+pub struct QueueThread {
+    system: System,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl QueueThread {
+    /// Stops the QueueManager and waits until its store is closed, so that the next start
+    /// finds a cleanly closed file (one left open is repaired first, which takes time).
+    pub fn stop(self) {
+        self.system.stop();
+        if self.thread.join().is_err() {
+            log::error!("the queue manager thread panicked while stopping");
+        }
+    }
+}
+
 /// Starts the QueueManager on its own thread, in an actix system of its own, so that neither
 /// its blocking redb calls nor the HTTP server's shutdown (which stops the arbiters it knows)
-/// touch it. It runs until the returned [`System`] is stopped.
+/// touch it. It runs until the returned [`QueueThread`] is stopped.
 pub fn start(
     store: Store,
     policy: QueuePolicy,
     monitor: Addr<Monitor>,
-) -> std::io::Result<(Addr<QueueManager>, System)> {
+) -> std::io::Result<(Addr<QueueManager>, QueueThread)> {
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("queue-manager".into())
         .spawn(move || {
             let system = System::new();
@@ -215,6 +232,8 @@ pub fn start(
                 log::error!("queue manager thread ended: {e}");
             }
         })?;
-    rx.recv()
-        .map_err(|_| std::io::Error::other("the queue manager thread did not start"))
+    let (addr, system) = rx
+        .recv()
+        .map_err(|_| std::io::Error::other("the queue manager thread did not start"))?;
+    Ok((addr, QueueThread { system, thread }))
 }
