@@ -99,7 +99,7 @@ impl Default for PoolConfig {
 
 /// Which agent runs, and how its output is read.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "kebab-case")]
 pub enum Preset {
     /// The built-in demo agent (`flightdeck demo-agent`): needs nothing installed.
     #[default]
@@ -112,6 +112,14 @@ pub enum Preset {
     Codex,
     /// Google's Gemini CLI with `--output-format stream-json`.
     Gemini,
+    /// An Agent Client Protocol adapter named by `agent.command`, driven over its stdio.
+    Acp,
+    /// Claude Code over ACP (`claude-agent-acp`).
+    AcpClaude,
+    /// Codex over ACP (`codex-acp`).
+    AcpCodex,
+    /// Gemini CLI over ACP (`gemini --acp`).
+    AcpGemini,
 }
 
 impl Preset {
@@ -123,7 +131,19 @@ impl Preset {
             Preset::Claude => "claude",
             Preset::Codex => "codex",
             Preset::Gemini => "gemini",
+            Preset::Acp => "acp",
+            Preset::AcpClaude => "acp-claude",
+            Preset::AcpCodex => "acp-codex",
+            Preset::AcpGemini => "acp-gemini",
         }
+    }
+
+    /// Whether flightdeck drives this agent over the Agent Client Protocol.
+    pub fn is_acp(self) -> bool {
+        matches!(
+            self,
+            Preset::Acp | Preset::AcpClaude | Preset::AcpCodex | Preset::AcpGemini
+        )
     }
 }
 
@@ -139,7 +159,7 @@ pub enum SandboxMode {
     Off,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct AgentConfig {
     pub preset: Preset,
@@ -149,6 +169,27 @@ pub struct AgentConfig {
     /// More folders the sandboxed agent may write, beside its session folder and the state
     /// folders its preset needs (see `dispatch::presets`).
     pub writable: Vec<PathBuf>,
+    /// ACP presets: how long a cancelled agent has to end its turn after `session/cancel`
+    /// before its processes are stopped.
+    #[serde(default = "default_cancel_grace")]
+    pub cancel_grace_secs: u64,
+}
+
+fn default_cancel_grace() -> u64 {
+    5
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            preset: Preset::default(),
+            command: Vec::new(),
+            verify: Vec::new(),
+            sandbox: SandboxMode::default(),
+            writable: Vec::new(),
+            cancel_grace_secs: default_cancel_grace(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
@@ -195,6 +236,8 @@ pub struct Prices {
     pub claude: Price,
     pub codex: Price,
     pub gemini: Price,
+    /// Every ACP preset (`acp`, `acp-claude`, `acp-codex`, `acp-gemini`).
+    pub acp: Price,
 }
 
 impl Prices {
@@ -205,6 +248,7 @@ impl Prices {
             Preset::Claude => self.claude,
             Preset::Codex => self.codex,
             Preset::Gemini => self.gemini,
+            Preset::Acp | Preset::AcpClaude | Preset::AcpCodex | Preset::AcpGemini => self.acp,
         }
     }
 }
@@ -314,6 +358,9 @@ pub struct Config {
     pub log: LogConfig,
     pub webhooks: Vec<WebhookConfig>,
     pub webhook_delivery: WebhookDeliveryConfig,
+    pub runners: crate::runners::RunnersConfig,
+    /// Which permission requests of ACP agents need a person.
+    pub approvals: crate::dispatch::acp::ApprovalsConfig,
     /// The file this was read from, watched for live changes of `pool.size`.
     #[serde(skip)]
     pub path: Option<PathBuf>,
@@ -377,6 +424,7 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.bind_addr()?;
+        self.runners.validate()?;
         for host in &self.server.allowed_hosts {
             let plain = !host.is_empty()
                 && host
@@ -419,6 +467,13 @@ impl Config {
                 "the lines preset needs a command (an argv list)",
             ));
         }
+        if self.agent.preset == Preset::Acp && self.agent.command.is_empty() {
+            return Err(invalid(
+                "agent.command",
+                "the acp preset needs the adapter's command (an argv list), like [\"claude-agent-acp\"]",
+            ));
+        }
+        self.approvals.validate()?;
         if self.agent.command.iter().any(|a| a.is_empty()) {
             return Err(invalid("agent.command", "arguments must not be empty"));
         }
@@ -429,6 +484,7 @@ impl Config {
             ("claude", prices.claude),
             ("codex", prices.codex),
             ("gemini", prices.gemini),
+            ("acp", prices.acp),
         ] {
             for (side, value) in [
                 ("input_per_mtok", price.input_per_mtok),

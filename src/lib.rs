@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod model;
 pub mod monitor;
 pub mod queue;
+pub mod runners;
 pub mod sandbox;
 pub mod server;
 mod static_files;

@@ -114,14 +114,65 @@ enum Command {
         #[arg(long, conflicts_with = "follow")]
         json: bool,
     },
+    /// List the permission requests of running ACP agents that wait for a person.
+    Approvals {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Answer a permission request: OPTION is an option id or kind (allow_once, reject_once).
+    Approve { id: String, option: String },
+    /// Send a running ACP agent a message: its next prompt turn.
+    Say {
+        /// Item id, or a unique prefix of one (4+ characters).
+        id: String,
+        text: String,
+    },
     /// Print a shell completion script: `flightdeck completions bash > /etc/bash_completion.d/flightdeck`.
     Completions {
         #[arg(value_enum)]
         shell: CompletionShell,
     },
+    /// Run a runner: register with the server (--server URL), claim work for free slots
+    /// under leases, and run it here with this host's [agent] and [workspace] settings (from
+    /// --config; its state, a stable runner id included, is kept in that config's data_dir).
+    Runner {
+        /// A runner token (`flightdeck runner-token create NAME` on the server's host).
+        #[arg(long, env = "FLIGHTDECK_RUNNER_TOKEN", hide_env_values = true)]
+        token: String,
+        /// How many items to run at once.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+        slots: u32,
+        /// Labels this host offers (items may require them), comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        labels: Vec<String>,
+        /// What the board calls this runner (default: its id).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Make, list and revoke runner tokens (with the admin token).
+    RunnerToken {
+        #[command(subcommand)]
+        action: flightdeck::cli::runners::TokenAction,
+    },
     /// The built-in demo agent (run by the server).
     #[command(hide = true)]
     DemoAgent { agents_md: Option<PathBuf> },
+    /// Drive an ACP adapter for one session (run by the server, as the session's agent).
+    #[command(hide = true)]
+    AcpBridge {
+        #[arg(long)]
+        prompt_file: PathBuf,
+        #[arg(long)]
+        workspace: PathBuf,
+        #[arg(long)]
+        artifacts: PathBuf,
+        /// An ACP session to resume with session/load, when the adapter can.
+        #[arg(long)]
+        resume: Option<String>,
+        /// The adapter's argv.
+        #[arg(last = true, required = true)]
+        adapter: Vec<String>,
+    },
     /// Start an agent: tie it to the server, track it, sandbox it, exec it (run by the server).
     #[command(hide = true)]
     ExecAgent {
@@ -227,6 +278,47 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::DemoAgent { agents_md } => {
             Ok(flightdeck::dispatch::demo_agent::run(agents_md.as_deref())?)
+        }
+        Command::Runner {
+            token,
+            slots,
+            labels,
+            name,
+        } => {
+            let config = Config::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
+            flightdeck::token::scrub_from_environment("FLIGHTDECK_RUNNER_TOKEN");
+            let server = cli
+                .server
+                .ok_or("flightdeck runner needs --server URL (the server to pull work from)")?;
+            let labels = flightdeck::model::Labels::parse(&labels)?;
+            Ok(flightdeck::runners::agent::run(
+                flightdeck::runners::agent::RunnerOptions {
+                    server,
+                    token,
+                    slots,
+                    labels,
+                    name,
+                    config,
+                },
+            )?)
+        }
+        Command::AcpBridge {
+            prompt_file,
+            workspace,
+            artifacts,
+            resume,
+            adapter,
+        } => {
+            let code = flightdeck::dispatch::acp::bridge::run(
+                flightdeck::dispatch::acp::bridge::BridgeArgs {
+                    prompt_file,
+                    workspace,
+                    artifacts,
+                    resume,
+                    adapter,
+                },
+            );
+            std::process::exit(code)
         }
         Command::Completions { shell } => {
             let shell = match shell {
@@ -426,7 +518,44 @@ fn client_command(client: &Client, out: &mut Output, command: Command) -> Result
                 for line in flightdeck::cli::status::lines(&status) {
                     out.line(&line);
                 }
+                if let Ok(runners) = client.get("/api/runners") {
+                    for line in flightdeck::cli::runners::status_lines(&runners) {
+                        out.line(&line);
+                    }
+                }
             }
+        }
+        Command::RunnerToken { action } => {
+            flightdeck::cli::runners::token_command(client, out, action)?
+        }
+        Command::Approvals { json } => {
+            let approvals = client.get("/api/approvals")?;
+            if json {
+                out.json(&approvals);
+            } else {
+                for line in flightdeck::cli::approvals::lines(&approvals) {
+                    out.line(&line);
+                }
+            }
+        }
+        Command::Approve { id, option } => {
+            let (_, answer) = client.send(
+                "POST",
+                &format!("/api/approvals/{}", encode(&id)),
+                &json!({ "option": option }),
+            )?;
+            out.line(answer["message"].as_str().unwrap_or("answered"));
+        }
+        Command::Say { id, text } => {
+            let (_, answer) = client.send(
+                "POST",
+                &format!("/api/items/{}/messages", encode(&id)),
+                &json!({ "text": text }),
+            )?;
+            out.line(match answer["delivery"].as_str() {
+                Some("queued") => "Queued: the agent reads it when its current turn ends.",
+                _ => "Sent: it is the agent's next prompt turn.",
+            });
         }
         Command::Logs { id, follow, json } => {
             let path = format!("/api/items/{}/log", encode(&id));
@@ -454,8 +583,10 @@ fn client_command(client: &Client, out: &mut Output, command: Command) -> Result
             }
         }
         Command::Serve
+        | Command::Runner { .. }
         | Command::Doctor
         | Command::DemoAgent { .. }
+        | Command::AcpBridge { .. }
         | Command::ExecAgent { .. }
         | Command::Completions { .. } => {}
     }

@@ -128,8 +128,15 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         retry_backoff_secs: config.pool.retry_backoff_secs,
         item_tokens: config.budgets.item_tokens,
         price: config.budgets.prices.of(config.agent.preset),
+        lease_secs: config.runners.lease_secs,
     };
     let reader = queue::ReadPool::start(store.reader())?;
+    let runner_tokens = store
+        .read(|snap| snap.runner_tokens())
+        .map_err(ServeError::Store)?;
+    let runner_tokens = web::Data::new(crate::runners::tokens::RunnerTokens::load(&runner_tokens));
+    let runner_settings =
+        web::Data::new(crate::runners::RunnerSettings::from_config(&config.runners));
     let (queue, queue_system) = queue::start(store, policy, monitor.clone())?;
     webhooks.start(queue.clone()).await?;
 
@@ -177,6 +184,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             port_rules,
         }
     });
+    let desk = crate::dispatch::acp::Desk::default();
     let settings = AgentSettings {
         preset: config.agent.preset,
         command,
@@ -189,8 +197,15 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         sandbox: plan,
         exe: exe.clone(),
         tracking,
+        approvals: config.approvals.clone(),
+        desk: desk.clone(),
+        cancel_grace: Duration::from_secs(config.agent.cancel_grace_secs),
     };
     let dispatcher = Dispatcher::new(&config, settings, queue.clone(), monitor.clone()).start();
+    queue::LeaseSweeper {
+        queue: queue.clone(),
+    }
+    .start();
 
     let state = web::Data::new(AppState {
         queue,
@@ -201,6 +216,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         started: Instant::now(),
         sandbox: if sandboxed { "landlock" } else { "none" },
         approval: crate::dispatch::approval::Approval::from_config(&config.workspace),
+        desk,
+        preset: config.agent.preset,
     });
     let guard = web::Data::new(TokenGuard::new(api_token.clone()));
     let hosts = web::Data::new(HostPolicy::new(&config.server.allowed_hosts));
@@ -212,6 +229,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         App::new()
             .app_data(state.clone())
             .app_data(guard.clone())
+            .app_data(runner_tokens.clone())
+            .app_data(runner_settings.clone())
             .app_data(web::PayloadConfig::new(api::MAX_BODY))
             .app_data(hosts.clone())
             .app_data(metrics_access.clone())

@@ -10,23 +10,9 @@ use actix_web::{web, HttpResponse};
 /// A file: its name in the URL, its media type, its content.
 type File = (&'static str, &'static str, &'static str);
 
-const BOARD: &[File] = &[
-    (
-        "index.html",
-        "text/html; charset=utf-8",
-        include_str!("../static/index.html"),
-    ),
-    (
-        "app.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../static/app.js"),
-    ),
-    (
-        "style.css",
-        "text/css; charset=utf-8",
-        include_str!("../static/style.css"),
-    ),
-];
+/// Everything under static/ but the API docs (index.html, style.css, the ES modules under
+/// js/), listed by build.rs.
+const BOARD: &[File] = include!(concat!(env!("OUT_DIR"), "/board_files.rs"));
 
 /// Swagger UI (vendored from npm's swagger-ui-dist: see static/api-docs/README.md) on
 /// `/api/openapi.json`.

@@ -93,14 +93,55 @@ pub(super) fn bearer_refusal(req: &ServiceRequest) -> Option<ApiError> {
     refusal(req, bearer_header(req))
 }
 
-/// Guards the `/api` scope: the token in `Authorization: Bearer`.
+/// The runner token presented, if it is one (see `runners/tokens.rs`).
+fn runner_token(req: &ServiceRequest) -> Option<String> {
+    let tokens = req.app_data::<web::Data<crate::runners::tokens::RunnerTokens>>()?;
+    tokens.lookup(&bearer_header(req)?)
+}
+
+/// Who a request under `/api/runners` comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    Admin,
+    /// A runner, by the id of its token.
+    Runner(String),
+}
+
+/// Guards the `/api` scope: the token in `Authorization: Bearer`. A runner token is told
+/// that it may call only the runner routes.
 pub async fn require_token(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     if let Some(err) = bearer_refusal(&req) {
+        let err = match runner_token(&req) {
+            Some(_) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "runner_token",
+                "a runner token may only call the runner routes (/api/runners/...): use the admin token for everything else",
+            ),
+            None => err,
+        };
         return Ok(req.error_response(err).map_into_right_body());
     }
+    Ok(next.call(req).await?.map_into_left_body())
+}
+
+/// Guards `/api/runners`: the admin token, or a runner token; the handler learns which from
+/// the request's [`Caller`].
+pub async fn require_runner_or_admin(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    use actix_web::HttpMessage;
+    let caller = match bearer_refusal(&req) {
+        None => Caller::Admin,
+        Some(err) => match runner_token(&req) {
+            Some(id) => Caller::Runner(id),
+            None => return Ok(req.error_response(err).map_into_right_body()),
+        },
+    };
+    req.extensions_mut().insert(caller);
     Ok(next.call(req).await?.map_into_left_body())
 }
 

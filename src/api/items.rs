@@ -99,6 +99,9 @@ pub async fn list(
     Ok(response.content_type("application/json").body(page.json))
 }
 
+/// The header the board sends with every request: `X-Flightdeck-Client: board`.
+const BOARD_CLIENT_HEADER: &str = "x-flightdeck-client";
+
 #[utoipa::path(
     post, path = "/api/items", tag = "items", operation_id = "createItem",
     summary = "Add a work item",
@@ -116,8 +119,19 @@ pub async fn list(
 )]
 pub async fn create(
     state: web::Data<AppState>,
-    Json(new): Json<NewWorkItem>,
+    req: HttpRequest,
+    Json(mut new): Json<NewWorkItem>,
 ) -> Result<HttpResponse, ApiError> {
+    // The board names itself in a header (its body is what a person typed): its items are
+    // recorded as made "by board", not "by api".
+    if new.created_by.is_none()
+        && req
+            .headers()
+            .get(BOARD_CLIENT_HEADER)
+            .is_some_and(|v| v == "board")
+    {
+        new.created_by = Name::parse("board".into()).ok();
+    }
     let item = state.queue.send(CreateItem(new)).await??;
     Ok(HttpResponse::Created().json(item))
 }
@@ -232,8 +246,17 @@ pub async fn diff(
         .map_err(|e| ApiError::unavailable(format!("the diff did not run: {e}")))?;
     match diff {
         Ok(diff) => Ok(HttpResponse::Ok().json(diff)),
-        // An item no attempt has finished on has changed nothing yet: an empty diff.
-        Err(DiffError::NothingYet) => Ok(HttpResponse::Ok().json(Diff::nothing_yet())),
+        // An item no attempt has finished on has changed nothing yet: an empty diff, unless a
+        // runner on another machine uploaded the diff of its attempt.
+        Err(DiffError::NothingYet) => {
+            let uploaded = super::runner_diff_path(&state.data_dir, &item.id);
+            match web::block(move || std::fs::read(uploaded)).await? {
+                Ok(json) => Ok(HttpResponse::Ok()
+                    .content_type("application/json")
+                    .body(json)),
+                Err(_) => Ok(HttpResponse::Ok().json(Diff::nothing_yet())),
+            }
+        }
         Err(e) => {
             log::warn!("diff of {}: {e}", item.id);
             Err(ApiError::unavailable(format!("{:?}: {e}", item.title)))
@@ -332,6 +355,7 @@ pub async fn claim(
         .send(Claim {
             agent_id: req.agent_id.into(),
             session_key: req.session_key.into(),
+            labels: crate::model::Labels::default(),
         })
         .await??;
     Ok(match claimed {

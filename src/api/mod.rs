@@ -6,6 +6,7 @@
 //! hands to one of their handlers has passed them, however its path was spelled.
 
 mod agents;
+mod approvals;
 mod auth;
 mod body;
 mod budgets;
@@ -18,7 +19,9 @@ mod items;
 mod metrics;
 mod openapi;
 mod query;
+mod runners;
 mod status;
+mod transcript;
 mod webhooks;
 
 pub use auth::{TokenGuard, SOCKET_PROTOCOL};
@@ -29,6 +32,7 @@ pub use host::{check_host, HostPolicy};
 pub use metrics::MetricsAccess;
 pub use openapi::ApiDoc;
 pub use query::Query;
+pub use runners::{overview as runners_overview, runner_diff_path};
 
 use crate::dispatch::Dispatcher;
 use crate::monitor::Monitor;
@@ -50,6 +54,11 @@ pub struct AppState {
     pub sandbox: &'static str,
     /// What approving does to an item's branch (git worktree mode).
     pub approval: crate::dispatch::approval::Approval,
+    /// Permission requests of ACP agents waiting for a person, and the sessions that take
+    /// follow-up messages.
+    pub desk: crate::dispatch::acp::Desk,
+    /// How agents' output is parsed, for the log viewer's parsed view.
+    pub preset: crate::config::Preset,
 }
 
 /// Registers every route under `/api`, plus `/healthz`, `/readyz`, `/metrics` and `/ws`.
@@ -71,6 +80,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .get(events::websocket),
     )
     .configure(crate::static_files::api_docs)
+    .service(
+        // Before `/api`: a runner token passes this guard, and only this one.
+        web::scope("/api/runners")
+            .wrap(middleware::from_fn(csrf::require_api_client))
+            .wrap(middleware::from_fn(auth::require_runner_or_admin))
+            .service(resource("", "GET").get(runners::list))
+            .service(resource("/register", "POST").post(runners::register))
+            .service(resource("/{id}/claim", "POST").post(runners::claim))
+            .service(resource("/{id}/heartbeat", "POST").post(runners::heartbeat))
+            .service(resource("/{id}/drain", "POST").post(runners::drain))
+            .service(resource("/{id}/items/{item}/reports", "POST").post(runners::reports))
+            .service(resource("/{id}/items/{item}/files", "PUT").put(runners::upload_file))
+            .service(resource("/{id}/items/{item}/diff", "PUT").put(runners::upload_diff))
+            .service(resource("/{id}/items/{item}/complete", "POST").post(runners::complete))
+            .service(resource("/{id}/items/{item}/fail", "POST").post(runners::fail))
+            .default_service(web::to(not_found)),
+    )
     .service(
         web::scope("/api")
             // The last wrap runs first: the token, then the CSRF rule.
@@ -108,8 +134,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 resource("/items/{id}/artifacts/{artifact}", "GET").get(items::download_artifact),
             )
             .service(resource("/items/{id}/history", "GET").get(items::history))
+            .service(resource("/items/{id}/messages", "POST").post(approvals::say))
+            .service(resource("/approvals", "GET").get(approvals::list))
+            .service(resource("/approvals/{id}", "POST").post(approvals::decide))
             .service(resource("/items/{id}/log", "GET").get(items::log))
+            .service(resource("/items/{id}/transcript", "GET").get(transcript::window))
+            .service(resource("/items/{id}/transcript/search", "GET").get(transcript::search))
             .service(resource("/items/{id}/diff", "GET").get(items::diff))
+            .service(
+                resource("/runner-tokens", "GET, POST")
+                    .get(runners::list_tokens)
+                    .post(runners::create_token),
+            )
+            .service(resource("/runner-tokens/{id}", "DELETE").delete(runners::revoke_token))
             .service(resource("/webhooks/deliveries", "GET").get(webhooks::deliveries))
             .service(
                 resource("/webhooks/deliveries/{id}/redeliver", "POST").post(webhooks::redeliver),

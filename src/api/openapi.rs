@@ -9,8 +9,11 @@
 //! only what is particular to it. `info.version` is the crate's version: see
 //! docs/API_COMPATIBILITY.md for what a version change promises.
 
-use super::{agents, budgets, events, items, status, webhooks, ErrorBody, MAX_BODY};
-use crate::model::{AcceptanceEntry, ArtifactInput};
+use super::{
+    agents, approvals, budgets, events, items, runners, status, transcript, webhooks, ErrorBody,
+    MAX_BODY,
+};
+use crate::model::{AcceptanceEntry, AcceptanceReport, ArtifactInput};
 use actix_web::HttpResponse;
 use serde_json::json;
 use utoipa::openapi::path::Operation;
@@ -47,6 +50,8 @@ see docs/API_COMPATIBILITY.md."
         items::diff,
         items::history,
         items::log,
+        transcript::window,
+        transcript::search,
         agents::list,
         agents::get,
         agents::cancel,
@@ -56,8 +61,24 @@ see docs/API_COMPATIBILITY.md."
         budgets::update,
         webhooks::deliveries,
         webhooks::redeliver,
+        runners::register,
+        runners::claim,
+        runners::heartbeat,
+        runners::reports,
+        runners::upload_file,
+        runners::upload_diff,
+        runners::complete,
+        runners::fail,
+        runners::list,
+        runners::drain,
+        runners::create_token,
+        runners::list_tokens,
+        runners::revoke_token,
+        approvals::list,
+        approvals::decide,
+        approvals::say,
     ),
-    components(schemas(ErrorBody, ArtifactInput, AcceptanceEntry)),
+    components(schemas(ErrorBody, ArtifactInput, AcceptanceEntry, AcceptanceReport)),
     modifiers(&BearerAuth, &SharedErrors),
     security(("bearer" = [])),
     tags(
@@ -66,6 +87,8 @@ see docs/API_COMPATIBILITY.md."
         (name = "events", description = "The event log"),
         (name = "status", description = "Health and counts"),
         (name = "webhooks", description = "The webhook delivery log"),
+        (name = "runners", description = "Runners on other machines: leases, reports, tokens"),
+        (name = "approvals", description = "People in the loop of running ACP agents"),
     )
 )]
 pub struct ApiDoc;

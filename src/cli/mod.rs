@@ -2,8 +2,10 @@
 //! an aligned table for people, or the API's JSON with `--json`. Everything they print goes
 //! through [`Output`], which shows control characters as text on a terminal.
 
+pub mod approvals;
 mod client;
 mod exit;
+pub mod runners;
 pub mod status;
 mod table;
 mod terminal;

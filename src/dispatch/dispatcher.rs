@@ -142,6 +142,8 @@ pub struct Dispatcher {
     /// Set while a rate limit holds every new dispatch back.
     pause: Option<RateLimit>,
     stopping: bool,
+    /// The local runner's labels (`runners.local_labels`): it claims only items they cover.
+    labels: crate::model::Labels,
     watch: Option<ConfigWatch>,
     waiting_for_empty: Vec<futures_channel::oneshot::Sender<()>>,
 }
@@ -195,6 +197,7 @@ impl Dispatcher {
             held: None,
             pause: None,
             stopping: false,
+            labels: config.runners.local_labels(),
             watch,
             waiting_for_empty: Vec::new(),
         }
@@ -294,16 +297,20 @@ impl Dispatcher {
         self.claiming += 1;
         let queue = self.queue.clone();
         let limit = self.review_limit;
+        let desk = self.settings.desk.clone();
         let daily_limit = self.daily.limit;
+        let labels = self.labels.clone();
         let session_id = uuid::Uuid::new_v4().to_string();
         let session_key = format!("{}-{}", self.settings.preset_name(), &session_id[..8]);
         let work = async move {
             if limit > 0 {
                 let counts = queue.send(Read(CountByStatus)).await??;
-                let waiting = counts.get(&Status::Review).copied().unwrap_or(0);
+                // Items whose agent waits on a person count as waiting for review.
+                let waiting =
+                    counts.get(&Status::Review).copied().unwrap_or(0) + desk.items_waiting() as u64;
                 if waiting >= limit as u64 {
                     return Ok(ClaimOutcome::Held(format!(
-                        "{waiting} items wait in review (queue.review_limit = {limit}): approve or reject some to resume"
+                        "{waiting} items wait in review or on a person (queue.review_limit = {limit}): answer or approve some to resume"
                     )));
                 }
             }
@@ -318,6 +325,7 @@ impl Dispatcher {
                 .send(Claim {
                     agent_id: session_id.clone(),
                     session_key: session_key.clone(),
+                    labels,
                 })
                 .await??;
             let Some(claimed) = claimed else {
@@ -440,7 +448,7 @@ impl Dispatcher {
             item,
             ws,
             settings,
-            self.queue.clone(),
+            Arc::new(super::reporter::LocalReporter(self.queue.clone())),
             ctx.address().recipient(),
         );
         let addr = session.start();

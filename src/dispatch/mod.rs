@@ -1,6 +1,7 @@
 //! Running agents: the Dispatcher keeps the pool full, each AgentSession runs one agent as a
 //! child process in its own workspace, and the parsers read what agents print.
 
+pub mod acp;
 pub mod approval;
 mod artifacts;
 pub mod budget;
@@ -12,15 +13,17 @@ mod dispatcher;
 mod error;
 mod git;
 pub mod launcher;
+pub mod log_lines;
 pub mod parsers;
 pub mod presets;
 pub mod process;
 mod reaper;
-mod session;
+pub mod reporter;
+pub mod session;
 pub mod session_files;
 mod stderr;
 mod verdict;
-mod workspace;
+pub mod workspace;
 
 pub use dispatcher::{
     CancelItem, CancelSession, DispatchNow, Dispatcher, GetPool, PoolInfo, PoolPause, Resize,

@@ -20,6 +20,9 @@
 //!   namespaces), so it runs with `--sandbox danger-full-access` and flightdeck's Landlock is
 //!   its confinement; without Landlock it runs unconfined, and `GET /api/status` says
 //!   `"sandbox": "none"`. `--skip-git-repo-check` lets it work in a plain folder.
+//! - ACP presets: the adapter runs under `flightdeck acp-bridge` (see `dispatch::acp`), which
+//!   asks flightdeck's `[approvals]` policy, and people, instead of approving everything; each
+//!   adapter keeps the home of the CLI it wraps.
 //! - Gemini CLI: `--yolo` approves its tool calls; `GEMINI_CLI_NO_RELAUNCH` keeps it from
 //!   re-spawning itself (its relaunch waits on a child that the sandbox can leave silent).
 
@@ -33,13 +36,33 @@ pub const PROMPT: &str = "Read AGENTS.md in the current directory and do the wor
 /// The folder of a session that holds its agent's home and tool caches.
 const STATE_DIR: &str = "agent-state";
 
-/// The argv of the configured agent: `agent.command`, or the preset's own.
+/// The argv of the configured agent: `agent.command`, or the preset's own. An ACP preset's
+/// adapter runs under the bridge.
 pub fn command(config: &Config, exe: &Path) -> Vec<String> {
-    if config.agent.command.is_empty() {
+    let agent = if config.agent.command.is_empty() {
         default_command(config.agent.preset, exe)
     } else {
         config.agent.command.clone()
+    };
+    if !config.agent.preset.is_acp() {
+        return agent;
     }
+    let mut bridged: Vec<String> = [
+        &exe.display().to_string(),
+        "acp-bridge",
+        "--prompt-file",
+        "{prompt_file}",
+        "--workspace",
+        "{workspace}",
+        "--artifacts",
+        "{artifacts}",
+        "--",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    bridged.extend(agent);
+    bridged
 }
 
 /// The preset's built-in argv (placeholders as in `agent.command`).
@@ -82,6 +105,10 @@ pub fn default_command(preset: Preset, exe: &Path) -> Vec<String> {
             "--prompt",
             PROMPT,
         ],
+        Preset::Acp => &[],
+        Preset::AcpClaude => &["claude-agent-acp"],
+        Preset::AcpCodex => &["codex-acp"],
+        Preset::AcpGemini => &["gemini", "--acp"],
     };
     list.iter().map(|s| s.to_string()).collect()
 }
@@ -103,22 +130,22 @@ struct AgentHome {
 
 fn agent_home(preset: Preset) -> Option<AgentHome> {
     match preset {
-        Preset::Demo | Preset::Lines => None,
-        Preset::Claude => Some(AgentHome {
+        Preset::Demo | Preset::Lines | Preset::Acp => None,
+        Preset::Claude | Preset::AcpClaude => Some(AgentHome {
             var: "CLAUDE_CONFIG_DIR",
             default: ".claude",
             holds_folder: false,
             copied: &["settings.json", "CLAUDE.md", ".claude.json"],
             linked: &[".credentials.json"],
         }),
-        Preset::Codex => Some(AgentHome {
+        Preset::Codex | Preset::AcpCodex => Some(AgentHome {
             var: "CODEX_HOME",
             default: ".codex",
             holds_folder: false,
             copied: &["config.toml", "AGENTS.md"],
             linked: &["auth.json"],
         }),
-        Preset::Gemini => Some(AgentHome {
+        Preset::Gemini | Preset::AcpGemini => Some(AgentHome {
             var: "GEMINI_CLI_HOME",
             default: ".gemini",
             holds_folder: true,
@@ -146,7 +173,7 @@ pub fn session_env(preset: Preset, sandboxed: bool, root: &Path) -> Vec<(String,
         env.push((home.var.to_string(), path(state.join(home.default))));
     }
     match preset {
-        Preset::Claude => {
+        Preset::Claude | Preset::AcpClaude => {
             env.push((
                 "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".into(),
                 "1".into(),
@@ -155,7 +182,9 @@ pub fn session_env(preset: Preset, sandboxed: bool, root: &Path) -> Vec<(String,
                 env.push(("IS_SANDBOX".into(), "1".into()));
             }
         }
-        Preset::Gemini => env.push(("GEMINI_CLI_NO_RELAUNCH".into(), "true".into())),
+        Preset::Gemini | Preset::AcpGemini => {
+            env.push(("GEMINI_CLI_NO_RELAUNCH".into(), "true".into()))
+        }
         _ => {}
     }
     env
@@ -187,7 +216,8 @@ pub fn prepare_state(preset: Preset, root: &Path) -> io::Result<()> {
         }
     }
     // Claude Code keeps its global config beside its folder unless CLAUDE_CONFIG_DIR is set.
-    if preset == Preset::Claude && std::env::var_os(home.var).is_none() {
+    let claude = matches!(preset, Preset::Claude | Preset::AcpClaude);
+    if claude && std::env::var_os(home.var).is_none() {
         if let Some(global) = std::env::var_os("HOME").map(|h| Path::new(&h).join(".claude.json")) {
             if global.is_file() {
                 std::fs::copy(&global, folder.join(".claude.json"))?;

@@ -34,12 +34,16 @@ pub enum ProcessEvent {
 /// A started agent process: its pid is also its process group id.
 pub struct AgentProcess {
     pub pid: u32,
+    /// Its stdin, when the launch asked for a pipe (ACP agents take instructions there).
+    pub stdin: Option<std::process::ChildStdin>,
 }
 
 pub struct Launch<'a> {
     pub argv: &'a [String],
     pub cwd: &'a Path,
     pub env: Vec<(String, String)>,
+    /// A pipe to the process's stdin; otherwise stdin is closed.
+    pub stdin: bool,
 }
 
 /// Starts the process; `report` receives its output lines, the closing of each stream, and
@@ -55,7 +59,11 @@ pub fn spawn(
     let mut cmd = Command::new(program);
     cmd.args(args)
         .current_dir(launch.cwd)
-        .stdin(Stdio::null())
+        .stdin(if launch.stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     for var in SECRET_VARS {
@@ -66,6 +74,7 @@ pub fn spawn(
     }
     let mut child = cmd.spawn()?;
     let pid = child.id();
+    let stdin = child.stdin.take();
     if let Some(out) = child.stdout.take() {
         read_lines(out, ProcessEvent::Line, report.clone());
     }
@@ -75,7 +84,7 @@ pub fn spawn(
     std::thread::Builder::new()
         .name(format!("agent-wait-{pid}"))
         .spawn(move || report(ProcessEvent::Exited(child.wait())))?;
-    Ok(AgentProcess { pid })
+    Ok(AgentProcess { pid, stdin })
 }
 
 fn read_lines(

@@ -18,12 +18,15 @@
 //! wall clock (`pool.timeout_secs`), and a cancel or shutdown stops it as it stops the agent.
 //! When the session ends, everything it started is killed.
 
+mod people;
+
 use super::artifacts::Declared;
 use super::deliverable;
 use super::launcher;
 use super::parsers::{parser_for, AgentOutput, OutputParser, Problem, ProblemKind};
 use super::presets;
 use super::process::{self, ProcessEvent, SessionProcesses, Tracking};
+use super::reporter::SessionReporter;
 use super::stderr::StderrGate;
 use super::verdict::{self, RateLimit};
 use super::workspace::Workspace;
@@ -32,10 +35,7 @@ use crate::model::{
     render_agents_md, thousands, AcceptanceEntry, AgentSession as SessionRecord, AgentStatus,
     ArtifactInput, ArtifactKind, WorkItem,
 };
-use crate::queue::{
-    Complete, Completion, FailAttempt, Progress, QueueManager, SessionChanged, SessionStarted,
-    Verdict,
-};
+use crate::queue::{Completion, FailAttempt, Verdict};
 use actix::prelude::*;
 use chrono::Utc;
 use std::fs::File;
@@ -80,6 +80,12 @@ pub struct AgentSettings {
     pub exe: PathBuf,
     /// How the processes of each session are tracked.
     pub tracking: Tracking,
+    /// ACP presets: which permission requests need a person.
+    pub approvals: super::acp::ApprovalsConfig,
+    /// ACP presets: where people find the session's requests, and it their messages.
+    pub desk: super::acp::Desk,
+    /// ACP presets: how long a cancelled agent has to end its turn.
+    pub cancel_grace: Duration,
 }
 
 // ---- Messages ------------------------------------------------------------------------------
@@ -213,7 +219,8 @@ pub struct AgentSession {
     item: WorkItem,
     ws: Workspace,
     settings: Arc<AgentSettings>,
-    queue: Addr<QueueManager>,
+    /// Where its reports go: this server's queue, or a runner's server (see `reporter.rs`).
+    reports: Arc<dyn SessionReporter>,
     ended: Recipient<SessionEnded>,
     parser: Box<dyn OutputParser>,
     phase: Phase,
@@ -243,6 +250,8 @@ pub struct AgentSession {
     processes: Option<SessionProcesses>,
     /// Set when the agent hit a rate limit, for [`SessionEnded`].
     rate_limit: Option<RateLimit>,
+    /// ACP presets: the bridge's stdin and the state of its turns (see `people`).
+    bridge: Option<people::Bridge>,
 }
 
 impl AgentSession {
@@ -251,7 +260,7 @@ impl AgentSession {
         item: WorkItem,
         ws: Workspace,
         settings: Arc<AgentSettings>,
-        queue: Addr<QueueManager>,
+        reports: Arc<dyn SessionReporter>,
         ended: Recipient<SessionEnded>,
     ) -> Self {
         AgentSession {
@@ -260,7 +269,7 @@ impl AgentSession {
             item,
             ws,
             settings,
-            queue,
+            reports,
             ended,
             phase: Phase::Starting,
             log: None,
@@ -279,6 +288,7 @@ impl AgentSession {
             started: Instant::now(),
             processes: None,
             rate_limit: None,
+            bridge: None,
         }
     }
 
@@ -356,14 +366,22 @@ impl AgentSession {
         let processes = self.settings.tracking.for_session(&self.record.id);
         let argv = self.argv(&processes);
         self.processes = Some(processes);
+        let acp = self.settings.preset.is_acp();
         let child = process::spawn(
             process::Launch {
                 argv: &argv,
                 cwd: &self.ws.workspace,
                 env: self.env(),
+                stdin: acp,
             },
             forward_output(ctx.address(), self.backlog.clone()),
         )?;
+        if let (true, Some(stdin)) = (acp, child.stdin) {
+            self.bridge = Some(people::Bridge::new(stdin, &self.record.id)?);
+            self.settings
+                .desk
+                .open_session(&self.item.id, ctx.address().recipient());
+        }
         self.phase = Phase::Agent(Child::new(child.pid));
         self.record.pid = Some(child.pid);
         log::info!(
@@ -429,6 +447,7 @@ impl AgentSession {
                 AgentOutput::Retrying(wait) => {
                     self.last_output = self.last_output.max(Instant::now() + wait)
                 }
+                AgentOutput::Acp(report) => self.on_acp(ctx, report),
             }
         }
         if let Some(stop) = stop {
@@ -478,12 +497,12 @@ impl AgentSession {
             ));
         }
         messages.append(&mut self.pending);
-        self.queue.do_send(Progress {
-            item_id: self.item.id.clone(),
-            session_id: self.record.id.clone(),
+        self.reports.progress(
+            &self.item.id,
+            &self.record.id,
             messages,
-            usage: super::budget::usage(&self.record),
-        });
+            super::budget::usage(&self.record),
+        );
     }
 
     /// Stops the session for `stop`: the running process is asked to stop (TERM, then KILL
@@ -506,6 +525,21 @@ impl AgentSession {
             return self.maybe_finish(ctx);
         }
         let pid = child.pid;
+        if matches!(self.phase, Phase::Agent(_)) {
+            let grace = self.cancel_turn();
+            if !grace.is_zero() {
+                ctx.run_later(grace, move |act, ctx| act.signal_stop(ctx, pid));
+                return;
+            }
+        }
+        self.signal_stop(ctx, pid);
+    }
+
+    /// Asks `pid` (still running) to stop, and kills it after [`KILL_GRACE`].
+    fn signal_stop(&mut self, ctx: &mut Context<Self>, pid: u32) {
+        if self.running() != Some(pid) {
+            return;
+        }
         if let Some(processes) = &self.processes {
             processes.terminate(pid);
         }
@@ -637,8 +671,8 @@ impl AgentSession {
             "session {}: attempt ended ({verdict:?}): {reason}",
             self.record.id
         );
-        self.queue
-            .send(FailAttempt {
+        self.reports
+            .fail(FailAttempt {
                 id: self.item.id.clone(),
                 session_key: Some(self.record.session_key.clone()),
                 reason: reason.clone(),
@@ -648,11 +682,7 @@ impl AgentSession {
             .into_actor(self)
             .then(move |result, act, ctx| {
                 let recorded = match result {
-                    Ok(Ok(_)) => true,
-                    Ok(Err(e)) => {
-                        log::warn!("session {}: failure not recorded: {e}", act.record.id);
-                        false
-                    }
+                    Ok(()) => true,
                     Err(e) => {
                         log::warn!("session {}: failure not recorded: {e}", act.record.id);
                         false
@@ -725,6 +755,7 @@ impl AgentSession {
                 argv: &argv,
                 cwd: &self.ws.workspace,
                 env: self.env(),
+                stdin: false,
             },
             move |event| addr.do_send(VerifyOutput(event)),
         );
@@ -787,6 +818,7 @@ impl AgentSession {
         recorded: bool,
     ) {
         self.phase = Phase::Ending;
+        self.close_desk();
         let now = Utc::now();
         self.record.status = status;
         self.record.outcome = Some(outcome.clone());
@@ -797,10 +829,7 @@ impl AgentSession {
             processes.release();
         }
         if !recorded {
-            self.queue.do_send(SessionChanged {
-                session: self.record.clone(),
-                reason: Some(outcome),
-            });
+            self.reports.changed(self.record.clone(), Some(outcome));
         }
         self.ended.do_send(SessionEnded {
             session_id: self.record.id.clone(),
@@ -819,37 +848,30 @@ impl AgentSession {
     /// Reports the finished work to the queue, then ends the session.
     fn complete(&mut self, ctx: &mut Context<Self>, m: Collected) {
         self.phase = Phase::Ending;
-        self.queue
-            .send(Complete {
-                id: self.item.id.clone(),
-                work: Completion {
-                    artifacts: m.artifacts,
-                    acceptance: m.acceptance,
-                    session_key: Some(self.record.session_key.clone()),
-                    unmet: m.unmet,
-                    session: Some(self.record.clone()),
-                },
-            })
+        let work = Completion {
+            artifacts: m.artifacts,
+            acceptance: m.acceptance,
+            summary: self.reported.as_ref().map(|(_, summary)| summary.clone()),
+            session_key: Some(self.record.session_key.clone()),
+            unmet: m.unmet,
+            session: Some(self.record.clone()),
+        };
+        self.reports
+            .complete(&self.item.id, work)
             .into_actor(self)
             .then(|result, act, ctx| {
                 match result {
-                    Ok(Ok(outcome)) if outcome.accepted => act.end(
+                    Ok(outcome) if outcome.accepted => act.end(
                         ctx,
                         AgentStatus::Completed,
                         format!("completed: item moved to {}", outcome.item.status),
                         true,
                     ),
-                    Ok(Ok(outcome)) => act.end(
+                    Ok(outcome) => act.end(
                         ctx,
                         AgentStatus::Failed,
                         format!("acceptance not met: {}", outcome.unmet.join("; ")),
                         true,
-                    ),
-                    Ok(Err(e)) => act.end(
-                        ctx,
-                        AgentStatus::Failed,
-                        format!("could not complete: {e}"),
-                        false,
                     ),
                     Err(e) => act.end(
                         ctx,
@@ -871,7 +893,7 @@ impl Actor for AgentSession {
         ctx.set_mailbox_capacity(crate::MAILBOX);
         if let Err(e) = self.start_agent(ctx) {
             self.record.status = AgentStatus::Failed;
-            self.queue.do_send(SessionStarted(self.record.clone()));
+            self.reports.started(self.record.clone());
             self.fail(
                 ctx,
                 Verdict::Retry,
@@ -879,7 +901,7 @@ impl Actor for AgentSession {
             );
             return;
         }
-        self.queue.do_send(SessionStarted(self.record.clone()));
+        self.reports.started(self.record.clone());
         ctx.run_interval(PROGRESS_FLUSH, |act, _| act.flush_progress());
         let timeout = self.settings.timeout;
         ctx.run_later(timeout, move |act, ctx| {

@@ -30,6 +30,18 @@ pub enum EventKind {
     PoolResized,
     #[serde(rename = "budget:exceeded")]
     BudgetExceeded,
+    #[serde(rename = "runner:registered")]
+    RunnerRegistered,
+    #[serde(rename = "runner:online")]
+    RunnerOnline,
+    #[serde(rename = "runner:offline")]
+    RunnerOffline,
+    #[serde(rename = "runner:draining")]
+    RunnerDraining,
+    #[serde(rename = "approval:requested")]
+    ApprovalRequested,
+    #[serde(rename = "approval:resolved")]
+    ApprovalResolved,
 }
 
 /// One event as stored and sent: `{"seq","type","at","data"}`.

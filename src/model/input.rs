@@ -69,6 +69,9 @@ pub struct NewWorkItem {
     #[serde(default, deserialize_with = "max_tokens")]
     #[schema(maximum = 1_000_000_000_000_u64)]
     pub max_tokens: Option<u64>,
+    /// Labels the runner that takes the item must have (`["gpu"]`); none: any runner.
+    #[serde(default)]
+    pub requires: super::Labels,
 }
 
 /// The statuses an item may be created in.
@@ -105,6 +108,8 @@ pub struct ItemPatch {
     #[serde(default, deserialize_with = "max_tokens")]
     #[schema(maximum = 1_000_000_000_000_u64)]
     pub max_tokens: Option<u64>,
+    /// New labels the runner that takes the item must have.
+    pub requires: Option<super::Labels>,
 }
 
 /// `POST /api/items/{id}/move`.

@@ -1,7 +1,7 @@
 //! The work item as stored, served and shown: the seed's fields plus `attempts`,
 //! `statusReason`, `completedAt`, `statusSince` and the token budget and usage. JSON is camelCase, timestamps RFC 3339 UTC.
 
-use super::Status;
+use super::{AcceptanceReport, Status};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -128,6 +128,16 @@ pub struct WorkItem {
     /// that used them.
     #[serde(default)]
     pub cost_usd: f64,
+    /// The acceptance report of the latest attempt that handed in its work; null before one
+    /// did and while the next attempt runs.
+    #[serde(default)]
+    pub report: Option<AcceptanceReport>,
+    /// Labels the runner that takes this item must have (none: any runner).
+    #[serde(default)]
+    pub requires: Vec<String>,
+    /// Its agent waits for a person to answer a permission request (`GET /api/approvals`).
+    #[serde(default)]
+    pub waiting_on_person: bool,
 }
 
 /// One status change of an item, kept for the item's history.

@@ -7,6 +7,8 @@ mod event;
 mod fields;
 mod input;
 mod item;
+mod labels;
+mod report;
 mod status;
 mod text;
 
@@ -22,5 +24,7 @@ pub use input::{
     MoveRequest, NewWorkItem, ARTIFACTS_MAX, MAX_TOKENS_MAX,
 };
 pub use item::{Artifact, ArtifactKind, Complexity, Priority, StatusChange, WorkItem};
+pub use labels::Labels;
+pub use report::AcceptanceReport;
 pub use status::{Status, Transition};
 pub use text::{json_len, thousands, Text, ValidationError};

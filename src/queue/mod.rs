@@ -1,16 +1,21 @@
 //! The work queue: the QueueManager actor, its redb store and the rules it enforces.
 
+mod approvals;
 mod dependencies;
 mod error;
+pub mod leases;
 mod manager;
 #[cfg(test)]
 mod model_test;
 mod operations;
 mod outbox;
 mod reader;
+mod runner_tables;
+mod runners;
 mod store;
 mod writes;
 
+pub use approvals::{PersonAnswered, PersonAsked};
 pub use error::QueueError;
 pub use manager::*;
 pub use operations::{
@@ -23,5 +28,6 @@ pub use outbox::{
     Redeliver, Render,
 };
 pub use reader::*;
+pub use runners::*;
 pub use store::{EventPage, ItemPage, Reader, Store, EVENTS_RETAINED};
 pub use writes::*;

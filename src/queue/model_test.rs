@@ -25,6 +25,7 @@ const POLICY: QueuePolicy = QueuePolicy {
         input_per_mtok: 0.0,
         output_per_mtok: 0.0,
     },
+    lease_secs: 30,
 };
 
 const PRIORITIES: [&str; 4] = ["urgent", "high", "medium", "low"];
@@ -284,7 +285,7 @@ fn run(tx: &mut super::store::Tx, model: &mut Model, op: &Op) -> Result<(), Test
                 entry.in_backoff = false;
             }
             let got = tx
-                .attempt(|tx| operations::claim(tx, "agent", "session"))
+                .attempt(|tx| operations::claim(tx, "agent", "session", &Default::default()))
                 .map_err(|e| TestCaseError::fail(format!("claim failed: {e}")))?;
             prop_assert_eq!(
                 got.map(|c| c.item.id),

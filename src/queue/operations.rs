@@ -6,8 +6,8 @@ use super::dependencies;
 use super::store::Tx;
 use super::QueueError;
 use crate::model::{
-    AcceptanceEntry, AgentSession, AgentStatus, Artifact, ArtifactInput, EventKind, ItemPatch,
-    NewWorkItem, Status, Transition, WorkItem, ARTIFACTS_MAX,
+    AcceptanceEntry, AcceptanceReport, AgentSession, AgentStatus, Artifact, ArtifactInput,
+    EventKind, ItemPatch, Labels, NewWorkItem, Status, Transition, WorkItem, ARTIFACTS_MAX,
 };
 use chrono::Duration;
 
@@ -42,12 +42,14 @@ pub struct QueuePolicy {
     pub item_tokens: u64,
     /// What a million tokens cost with the configured preset.
     pub price: crate::config::Price,
+    /// How long a runner's lease lasts without a heartbeat (`runners.lease_secs`).
+    pub lease_secs: u64,
 }
 
 pub const MAX_BACKOFF_SECS: f64 = 300.0;
 
 /// What a completion came to.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CompleteOutcome {
     pub item: WorkItem,
@@ -66,6 +68,8 @@ fn save(
     new.updated_at = tx.now;
     if old.status != new.status {
         new.status_since = Some(tx.now);
+        // Whatever its agent waited for, it waits no more.
+        new.waiting_on_person = false;
     }
     tx.put(Some(old), &new)?;
     if old.status != new.status {
@@ -110,6 +114,9 @@ pub fn create(tx: &mut Tx, new: NewWorkItem) -> Result<WorkItem, QueueError> {
         max_tokens: new.max_tokens,
         tokens_used: 0,
         cost_usd: 0.0,
+        report: None,
+        requires: new.requires.into(),
+        waiting_on_person: false,
     };
     for blocker_id in &item.blocked_by {
         let blocker = tx.require(blocker_id)?;
@@ -142,6 +149,9 @@ pub fn update(tx: &mut Tx, id: &str, patch: ItemPatch) -> Result<WorkItem, Queue
     }
     if let Some(n) = patch.max_tokens {
         item.max_tokens = Some(n);
+    }
+    if let Some(labels) = patch.requires {
+        item.requires = labels.into();
     }
     if let Some(blocked_by) = patch.blocked_by {
         let blocked_by: Vec<String> = blocked_by.into();
@@ -247,13 +257,15 @@ pub struct Claimed {
 }
 
 /// Takes the first claimable item in claim order (priority, then age), skipping items still
-/// waiting out a retry backoff, and hands it to the agent.
+/// waiting out a retry backoff and items that require labels the claimer lacks, and hands it
+/// to the agent.
 pub fn claim(
     tx: &mut Tx,
     agent_id: &str,
     session_key: &str,
+    labels: &Labels,
 ) -> Result<Option<Claimed>, QueueError> {
-    let Some(old) = tx.first_claimable()? else {
+    let Some(old) = tx.first_claimable(|item| labels.satisfy(&item.requires))? else {
         return Ok(None);
     };
     let claimable_since = [old.status_since, old.retry_at]
@@ -268,6 +280,7 @@ pub fn claim(
     item.assigned_session_key = Some(session_key.to_string());
     item.attempts += 1;
     item.retry_at = None;
+    item.report = None;
     let reason = format!("claimed by {agent_id} (attempt {})", item.attempts);
     let item = save(tx, &old, item, Some(&reason))?;
     tx.emit(
@@ -376,6 +389,8 @@ pub struct Completion {
     pub artifacts: Vec<ArtifactInput>,
     /// The acceptance report, if any.
     pub acceptance: Option<Vec<AcceptanceEntry>>,
+    /// The agent's own closing summary, kept with the report.
+    pub summary: Option<String>,
     /// From the Dispatcher: a stale session cannot complete an item that has moved on.
     pub session_key: Option<String>,
     /// Rules the caller already found broken (a failed verify command).
@@ -396,6 +411,7 @@ pub fn complete(
     let Completion {
         artifacts,
         acceptance: report,
+        summary,
         session_key,
         mut unmet,
         session,
@@ -406,6 +422,10 @@ pub fn complete(
     item.artifacts.extend(new_artifacts(tx, artifacts));
     bound_artifacts(&mut item);
     unmet.extend(unmet_criteria(&item, report.as_deref()));
+    item.report = (report.is_some() || summary.is_some()).then(|| AcceptanceReport {
+        criteria: report.unwrap_or_default(),
+        summary,
+    });
     let accepted = unmet.is_empty();
     let item = if accepted {
         release(&mut item);
@@ -674,12 +694,19 @@ fn account_tokens(
 }
 
 /// After a restart: every session the last run left unfinished failed with it, and every item
-/// left in flight is a failed attempt ("interrupted"). Once per store, an item holding more
+/// left in flight is a failed attempt ("interrupted"), except the work runners hold leases on,
+/// which goes on (each lease gets a whole period for its runner to heartbeat again). Once per store, an item holding more
 /// artifacts than allowed (written before the limit) is brought within it, so listing items
 /// stays small.
 /// Returns the sessions, so the caller can make sure their processes are gone.
 pub fn recover(tx: &mut Tx, policy: &QueuePolicy) -> Result<Vec<AgentSession>, QueueError> {
-    let sessions = tx.unfinished_sessions()?;
+    // Work leased to runners goes on: they did not stop with this server.
+    let leased = super::runners::after_restart(tx, policy)?;
+    let sessions: Vec<AgentSession> = tx
+        .unfinished_sessions()?
+        .into_iter()
+        .filter(|s| !leased.iter().any(|l| l.session_id == s.id))
+        .collect();
     for s in &sessions {
         let mut s = s.clone();
         s.status = AgentStatus::Failed;
@@ -689,6 +716,9 @@ pub fn recover(tx: &mut Tx, policy: &QueuePolicy) -> Result<Vec<AgentSession>, Q
         session_changed(tx, policy, &s, Some("interrupted"))?;
     }
     for item in tx.items_in(Status::InFlight)? {
+        if leased.iter().any(|l| l.item_id == item.id) {
+            continue;
+        }
         let old = item.clone();
         retry_or_block(
             tx,
@@ -757,6 +787,7 @@ mod tests {
             retry_backoff_secs: 0.0,
             item_tokens: 0,
             price: Default::default(),
+            lease_secs: 30,
         };
         store.write(|tx| recover(tx, &policy)).unwrap();
         let healed = store.read(|snap| snap.item("big")).unwrap().unwrap();
@@ -796,6 +827,7 @@ mod tests {
             retry_backoff_secs: 300.0,
             item_tokens: 0,
             price: Default::default(),
+            lease_secs: 30,
         };
         store
             .write(|tx| {
@@ -805,7 +837,9 @@ mod tests {
             })
             .unwrap();
         for _ in 0..300 {
-            let (claimed, _) = store.write(|tx| claim(tx, "agent", "key")).unwrap();
+            let (claimed, _) = store
+                .write(|tx| claim(tx, "agent", "key", &Labels::default()))
+                .unwrap();
             let id = claimed.expect("an urgent item is claimable").item.id;
             let (failed, _) = store
                 .write(|tx| {
@@ -818,13 +852,17 @@ mod tests {
         let (behind, _) = store
             .write(|tx| create(tx, new_item("the low one behind them", "low")))
             .unwrap();
-        let (claimed, _) = store.write(|tx| claim(tx, "agent", "key")).unwrap();
+        let (claimed, _) = store
+            .write(|tx| claim(tx, "agent", "key", &Labels::default()))
+            .unwrap();
         assert_eq!(
             claimed.map(|c| c.item.title),
             Some(behind.title),
             "the ready item behind 300 items in their backoff is claimed at once"
         );
-        let (nothing, _) = store.write(|tx| claim(tx, "agent", "key")).unwrap();
+        let (nothing, _) = store
+            .write(|tx| claim(tx, "agent", "key", &Labels::default()))
+            .unwrap();
         assert!(
             nothing.is_none(),
             "the waiting items stay out until their backoff ends"

@@ -12,6 +12,7 @@
 //! reopens itself before the next write, which then succeeds once space is back.
 
 use super::outbox::{EventFacts, Outbox, OutboxTables};
+use super::runner_tables::{self, RunnerTables};
 use super::QueueError;
 use crate::model::{AgentSession, Event, EventKind, SharedEvent, Status, StatusChange, WorkItem};
 use chrono::{DateTime, Utc};
@@ -442,6 +443,7 @@ fn prepare(db: &Database) -> Result<u64, QueueError> {
         txn.open_table(RETRY_WAIT)?;
         txn.open_multimap_table(ITEM_SESSIONS)?;
         OutboxTables::open(&txn)?;
+        runner_tables::create(&txn)?;
         let mut meta = txn.open_table(META)?;
         next_seq = meta.get("next_seq")?.map(|v| v.value()).unwrap_or(1);
         meta.insert("next_seq", next_seq)?;
@@ -475,6 +477,11 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The runner tokens (hashed), to load the API's guard at start-up.
+    pub fn runner_tokens(&self) -> Result<Vec<crate::runners::TokenRecord>, QueueError> {
+        runner_tables::read_tokens(&self.txn)
+    }
+
     pub fn item(&self, id: &str) -> Result<Option<WorkItem>, QueueError> {
         let table = self.txn.open_table(ITEMS)?;
         let found = table.get(id)?;
@@ -728,6 +735,7 @@ pub struct Tx<'a> {
     retry_wait: Table<'a, &'static [u8], &'static [u8]>,
     item_sessions: MultimapTable<'a, &'static str, &'static str>,
     outbox_tables: OutboxTables<'a>,
+    runner_tables: RunnerTables<'a>,
     outbox: Arc<Outbox>,
     /// Whether the delivery workers should look at the outbox once this commits.
     wake: bool,
@@ -759,6 +767,7 @@ impl<'a> Tx<'a> {
             retry_wait: txn.open_table(RETRY_WAIT)?,
             item_sessions: txn.open_multimap_table(ITEM_SESSIONS)?,
             outbox_tables: OutboxTables::open(txn)?,
+            runner_tables: RunnerTables::open(txn)?,
             outbox,
             wake: false,
             now: Utc::now(),
@@ -802,6 +811,17 @@ impl<'a> Tx<'a> {
     pub(super) fn outbox(&mut self) -> &mut OutboxTables<'a> {
         self.touch();
         &mut self.outbox_tables
+    }
+
+    /// Runners, their tokens and leases, to read.
+    pub(super) fn runner_tables(&self) -> &RunnerTables<'a> {
+        &self.runner_tables
+    }
+
+    /// Runners, their tokens and leases, for a write.
+    pub(super) fn runner_tables_mut(&mut self) -> &mut RunnerTables<'a> {
+        self.dirty = true;
+        &mut self.runner_tables
     }
 
     /// Tells the delivery workers to look at the outbox once this transaction commits.
@@ -1035,13 +1055,20 @@ impl<'a> Tx<'a> {
         Ok(n.unwrap_or(0))
     }
 
-    /// The first item in claim order whose retry backoff (if any) has ended. Items in their
-    /// backoff wait in their own index (see [`RETRY_WAIT`]), so the claim index holds only
-    /// items claimable now and this reads one entry in the usual case.
-    pub fn first_claimable(&mut self) -> Result<Option<WorkItem>, QueueError> {
+    /// The first item in claim order whose retry backoff (if any) has ended and that
+    /// `may_take` accepts (the claimer has the labels it requires). Items in their backoff
+    /// wait in their own index (see [`RETRY_WAIT`]), so the claim index holds only items
+    /// claimable now and this reads one entry in the usual case; at most `LOOKAHEAD` items
+    /// the claimer may not take are passed over.
+    pub fn first_claimable(
+        &mut self,
+        may_take: impl Fn(&WorkItem) -> bool,
+    ) -> Result<Option<WorkItem>, QueueError> {
+        const LOOKAHEAD: usize = 256;
         self.promote_due_retries()?;
         let mut stale = Vec::new();
         let mut found = None;
+        let mut passed = 0;
         for entry in self.claimable.iter()? {
             let (key, _) = entry?;
             let item = match id_from_claim_key(key.value()) {
@@ -1053,9 +1080,15 @@ impl<'a> Tx<'a> {
                 Some(item) if item.retry_at.is_some_and(|t| t > self.now) => {
                     stale.push(item);
                 }
-                Some(item) => {
+                Some(item) if may_take(&item) => {
                     found = Some(item);
                     break;
+                }
+                Some(_) => {
+                    passed += 1;
+                    if passed >= LOOKAHEAD {
+                        break;
+                    }
                 }
                 None => {}
             }
@@ -1206,6 +1239,7 @@ mod tests {
             created_at: at,
             updated_at: at,
             created_by: "test".into(),
+            report: None,
             artifacts: Vec::new(),
             blocked_by: Vec::new(),
             blocks: Vec::new(),
@@ -1217,6 +1251,8 @@ mod tests {
             max_tokens: None,
             tokens_used: 0,
             cost_usd: 0.0,
+            requires: Vec::new(),
+            waiting_on_person: false,
         }
     }
 
@@ -1272,7 +1308,7 @@ mod tests {
             events.iter().map(|e| e.event.seq).collect::<Vec<_>>(),
             [1, 2]
         );
-        let (first, _) = store.write(|tx| tx.first_claimable()).unwrap();
+        let (first, _) = store.write(|tx| tx.first_claimable(|_| true)).unwrap();
         assert_eq!(first.map(|i| i.id), Some("high".to_string()));
         assert_eq!(store.read(|s| s.count(Status::Ready)).unwrap(), 2);
         // A failing write keeps nothing.
@@ -1317,6 +1353,7 @@ mod tests {
             retry_backoff_secs: 0.0,
             item_tokens: 0,
             price: Default::default(),
+            lease_secs: 30,
         };
         store.write(|tx| recover(tx, &policy)).unwrap();
         let page = store
@@ -1327,7 +1364,9 @@ mod tests {
             ids,
             ["waiting", "ready-0", "ready-1", "ready-2", "ready-3", "ready-4"]
         );
-        let (claimed, _) = store.write(|tx| claim(tx, "agent", "key")).unwrap();
+        let (claimed, _) = store
+            .write(|tx| claim(tx, "agent", "key", &Default::default()))
+            .unwrap();
         assert_eq!(claimed.map(|c| c.item.id).as_deref(), Some("ready-0"));
         let moved = store
             .read(|snap| {

@@ -2,7 +2,8 @@
 //! inside a write batch. One generic handler queues them all on the QueueManager.
 //!
 //! To add a write: declare its message (`#[derive(Message)]`, `#[rtype(result =
-//! "Result<Out, QueueError>")]`) here, `impl WriteOp` for it with `run` calling its operation
+//! "Result<Out, QueueError>")]`) here or in its concept's own file (runners.rs,
+//! approvals.rs), `impl WriteOp` for it with `run` calling its operation
 //! in `operations.rs`; return the id field from `item_id` if it names an item (a prefix is
 //! resolved before it is queued), and an observer from `observer` if the metrics count it.
 
@@ -146,6 +147,8 @@ impl WriteOp for MoveItem {
 pub struct Claim {
     pub agent_id: String,
     pub session_key: String,
+    /// The claimer's labels: only items whose `requires` they cover.
+    pub labels: crate::model::Labels,
 }
 
 impl WriteOp for Claim {
@@ -158,7 +161,7 @@ impl WriteOp for Claim {
         }))
     }
     fn run(self, tx: &mut Tx, _: &QueuePolicy) -> Result<Option<Claimed>, QueueError> {
-        operations::claim(tx, &self.agent_id, &self.session_key)
+        operations::claim(tx, &self.agent_id, &self.session_key, &self.labels)
     }
 }
 

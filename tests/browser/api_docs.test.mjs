@@ -12,7 +12,7 @@ import { makeWorkspace, startServer } from './server.mjs';
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const WAIT_MS = 15_000;
 const TOKEN = 'docs-test-token-7f3a9c';
-const TOKEN_KEY = 'flightdeck.token'; // the board's localStorage key (static/app.js)
+import { TOKEN_KEY } from '../../static/js/constants.js'; // the board's localStorage key
 
 let browser;
 let workspace;

@@ -187,7 +187,8 @@ impl TestServer {
         self.boot();
     }
 
-    fn req(&self, method: &str, path: &str) -> ureq::Request {
+    /// A request with the token set, for headers the helpers do not send.
+    pub fn req(&self, method: &str, path: &str) -> ureq::Request {
         let r = self.agent.request(method, &format!("{}{path}", self.url));
         match &self.token {
             Some(t) => r.set("Authorization", &format!("Bearer {t}")),

@@ -9,6 +9,10 @@
 //! workspace and the artifacts folder exercises the agent's real tool path under the sandbox.
 //! Requests without tools (titles, quota checks) get a short text answer.
 //!
+//! A person's follow-up message that says `also run: COMMAND` (Anthropic protocol) is answered
+//! with that command, once, before the script goes on: so a test can show that a message sent
+//! to a running agent changes what it does.
+//!
 //! A [`Fault`] makes the first requests fail (401, 429 with retry-after, 5xx) or hang.
 #![allow(dead_code)]
 
@@ -279,6 +283,12 @@ fn turn(body: &Value, proto: Protocol, state: &Mutex<State>) -> Turn {
     if tools.is_empty() {
         return Turn::Text("ok".into());
     }
+    if let Some(command) = follow_up(body, proto) {
+        return match shell_tool(&tools, &command) {
+            Some((tool, args)) => Turn::Shell { tool, args },
+            None => Turn::Text(format!("no shell tool among {:?}", names(&tools))),
+        };
+    }
     let done = tool_results(body, proto);
     match s.script.get(done) {
         Some(command) => match shell_tool(&tools, command) {
@@ -342,6 +352,30 @@ fn shell_tool(tools: &[(String, Value)], command: &str) -> Option<(String, Value
         json!({"command": command, "description": "run a step of the script"})
     };
     Some((name.clone(), args))
+}
+
+/// The command of the last user message that says `also run: COMMAND` (Claude Code's own
+/// reminders list a skill named `run:`, so the marker is longer than that), until the conversation
+/// holds a call of it (Anthropic messages; Claude Code may merge and reorder the messages of
+/// a conversation, so the call is looked for by its command, not by its place).
+fn follow_up(body: &Value, proto: Protocol) -> Option<String> {
+    let Protocol::Anthropic = proto else {
+        return None;
+    };
+    let blocks: Vec<&Value> = body["messages"]
+        .as_array()?
+        .iter()
+        .flat_map(|m| m["content"].as_array().into_iter().flatten())
+        .collect();
+    let command = blocks.iter().rev().find_map(|b| {
+        let text = b["text"].as_str()?;
+        let (_, command) = text.split_once("also run: ")?;
+        Some(command.lines().next()?.trim().to_string())
+    })?;
+    let called = blocks
+        .iter()
+        .any(|b| b["type"] == "tool_use" && b["input"]["command"] == command.as_str());
+    (!called).then_some(command)
 }
 
 /// How many tool results the conversation already holds.

@@ -171,7 +171,8 @@ mod tests {
                 AgentOutput::Acceptance(r) => reports.push(r),
                 AgentOutput::Finished { .. }
                 | AgentOutput::Problem(_)
-                | AgentOutput::Retrying(_) => {
+                | AgentOutput::Retrying(_)
+                | AgentOutput::Acp(_) => {
                     panic!("the fixture reports no verdict, no problem and no retry")
                 }
             }

@@ -46,6 +46,9 @@ pub enum AgentOutput {
     /// The agent said it will try its model API again after this wait (Claude Code's
     /// `api_retry` lines): it is busy, not stalled, until the wait is over.
     Retrying(std::time::Duration),
+    /// What an ACP agent's bridge reports beyond progress and tokens: its session, a
+    /// permission request, the end of a prompt turn.
+    Acp(crate::dispatch::acp::Report),
 }
 
 /// What kind of trouble an agent reported, in the parser's judgement.
@@ -82,6 +85,9 @@ pub fn parser_for(preset: Preset) -> Box<dyn OutputParser> {
         Preset::Claude => Box::new(claude::ClaudeParser),
         Preset::Codex => Box::new(codex::CodexParser),
         Preset::Gemini => Box::new(gemini::GeminiParser::default()),
+        Preset::Acp | Preset::AcpClaude | Preset::AcpCodex | Preset::AcpGemini => {
+            Box::new(crate::dispatch::acp::AcpParser)
+        }
     }
 }
 
@@ -190,6 +196,7 @@ mod tests {
                 AgentOutput::Finished { success, summary } => s.verdicts.push((success, summary)),
                 AgentOutput::Problem(p) => s.problems.push(p),
                 AgentOutput::Retrying(_) => s.retries += 1,
+                AgentOutput::Acp(_) => {}
             }
         }
         s
