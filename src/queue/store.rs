@@ -393,6 +393,14 @@ fn cannot_write(error: &QueueError) -> String {
 fn open_database(path: &Path) -> Result<Database, QueueError> {
     let mut builder = Database::builder();
     builder.set_cache_size(CACHE_BYTES);
+    // A file the last run did not close cleanly is repaired on open, which reads the whole
+    // file: worth a line in the log, since it makes this start-up slow.
+    let shown = path.display().to_string();
+    builder.set_repair_callback(move |session| {
+        if session.progress() == 0.0 {
+            log::warn!("the store {shown} was not closed cleanly: repairing it before starting");
+        }
+    });
     let opened = match std::fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => builder.create(path),
         Err(e) => return Err(not_a_store(path, &format!("cannot be read ({e})"))),
