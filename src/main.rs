@@ -469,13 +469,11 @@ fn client_command(client: &Client, out: &mut Output, command: Command) -> Result
             if let Some(p) = priority {
                 query.push(format!("priority={}", encode(&p)));
             }
-            let items = client.get(&format!("/api/items?{}", query.join("&")))?;
+            let items = client.get_all_pages("/api/items", &query)?;
             if json {
-                out.json(&items);
+                out.json(&serde_json::Value::Array(items));
             } else {
-                out.print(&item_table(
-                    items.as_array().map(Vec::as_slice).unwrap_or(&[]),
-                ));
+                out.print(&item_table(&items));
             }
         }
         Command::Show { id, json } => {

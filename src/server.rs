@@ -128,6 +128,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         price: config.budgets.prices.of(config.agent.preset),
         lease_secs: config.runners.lease_secs,
     };
+    let reader = queue::ReadPool::start(store.reader())?;
     let runner_tokens = store
         .read(|snap| snap.runner_tokens())
         .map_err(ServeError::Store)?;
@@ -175,6 +176,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
 
     let state = web::Data::new(AppState {
         queue,
+        reader,
         dispatcher: dispatcher.clone(),
         monitor,
         data_dir,
@@ -215,16 +217,24 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     .shutdown_timeout(2)
     .listen(listener)
     .map_err(|e| ServeError::Bind(addr.to_string(), e))?;
-    for bound in server.addrs() {
+    // The server's own signal handlers are installed only once it runs: a SIGTERM sent as soon
+    // as the listening line is out would otherwise end the process at once, leaving the store
+    // open, and the next start repairs it (in time proportional to its size). These handlers
+    // are in place before the line is printed and stop the server the usual, clean way.
+    let early_stop = early_stop_signals()?;
+    let addrs = server.addrs();
+    let server = server.run();
+    actix_rt::spawn(stop_on(early_stop, server.handle()));
+    for bound in &addrs {
         println!("flightdeck listening on http://{bound}");
     }
     if let (TokenSetting::Generated, Some(token), Some(bound)) =
-        (&setting, &api_token, server.addrs().first())
+        (&setting, &api_token, addrs.first())
     {
         println!("sign in: http://{}/#token={token}", reachable(*bound));
     }
     std::io::stdout().flush()?;
-    server.run().await?;
+    server.await?;
 
     log::info!("stopping: no new agents start");
     let grace = Duration::from_secs(config.pool.shutdown_grace_secs);
@@ -250,4 +260,29 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
     queue_system.stop();
     Ok(())
+}
+
+/// SIGTERM and SIGINT, listened for from now on (see [`stop_on`]).
+fn early_stop_signals() -> std::io::Result<(
+    actix_rt::signal::unix::Signal,
+    actix_rt::signal::unix::Signal,
+)> {
+    use actix_rt::signal::unix::{signal, SignalKind};
+    Ok((
+        signal(SignalKind::terminate())?,
+        signal(SignalKind::interrupt())?,
+    ))
+}
+
+/// Stops the HTTP server gracefully at the first SIGTERM or SIGINT (one that came before its
+/// own handlers were installed included).
+async fn stop_on(
+    (mut term, mut int): (
+        actix_rt::signal::unix::Signal,
+        actix_rt::signal::unix::Signal,
+    ),
+    server: actix_web::dev::ServerHandle,
+) {
+    futures_util::future::select(Box::pin(term.recv()), Box::pin(int.recv())).await;
+    server.stop(true).await;
 }

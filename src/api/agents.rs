@@ -35,11 +35,11 @@ pub async fn list(
     Query(query): Query<AgentsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let mut sessions = state
-        .queue
-        .send(ListSessions {
+        .reader
+        .ask(ListSessions {
             item_id: query.item.filter(|i| !i.is_empty()),
         })
-        .await??;
+        .await?;
     if let Some(status) = query.status {
         sessions.retain(|s| s.status == status);
     }
@@ -56,11 +56,11 @@ pub async fn get(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let session = state
-        .queue
-        .send(GetSession {
+        .reader
+        .ask(GetSession {
             id: id.into_inner(),
         })
-        .await??;
+        .await?;
     Ok(HttpResponse::Ok().json(session))
 }
 
@@ -132,7 +132,7 @@ pub async fn cancel(
         .into());
     }
     let id = id.into_inner();
-    let session = state.queue.send(GetSession { id: id.clone() }).await??;
+    let session = state.reader.ask(GetSession { id: id.clone() }).await?;
     if session.status.is_finished() {
         return Err(ApiError::conflict(format!(
             "agent session {id} already ended ({:?})",
@@ -147,7 +147,7 @@ pub async fn cancel(
             status,
         })
         .await??;
-    let session = state.queue.send(GetSession { id }).await??;
+    let session = state.reader.ask(GetSession { id }).await?;
     Ok(HttpResponse::Ok().json(session))
 }
 

@@ -126,11 +126,11 @@ pub async fn say(
         .with_field("text"));
     }
     let item = state
-        .queue
-        .send(GetItem {
+        .reader
+        .ask(GetItem {
             id: id.into_inner(),
         })
-        .await??;
+        .await?;
     let session = state.desk.session_of(&item.id).ok_or_else(|| {
         DeskError::NotRunning(format!(
             "\"{}\" has no running ACP session (it is {}); messages reach only an agent at work",

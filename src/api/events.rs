@@ -52,13 +52,13 @@ pub async fn list(
         .with_field("limit"));
     }
     let page = state
-        .queue
-        .send(EventsSince {
+        .reader
+        .ask(EventsSince {
             since: since as u64,
             limit: limit as usize,
             max_bytes: EVENTS_PAGE_BYTES,
         })
-        .await??;
+        .await?;
     let mut answer = HttpResponse::Ok();
     answer.insert_header(header::ContentType::json());
     if let Some(last) = page.more_after {

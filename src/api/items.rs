@@ -22,7 +22,7 @@ use std::collections::VecDeque;
 use std::io::Read;
 use std::path::PathBuf;
 
-/// Filters of `GET /api/items`.
+/// Filters and paging of `GET /api/items`.
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -34,12 +34,29 @@ pub struct ListQuery {
     /// Only items whose title contains this text (case-insensitive).
     #[param(max_length = 200)]
     q: Option<String>,
+    /// At most this many items (default 500).
+    #[param(minimum = 1, maximum = 5000)]
+    limit: Option<u64>,
+    /// Where the page starts: the `X-Next-Cursor` of the page before (absent: the first page).
+    #[param(max_length = 200)]
+    cursor: Option<String>,
 }
+
+/// Items per page when the request names no `limit`, and the most it may name.
+pub const LIST_DEFAULT_LIMIT: usize = 500;
+pub const LIST_MAX_LIMIT: usize = 5_000;
 
 #[utoipa::path(
     get, path = "/api/items", tag = "items", operation_id = "listItems",
-    summary = "List work items, by priority then age", params(ListQuery),
-    responses((status = 200, description = "The items that pass every filter", body = [WorkItem]))
+    summary = "List work items, by priority then age, a page at a time", params(ListQuery),
+    responses(
+        (status = 200, description = "A page of the items that pass every filter", body = [WorkItem],
+            headers(
+                ("X-Next-Cursor" = String, description = "The `cursor` of the next page; absent on the last page"),
+                ("X-Event-Seq" = u64, description = "The seq of the last event this page reflects: open `/ws?since=` with the first page's value to miss no change"),
+            )),
+        (status = 400, description = "A bad filter, `limit` or `cursor`", body = ErrorBody),
+    )
 )]
 pub async fn list(
     state: web::Data<AppState>,
@@ -48,15 +65,38 @@ pub async fn list(
     if query.q.as_ref().is_some_and(|q| q.chars().count() > 200) {
         return Err(ApiError::bad_request("q must be at most 200 characters").with_field("q"));
     }
-    let items = state
-        .queue
-        .send(ListItems {
+    let limit = match query.limit {
+        None => LIST_DEFAULT_LIMIT,
+        Some(n) if (1..=LIST_MAX_LIMIT as u64).contains(&n) => n as usize,
+        Some(n) => {
+            return Err(ApiError::bad_request(format!(
+                "limit must be between 1 and {LIST_MAX_LIMIT}, not {n}"
+            ))
+            .with_field("limit"))
+        }
+    };
+    let after = query
+        .cursor
+        .as_deref()
+        .map(super::cursor::decode)
+        .transpose()
+        .map_err(|why| ApiError::bad_request(why).with_field("cursor"))?;
+    let page = state
+        .reader
+        .ask(ListItems {
             status: query.status,
             priority: query.priority,
             query: query.q.filter(|q| !q.is_empty()),
+            after,
+            limit,
         })
-        .await??;
-    Ok(HttpResponse::Ok().json(items))
+        .await?;
+    let mut response = HttpResponse::Ok();
+    response.insert_header(("X-Event-Seq", page.last_seq.to_string()));
+    if let Some(next) = &page.next {
+        response.insert_header(("X-Next-Cursor", super::cursor::encode(next)));
+    }
+    Ok(response.content_type("application/json").body(page.json))
 }
 
 /// The header the board sends with every request: `X-Flightdeck-Client: board`.
@@ -106,11 +146,11 @@ pub async fn get(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let item = state
-        .queue
-        .send(GetItem {
+        .reader
+        .ask(GetItem {
             id: id.into_inner(),
         })
-        .await??;
+        .await?;
     Ok(HttpResponse::Ok().json(item))
 }
 
@@ -194,11 +234,11 @@ pub async fn diff(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let item = state
-        .queue
-        .send(GetItem {
+        .reader
+        .ask(GetItem {
             id: id.into_inner(),
         })
-        .await??;
+        .await?;
     let data_dir = state.data_dir.clone();
     let id = item.id.clone();
     let diff = web::block(move || diff::for_item(&data_dir, &id))
@@ -242,11 +282,11 @@ pub async fn move_item(
     Json(req): Json<MoveRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let item = state
-        .queue
-        .send(GetItem {
+        .reader
+        .ask(GetItem {
             id: id.into_inner(),
         })
-        .await??;
+        .await?;
     if item.status == Status::InFlight
         && item
             .status
@@ -347,11 +387,11 @@ pub async fn complete(
 ) -> Result<HttpResponse, ApiError> {
     req.validate()?;
     let item = state
-        .queue
-        .send(GetItem {
+        .reader
+        .ask(GetItem {
             id: id.into_inner(),
         })
-        .await??;
+        .await?;
     if req.artifacts.iter().any(|a| a.kind == ArtifactKind::File) {
         let sessions = session_ids(&state, &item.id).await?;
         for (i, a) in req.artifacts.iter_mut().enumerate() {
@@ -377,11 +417,11 @@ pub async fn complete(
 /// The ids of the item's sessions: their folders are the only ones its artifacts may name.
 async fn session_ids(state: &AppState, item_id: &str) -> Result<Vec<String>, ApiError> {
     let sessions = state
-        .queue
-        .send(ListSessions {
+        .reader
+        .ask(ListSessions {
             item_id: Some(item_id.to_string()),
         })
-        .await??;
+        .await?;
     Ok(sessions.into_iter().map(|s| s.id).collect())
 }
 
@@ -424,11 +464,11 @@ pub async fn add_artifact(
 ) -> Result<HttpResponse, ApiError> {
     artifact.validate("artifact")?;
     let item = state
-        .queue
-        .send(GetItem {
+        .reader
+        .ask(GetItem {
             id: id.into_inner(),
         })
-        .await??;
+        .await?;
     if artifact.kind == ArtifactKind::File {
         let sessions = session_ids(&state, &item.id).await?;
         check_artifact_path(&state, &sessions, &mut artifact)
@@ -463,7 +503,7 @@ pub async fn download_artifact(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let (id, artifact_id) = path.into_inner();
-    let item = state.queue.send(GetItem { id }).await??;
+    let item = state.reader.ask(GetItem { id }).await?;
     let artifact = item
         .artifacts
         .iter()
@@ -509,11 +549,11 @@ pub async fn history(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let history = state
-        .queue
-        .send(GetHistory {
+        .reader
+        .ask(GetHistory {
             id: id.into_inner(),
         })
-        .await??;
+        .await?;
     Ok(HttpResponse::Ok().json(history))
 }
 
@@ -530,17 +570,17 @@ pub async fn log(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let item = state
-        .queue
-        .send(GetItem {
+        .reader
+        .ask(GetItem {
             id: id.into_inner(),
         })
-        .await??;
+        .await?;
     let sessions = state
-        .queue
-        .send(ListSessions {
+        .reader
+        .ask(ListSessions {
             item_id: Some(item.id.clone()),
         })
-        .await??;
+        .await?;
     let mut parts = VecDeque::new();
     for session in sessions.iter().rev() {
         parts.push_back(LogPart::Text(format!(

@@ -40,15 +40,15 @@ pub async fn guard(
 /// Not in the OpenAPI document: it speaks Prometheus's text format, not the JSON API, and
 /// Prometheus (not a generated client) reads it.
 pub async fn scrape(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let counts = state.queue.send(CountByStatus).await??;
+    let counts = state.reader.ask(CountByStatus).await?;
     let pool = state.dispatcher.send(GetPool).await?;
     let monitor = state.monitor.send(GetMonitorStats).await?;
     let tokens_today = state
-        .queue
-        .send(TokensOn {
+        .reader
+        .ask(TokensOn {
             day: DailyBudget::today(),
         })
-        .await??;
+        .await?;
     let store_bytes = std::fs::metadata(state.data_dir.join("flightdeck.redb"))
         .map(|m| m.len())
         .unwrap_or(0);

@@ -11,6 +11,7 @@ mod auth;
 mod body;
 mod budgets;
 mod csrf;
+mod cursor;
 mod error;
 mod events;
 mod host;
@@ -44,6 +45,8 @@ use std::time::Instant;
 /// What every handler may reach.
 pub struct AppState {
     pub queue: Addr<QueueManager>,
+    /// Reads of the queue, answered off the queue-manager thread.
+    pub reader: crate::queue::ReadPool,
     pub dispatcher: Addr<Dispatcher>,
     pub monitor: Addr<Monitor>,
     pub data_dir: PathBuf,

@@ -10,12 +10,13 @@
 use super::auth::Caller;
 use super::{ApiError, AppState, ErrorBody, Json, Query};
 use crate::dispatch::{session_files, GetPool};
-use crate::model::{AcceptanceEntry, AgentSession, ArtifactInput, Labels, Status, WorkItem};
+use crate::model::{AcceptanceEntry, AgentSession, ArtifactInput, Labels, WorkItem};
 use crate::queue::leases::Lease;
 use crate::queue::{
-    expires_at, CheckLease, CompleteOutcome, Completion, CreateRunnerToken, DrainRunner, ListItems,
-    ListRunnerTokens, ListRunners, RegisterRunner, Report, ReportBody, RevokeRunnerToken,
-    RunnerClaim, RunnerComplete, RunnerFail, RunnerHeartbeat, RunnerReports, Verdict,
+    expires_at, CheckLease, CompleteOutcome, Completion, CreateRunnerToken, DrainRunner,
+    ListRunnerTokens, ListRunners, ReadyRequiringLabels, RegisterRunner, Report, ReportBody,
+    RevokeRunnerToken, RunnerClaim, RunnerComplete, RunnerFail, RunnerHeartbeat, RunnerReports,
+    Verdict,
 };
 use crate::runners::tokens::{self, RunnerTokens};
 use crate::runners::{
@@ -739,7 +740,7 @@ pub async fn overview(
     state: &AppState,
     settings: &RunnerSettings,
 ) -> Result<RunnersOverview, ApiError> {
-    let (records, leases) = state.queue.send(ListRunners).await??;
+    let (records, leases) = state.reader.ask(ListRunners).await?;
     let now = Utc::now();
     let period = chrono::Duration::seconds(settings.lease_secs as i64);
     let runners: Vec<RunnerView> = records
@@ -767,13 +768,7 @@ pub async fn overview(
         })
         .collect();
     let pool = state.dispatcher.send(GetPool).await?;
-    let ready = state
-        .queue
-        .send(ListItems {
-            status: Some(Status::Ready),
-            ..ListItems::default()
-        })
-        .await??;
+    let ready = state.reader.ask(ReadyRequiringLabels).await?;
     let takers: Vec<&[String]> = runners
         .iter()
         .filter(|r| r.online && !r.draining)
@@ -893,7 +888,7 @@ pub async fn create_token(
     responses((status = 200, description = "Every live runner token", body = [TokenView]))
 )]
 pub async fn list_tokens(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let records = state.queue.send(ListRunnerTokens).await??;
+    let records = state.reader.ask(ListRunnerTokens).await?;
     let views: Vec<TokenView> = records.iter().map(TokenView::from).collect();
     Ok(HttpResponse::Ok().json(views))
 }

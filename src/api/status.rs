@@ -172,20 +172,20 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     responses((status = 200, description = "The server's state", body = StatusReport))
 )]
 pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let counts = state.queue.send(CountByStatus).await??;
+    let counts = state.reader.ask(CountByStatus).await?;
     let pool = state.dispatcher.send(GetPool).await?;
     let oldest_review = state
-        .queue
-        .send(LongestWaiting {
+        .reader
+        .ask(LongestWaiting {
             status: Status::Review,
         })
-        .await??;
+        .await?;
     let oldest_blocked = state
-        .queue
-        .send(LongestWaiting {
+        .reader
+        .ask(LongestWaiting {
             status: Status::Blocked,
         })
-        .await??;
+        .await?;
     let on_call = OnCall {
         waiting_on_person: [Status::Review, Status::Blocked]
             .iter()

@@ -240,13 +240,13 @@ async fn attempts_of(
     state: &AppState,
     id: String,
 ) -> Result<(WorkItem, Vec<AgentSession>), ApiError> {
-    let item = state.queue.send(GetItem { id }).await??;
+    let item = state.reader.ask(GetItem { id }).await?;
     let mut sessions = state
-        .queue
-        .send(ListSessions {
+        .reader
+        .ask(ListSessions {
             item_id: Some(item.id.clone()),
         })
-        .await??;
+        .await?;
     sessions.reverse();
     Ok((item, sessions))
 }

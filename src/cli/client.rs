@@ -97,6 +97,35 @@ impl Client {
         serde_json::from_str(&text).map_err(|e| ClientError::Answer(format!("bad answer: {e}")))
     }
 
+    /// Every item of a paged list (`GET /api/items`), following `X-Next-Cursor` from page to
+    /// page; `query` holds the filters, if any.
+    pub fn get_all_pages(&self, path: &str, query: &[String]) -> Result<Vec<Value>, ClientError> {
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut params = query.to_vec();
+            if let Some(c) = &cursor {
+                params.push(format!("cursor={c}"));
+            }
+            let result = self
+                .request("GET", &format!("{path}?{}", params.join("&")))
+                .call();
+            let next = match &result {
+                Ok(resp) => resp.header("X-Next-Cursor").map(str::to_string),
+                Err(_) => None,
+            };
+            let (_, text) = self.finish(result)?;
+            let page: Vec<Value> = serde_json::from_str(&text)
+                .map_err(|e| ClientError::Answer(format!("bad answer: {e}")))?;
+            all.extend(page);
+            match next {
+                // The cursor is URL-safe base64: it goes into the query as it is.
+                Some(next) if cursor.as_deref() != Some(next.as_str()) => cursor = Some(next),
+                _ => return Ok(all),
+            }
+        }
+    }
+
     /// Sends JSON; returns the status and parsed body (Null when empty).
     pub fn send(
         &self,

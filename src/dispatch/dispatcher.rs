@@ -19,8 +19,8 @@ use crate::config::Config;
 use crate::model::{AgentSession as SessionRecord, AgentStatus, EventKind, Status};
 use crate::monitor::{Deliver, Monitor, Subscribe};
 use crate::queue::{
-    Announce, Claim, CountByStatus, FailAttempt, ListSessions, MoveItem, QueueManager, TokensOn,
-    Verdict,
+    Announce, Claim, CountByStatus, FailAttempt, ListSessions, MoveItem, QueueManager, Read,
+    TokensOn, Verdict,
 };
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
@@ -255,9 +255,9 @@ impl Dispatcher {
 
     /// Reads the day's tokens into the pool's view (for `GET /api/pool` and the metrics).
     fn refresh_tokens_today(&mut self, ctx: &mut Context<Self>) {
-        let read = self.queue.send(TokensOn {
+        let read = self.queue.send(Read(TokensOn {
             day: DailyBudget::today(),
-        });
+        }));
         ctx.spawn(fut::wrap_future::<_, Self>(read).map(|result, act, _| {
             if let Ok(Ok(used)) = result {
                 act.daily.used = used;
@@ -304,7 +304,7 @@ impl Dispatcher {
         let session_key = format!("{}-{}", self.settings.preset_name(), &session_id[..8]);
         let work = async move {
             if limit > 0 {
-                let counts = queue.send(CountByStatus).await??;
+                let counts = queue.send(Read(CountByStatus)).await??;
                 // Items whose agent waits on a person count as waiting for review.
                 let waiting =
                     counts.get(&Status::Review).copied().unwrap_or(0) + desk.items_waiting() as u64;
@@ -316,7 +316,7 @@ impl Dispatcher {
             }
             if daily_limit > 0 {
                 let day = DailyBudget::today();
-                let used = queue.send(TokensOn { day: day.clone() }).await??;
+                let used = queue.send(Read(TokensOn { day: day.clone() })).await??;
                 if used >= daily_limit {
                     return Ok(ClaimOutcome::OverBudget { day, used });
                 }
@@ -475,9 +475,9 @@ impl Dispatcher {
 
     /// A finished item's worktree goes; its branch stays for people to review and merge.
     fn remove_worktree(&self, ctx: &mut Context<Self>, repo: PathBuf, item_id: String) {
-        let sessions = self.queue.send(ListSessions {
+        let sessions = self.queue.send(Read(ListSessions {
             item_id: Some(item_id.clone()),
-        });
+        }));
         ctx.spawn(fut::wrap_future::<_, Self>(async move {
             let Ok(Ok(sessions)) = sessions.await else {
                 return;

@@ -6,8 +6,9 @@
 //! on their behalf and by which rule. Any status change clears the flag too (`operations::save`),
 //! so an item that leaves its session never stays marked.
 
-use super::manager::QueueManager;
+use super::operations::QueuePolicy;
 use super::store::Tx;
+use super::writes::WriteOp;
 use super::QueueError;
 use crate::dispatch::acp::Approval;
 use crate::model::{EventKind, Status};
@@ -88,18 +89,16 @@ fn set_waiting(tx: &mut Tx, item_id: &str, waiting: bool) -> Result<(), QueueErr
     Ok(())
 }
 
-impl Handler<PersonAsked> for QueueManager {
-    type Result = ResponseFuture<Result<(), QueueError>>;
-
-    fn handle(&mut self, m: PersonAsked, ctx: &mut Context<Self>) -> Self::Result {
-        self.write(ctx, move |tx, _| person_asked(tx, &m))
+impl WriteOp for PersonAsked {
+    type Output = ();
+    fn run(self, tx: &mut Tx, _: &QueuePolicy) -> Result<(), QueueError> {
+        person_asked(tx, &self)
     }
 }
 
-impl Handler<PersonAnswered> for QueueManager {
-    type Result = ResponseFuture<Result<(), QueueError>>;
-
-    fn handle(&mut self, m: PersonAnswered, ctx: &mut Context<Self>) -> Self::Result {
-        self.write(ctx, move |tx, _| person_answered(tx, &m))
+impl WriteOp for PersonAnswered {
+    type Output = ();
+    fn run(self, tx: &mut Tx, _: &QueuePolicy) -> Result<(), QueueError> {
+        person_answered(tx, &self)
     }
 }

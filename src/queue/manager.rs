@@ -1,10 +1,11 @@
 //! The QueueManager actor: the one owner of the redb store.
 //!
-//! Reads are answered at once from a snapshot. Writes are queued; when the mailbox has been
-//! drained the whole queue of writes runs in one durable transaction (group commit), and only
+//! The API's reads do not come here but go through a [`super::Reader`] (`reader.rs`); the
+//! writes (`writes.rs`) are queued: when the mailbox has been drained the whole queue of
+//! writes runs in one durable transaction (group commit), and only
 //! then is each caller answered and are the events passed to the Monitor. Under load this turns
 //! one fsync per request into one fsync per batch. A write that breaks a rule fails before it
-//! writes anything, so it is answered with its error without disturbing the rest of its batch;
+//! writes anything (`Tx::attempt` checks), so it is answered with its error without disturbing the rest of its batch;
 //! a storage failure fails the whole batch and nothing of it is kept. After an I/O error (a full
 //! disk) each batch first lets the store reopen itself; while it cannot, every write in the
 //! batch is refused with the reason, and `Readiness` reports it.
@@ -12,191 +13,15 @@
 //! The actor runs on its own arbiter (thread), so blocking redb calls never stall the HTTP
 //! workers.
 
-use super::operations::{
-    self, Claimed, CompleteOutcome, Completion, QueuePolicy, TokenUsage, Verdict,
-};
-use super::store::{EventPage, Snapshot, Store, Tx};
+use super::operations::QueuePolicy;
+use super::reader::{resolve_id, ReadOp};
+use super::store::{Snapshot, Store, Tx};
 use super::QueueError;
-use crate::model::{
-    AgentSession, AgentStatus, Artifact, ArtifactInput, EventKind, ItemPatch, NewWorkItem,
-    Priority, Status, StatusChange, WorkItem,
-};
 use crate::monitor::{Monitor, Publish};
 use actix::prelude::*;
 use futures_channel::oneshot;
-use std::collections::BTreeMap;
 
 // ---- Messages ------------------------------------------------------------------------------
-
-/// Add a new item.
-#[derive(Message)]
-#[rtype(result = "Result<WorkItem, QueueError>")]
-pub struct CreateItem(pub NewWorkItem);
-
-/// Change an item's fields (not its status).
-#[derive(Message)]
-#[rtype(result = "Result<WorkItem, QueueError>")]
-pub struct UpdateItem {
-    pub id: String,
-    pub patch: ItemPatch,
-}
-
-/// Remove an item, and it from every `blockedBy`.
-#[derive(Message)]
-#[rtype(result = "Result<(), QueueError>")]
-pub struct DeleteItem {
-    pub id: String,
-}
-
-/// A manual status change.
-#[derive(Message)]
-#[rtype(result = "Result<WorkItem, QueueError>")]
-pub struct MoveItem {
-    pub id: String,
-    pub status: Status,
-    pub reason: Option<String>,
-}
-
-/// Take the next claimable item for an agent; `None` when nothing is claimable.
-#[derive(Message)]
-#[rtype(result = "Result<Option<Claimed>, QueueError>")]
-pub struct Claim {
-    pub agent_id: String,
-    pub session_key: String,
-    /// The claimer's labels: only items whose `requires` they cover.
-    pub labels: crate::model::Labels,
-}
-
-/// Finish claimed work.
-#[derive(Message)]
-#[rtype(result = "Result<CompleteOutcome, QueueError>")]
-pub struct Complete {
-    pub id: String,
-    pub work: Completion,
-}
-
-/// An attempt that did not complete: retried later, blocked, or requeued, as `verdict` says.
-#[derive(Message)]
-#[rtype(result = "Result<WorkItem, QueueError>")]
-pub struct FailAttempt {
-    pub id: String,
-    pub session_key: Option<String>,
-    pub reason: String,
-    pub verdict: Verdict,
-    /// The session whose attempt failed: its end is recorded in the same transaction.
-    pub session: Option<AgentSession>,
-}
-
-/// Attach artifacts to an item.
-#[derive(Message)]
-#[rtype(result = "Result<Vec<Artifact>, QueueError>")]
-pub struct AddArtifacts {
-    pub id: String,
-    pub artifacts: Vec<ArtifactInput>,
-}
-
-/// One item, by id or unique id prefix.
-#[derive(Message)]
-#[rtype(result = "Result<WorkItem, QueueError>")]
-pub struct GetItem {
-    pub id: String,
-}
-
-/// Items matching a filter, sorted by priority then age.
-#[derive(Message, Default)]
-#[rtype(result = "Result<Vec<WorkItem>, QueueError>")]
-pub struct ListItems {
-    pub status: Option<Status>,
-    pub priority: Option<Priority>,
-    pub query: Option<String>,
-}
-
-/// An item's status changes, oldest first.
-#[derive(Message)]
-#[rtype(result = "Result<Vec<StatusChange>, QueueError>")]
-pub struct GetHistory {
-    pub id: String,
-}
-
-/// Item counts per status.
-#[derive(Message)]
-#[rtype(result = "Result<BTreeMap<Status, u64>, QueueError>")]
-pub struct CountByStatus;
-
-/// Tokens used on a UTC day (`2026-11-24`), across all sessions.
-#[derive(Message)]
-#[rtype(result = "Result<u64, QueueError>")]
-pub struct TokensOn {
-    pub day: String,
-}
-
-/// The item that has waited longest on a person in `status` (review or blocked).
-#[derive(Message)]
-#[rtype(result = "Result<Option<WorkItem>, QueueError>")]
-pub struct LongestWaiting {
-    pub status: Status,
-}
-
-/// Retained events after `since`, oldest first: at most `limit` of them and `max_bytes` of
-/// JSON (but at least one).
-#[derive(Message)]
-#[rtype(result = "Result<EventPage, QueueError>")]
-pub struct EventsSince {
-    pub since: u64,
-    pub limit: usize,
-    pub max_bytes: usize,
-}
-
-/// Record a newly started agent session.
-#[derive(Message)]
-#[rtype(result = "Result<(), QueueError>")]
-pub struct SessionStarted(pub AgentSession);
-
-/// Record a session's new state.
-#[derive(Message)]
-#[rtype(result = "Result<(), QueueError>")]
-pub struct SessionChanged {
-    pub session: AgentSession,
-    pub reason: Option<String>,
-}
-
-/// Output of a running agent.
-#[derive(Message)]
-#[rtype(result = "Result<(), QueueError>")]
-pub struct Progress {
-    pub item_id: String,
-    pub session_id: String,
-    pub messages: Vec<String>,
-    /// What the session's agent has used so far (input and output).
-    pub usage: TokenUsage,
-}
-
-/// Sessions, newest first (all, or one item's).
-#[derive(Message)]
-#[rtype(result = "Result<Vec<AgentSession>, QueueError>")]
-pub struct ListSessions {
-    pub item_id: Option<String>,
-}
-
-/// One session.
-#[derive(Message)]
-#[rtype(result = "Result<AgentSession, QueueError>")]
-pub struct GetSession {
-    pub id: String,
-}
-
-/// Fail what a dead previous run left in flight; returns its unfinished sessions.
-#[derive(Message)]
-#[rtype(result = "Result<Vec<AgentSession>, QueueError>")]
-pub struct Recover;
-
-/// Publish an event that changes no item (the pool was resized).
-#[derive(Message)]
-#[rtype(result = "Result<(), QueueError>")]
-pub struct Announce {
-    pub kind: EventKind,
-    pub data: Box<serde_json::value::RawValue>,
-}
 
 /// Whether the store takes writes: None when it does, else why not, in words. A store that
 /// failed on I/O is reopened first, so this also recovers it once the disk is back.
@@ -250,7 +75,7 @@ impl QueueManager {
             ctx.notify(Flush);
         }
         self.pending.push(Box::new(move |slot| {
-            let result = slot.map(|(tx, policy)| op(tx, policy));
+            let result = slot.map(|(tx, policy)| tx.attempt(|tx| op(tx, policy)));
             let fatal = matches!(result, Some(Err(QueueError::Storage(_))));
             let reply: Reply = Box::new(move |batch_error| {
                 let out = match (result, batch_error) {
@@ -271,6 +96,17 @@ impl QueueManager {
         })
     }
 
+    /// Resolves a full id or a unique prefix of one to the full id.
+    pub(super) fn resolve(&self, id: &str) -> Result<String, QueueError> {
+        self.store.read(|snap| resolve_id(snap, id))
+    }
+
+    /// Answers a read on this thread (for the Dispatcher; the API reads through a
+    /// [`super::Reader`] on its own threads).
+    pub(super) fn answer<M: ReadOp>(&self, m: M) -> Result<M::Output, QueueError> {
+        self.store.read(|snap| m.read(snap))
+    }
+
     pub(super) fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Snapshot) -> Result<T, QueueError>,
@@ -278,28 +114,6 @@ impl QueueManager {
         let result = self.store.read(f);
         Box::pin(async move { result })
     }
-
-    /// Resolves a full id or a unique prefix of one to the full id.
-    fn resolve(&self, id: &str) -> Result<String, QueueError> {
-        resolve_id(&self.store, id)
-    }
-}
-
-fn resolve_id(store: &Store, id: &str) -> Result<String, QueueError> {
-    store.read(|snap| {
-        if snap.contains(id)? {
-            return Ok(id.to_string());
-        }
-        if id.len() < 4 || id.len() > 36 {
-            return Err(QueueError::not_found("item", id));
-        }
-        let mut found = snap.ids_with_prefix(id, 2)?;
-        match found.len() {
-            0 => Err(QueueError::not_found("item", id)),
-            1 => Ok(found.remove(0)),
-            _ => Err(QueueError::Ambiguous(id.to_string())),
-        }
-    })
 }
 
 impl Actor for QueueManager {
@@ -363,302 +177,6 @@ impl Handler<Flush> for QueueManager {
     }
 }
 
-macro_rules! write_handler {
-    ($msg:ty, $out:ty, |$m:ident, $tx:ident, $policy:ident| $body:expr) => {
-        impl Handler<$msg> for QueueManager {
-            type Result = ResponseFuture<Result<$out, QueueError>>;
-
-            #[allow(unused_variables)]
-            fn handle(&mut self, $m: $msg, ctx: &mut Context<Self>) -> Self::Result {
-                self.write(ctx, move |$tx, $policy| $body)
-            }
-        }
-    };
-}
-
-write_handler!(CreateItem, WorkItem, |m, tx, p| operations::create(tx, m.0));
-write_handler!(SessionStarted, (), |m, tx, p| operations::session_started(
-    tx, &m.0
-));
-write_handler!(Progress, (), |m, tx, p| operations::progress(
-    tx,
-    p,
-    &m.item_id,
-    &m.session_id,
-    &m.messages,
-    m.usage
-));
-write_handler!(Announce, (), |m, tx, p| {
-    tx.emit(m.kind, m.data);
-    Ok(())
-});
-write_handler!(Recover, Vec<AgentSession>, |m, tx, p| operations::recover(
-    tx, p
-));
-
-/// Writes addressed by an id that may be a prefix: resolved first, then queued.
-macro_rules! write_by_id_handler {
-    ($msg:ty, $out:ty, |$m:ident, $id:ident, $tx:ident| $body:expr) => {
-        write_by_id_handler!($msg, $out, |$m, $id, $tx, _policy| $body);
-    };
-    ($msg:ty, $out:ty, |$m:ident, $id:ident, $tx:ident, $policy:ident| $body:expr) => {
-        impl Handler<$msg> for QueueManager {
-            type Result = ResponseFuture<Result<$out, QueueError>>;
-
-            fn handle(&mut self, $m: $msg, ctx: &mut Context<Self>) -> Self::Result {
-                let $id = match self.resolve(&$m.id) {
-                    Ok(id) => id,
-                    Err(e) => return Box::pin(async move { Err(e) }),
-                };
-                self.write(ctx, move |$tx, $policy| $body)
-            }
-        }
-    };
-}
-
-write_by_id_handler!(UpdateItem, WorkItem, |m, id, tx| operations::update(
-    tx, &id, m.patch
-));
-write_by_id_handler!(DeleteItem, (), |m, id, tx| operations::delete(tx, &id));
-write_by_id_handler!(MoveItem, WorkItem, |m, id, tx| operations::move_item(
-    tx, &id, m.status, m.reason
-));
-write_by_id_handler!(AddArtifacts, Vec<Artifact>, |m, id, tx| {
-    operations::add_artifacts(tx, &id, m.artifacts)
-});
-
-// ---- Writes the metrics count ----------------------------------------------------------------
-
-/// Runs `observe` on a write's result once its batch has committed (never for a write that
-/// was refused or rolled back).
-fn observed<T: 'static>(
-    answer: ResponseFuture<Result<T, QueueError>>,
-    observe: impl FnOnce(&T) + 'static,
-) -> ResponseFuture<Result<T, QueueError>> {
-    Box::pin(async move {
-        let result = answer.await;
-        if let Ok(value) = &result {
-            observe(value);
-        }
-        result
-    })
-}
-
-/// How long a session has run, by the wall clock.
-fn session_age(session: &AgentSession) -> std::time::Duration {
-    (chrono::Utc::now() - session.started_at)
-        .to_std()
-        .unwrap_or_default()
-}
-
-impl Handler<Claim> for QueueManager {
-    type Result = ResponseFuture<Result<Option<Claimed>, QueueError>>;
-
-    fn handle(&mut self, m: Claim, ctx: &mut Context<Self>) -> Self::Result {
-        let answer = self.write(ctx, move |tx, _| {
-            operations::claim(tx, &m.agent_id, &m.session_key, &m.labels)
-        });
-        observed(answer, |claimed: &Option<Claimed>| {
-            if let Some(claimed) = claimed {
-                crate::metrics::claimed(claimed.waited);
-            }
-        })
-    }
-}
-
-impl Handler<Complete> for QueueManager {
-    type Result = ResponseFuture<Result<CompleteOutcome, QueueError>>;
-
-    fn handle(&mut self, m: Complete, ctx: &mut Context<Self>) -> Self::Result {
-        let id = match self.resolve(&m.id) {
-            Ok(id) => id,
-            Err(e) => return Box::pin(async move { Err(e) }),
-        };
-        let took = m.work.session.as_ref().map(session_age);
-        let answer = self.write(ctx, move |tx, policy| {
-            operations::complete(tx, policy, &id, m.work)
-        });
-        observed(answer, move |outcome: &CompleteOutcome| {
-            if outcome.accepted {
-                crate::metrics::completed();
-            } else {
-                crate::metrics::failed(outcome.item.status == Status::Ready);
-            }
-            if let Some(took) = took {
-                crate::metrics::attempt_ended(took, outcome.accepted);
-            }
-        })
-    }
-}
-
-impl Handler<FailAttempt> for QueueManager {
-    type Result = ResponseFuture<Result<WorkItem, QueueError>>;
-
-    fn handle(&mut self, m: FailAttempt, ctx: &mut Context<Self>) -> Self::Result {
-        let took = m.session.as_ref().map(session_age);
-        let answer = self.write(ctx, move |tx, policy| {
-            operations::fail_attempt(
-                tx,
-                policy,
-                &m.id,
-                m.session_key.as_deref(),
-                &m.reason,
-                m.verdict,
-                m.session,
-            )
-        });
-        observed(answer, move |item: &WorkItem| {
-            crate::metrics::failed(item.status == Status::Ready);
-            if let Some(took) = took {
-                crate::metrics::attempt_ended(took, false);
-            }
-        })
-    }
-}
-
-impl Handler<SessionChanged> for QueueManager {
-    type Result = ResponseFuture<Result<(), QueueError>>;
-
-    fn handle(&mut self, m: SessionChanged, ctx: &mut Context<Self>) -> Self::Result {
-        let ended = m.session.status.is_finished().then(|| {
-            (
-                session_age(&m.session),
-                m.session.status == AgentStatus::Completed,
-            )
-        });
-        let answer = self.write(ctx, move |tx, policy| {
-            operations::session_changed(tx, policy, &m.session, m.reason.as_deref())
-        });
-        observed(answer, move |_| {
-            if let Some((took, completed)) = ended {
-                crate::metrics::attempt_ended(took, completed);
-            }
-        })
-    }
-}
-
-impl Handler<TokensOn> for QueueManager {
-    type Result = ResponseFuture<Result<u64, QueueError>>;
-
-    fn handle(&mut self, m: TokensOn, _: &mut Context<Self>) -> Self::Result {
-        self.read(move |snap| snap.tokens_on(&m.day))
-    }
-}
-
-impl Handler<LongestWaiting> for QueueManager {
-    type Result = ResponseFuture<Result<Option<WorkItem>, QueueError>>;
-
-    fn handle(&mut self, m: LongestWaiting, _: &mut Context<Self>) -> Self::Result {
-        self.read(move |snap| snap.longest_waiting(m.status))
-    }
-}
-
-impl Handler<GetItem> for QueueManager {
-    type Result = ResponseFuture<Result<WorkItem, QueueError>>;
-
-    fn handle(&mut self, m: GetItem, _: &mut Context<Self>) -> Self::Result {
-        let result = self.resolve(&m.id).and_then(|id| {
-            self.store.read(|snap| {
-                snap.item(&id)?
-                    .ok_or_else(|| QueueError::not_found("item", &id))
-            })
-        });
-        Box::pin(async move { result })
-    }
-}
-
-impl Handler<ListItems> for QueueManager {
-    type Result = ResponseFuture<Result<Vec<WorkItem>, QueueError>>;
-
-    fn handle(&mut self, m: ListItems, _: &mut Context<Self>) -> Self::Result {
-        self.read(move |snap| {
-            let query = m.query.map(|q| q.to_lowercase());
-            let mut items: Vec<WorkItem> = snap
-                .all_items()?
-                .into_iter()
-                .filter(|i| m.status.is_none_or(|s| i.status == s))
-                .filter(|i| m.priority.is_none_or(|p| i.priority == p))
-                .filter(|i| {
-                    query
-                        .as_deref()
-                        .is_none_or(|q| i.title.to_lowercase().contains(q))
-                })
-                .collect();
-            items.sort_by(|a, b| {
-                (a.priority.claim_rank(), a.created_at, &a.id).cmp(&(
-                    b.priority.claim_rank(),
-                    b.created_at,
-                    &b.id,
-                ))
-            });
-            Ok(items)
-        })
-    }
-}
-
-impl Handler<GetHistory> for QueueManager {
-    type Result = ResponseFuture<Result<Vec<StatusChange>, QueueError>>;
-
-    fn handle(&mut self, m: GetHistory, _: &mut Context<Self>) -> Self::Result {
-        let result = self
-            .resolve(&m.id)
-            .and_then(|id| self.store.read(|snap| snap.history(&id)));
-        Box::pin(async move { result })
-    }
-}
-
-impl Handler<CountByStatus> for QueueManager {
-    type Result = ResponseFuture<Result<BTreeMap<Status, u64>, QueueError>>;
-
-    fn handle(&mut self, _: CountByStatus, _: &mut Context<Self>) -> Self::Result {
-        self.read(|snap| {
-            let mut counts = BTreeMap::new();
-            for s in Status::ALL {
-                counts.insert(s, snap.count(s)?);
-            }
-            Ok(counts)
-        })
-    }
-}
-
-impl Handler<EventsSince> for QueueManager {
-    type Result = ResponseFuture<Result<EventPage, QueueError>>;
-
-    fn handle(&mut self, m: EventsSince, _: &mut Context<Self>) -> Self::Result {
-        self.read(move |snap| snap.events_after(m.since, m.limit, m.max_bytes))
-    }
-}
-
-impl Handler<ListSessions> for QueueManager {
-    type Result = ResponseFuture<Result<Vec<AgentSession>, QueueError>>;
-
-    fn handle(&mut self, m: ListSessions, _: &mut Context<Self>) -> Self::Result {
-        let item_id = match m.item_id.map(|id| self.resolve(&id)).transpose() {
-            Ok(id) => id,
-            Err(e) => return Box::pin(async move { Err(e) }),
-        };
-        self.read(move |snap| {
-            let mut sessions = match item_id {
-                Some(id) => snap.sessions_of(&id)?,
-                None => snap.all_sessions()?,
-            };
-            sessions.sort_by_key(|s| std::cmp::Reverse(s.started_at));
-            Ok(sessions)
-        })
-    }
-}
-
-impl Handler<GetSession> for QueueManager {
-    type Result = ResponseFuture<Result<AgentSession, QueueError>>;
-
-    fn handle(&mut self, m: GetSession, _: &mut Context<Self>) -> Self::Result {
-        self.read(move |snap| {
-            snap.session(&m.id)?
-                .ok_or_else(|| QueueError::not_found("agent session", &m.id))
-        })
-    }
-}
-
 impl Handler<Readiness> for QueueManager {
     type Result = Option<String>;
 
@@ -676,16 +194,33 @@ impl Handler<SetPolicy> for QueueManager {
     }
 }
 
+/// The QueueManager's thread, to stop at shutdown.
+pub struct QueueThread {
+    system: System,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl QueueThread {
+    /// Stops the QueueManager and waits until its store is closed, so that the next start
+    /// finds a cleanly closed file (one left open is repaired first, which takes time).
+    pub fn stop(self) {
+        self.system.stop();
+        if self.thread.join().is_err() {
+            log::error!("the queue manager thread panicked while stopping");
+        }
+    }
+}
+
 /// Starts the QueueManager on its own thread, in an actix system of its own, so that neither
 /// its blocking redb calls nor the HTTP server's shutdown (which stops the arbiters it knows)
-/// touch it. It runs until the returned [`System`] is stopped.
+/// touch it. It runs until the returned [`QueueThread`] is stopped.
 pub fn start(
     store: Store,
     policy: QueuePolicy,
     monitor: Addr<Monitor>,
-) -> std::io::Result<(Addr<QueueManager>, System)> {
+) -> std::io::Result<(Addr<QueueManager>, QueueThread)> {
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("queue-manager".into())
         .spawn(move || {
             let system = System::new();
@@ -697,6 +232,8 @@ pub fn start(
                 log::error!("queue manager thread ended: {e}");
             }
         })?;
-    rx.recv()
-        .map_err(|_| std::io::Error::other("the queue manager thread did not start"))
+    let (addr, system) = rx
+        .recv()
+        .map_err(|_| std::io::Error::other("the queue manager thread did not start"))?;
+    Ok((addr, QueueThread { system, thread }))
 }

@@ -5,11 +5,15 @@ mod dependencies;
 mod error;
 pub mod leases;
 mod manager;
+#[cfg(test)]
+mod model_test;
 mod operations;
 mod outbox;
+mod reader;
 mod runner_tables;
 mod runners;
 mod store;
+mod writes;
 
 pub use approvals::{PersonAnswered, PersonAsked};
 pub use error::QueueError;
@@ -23,5 +27,7 @@ pub use outbox::{
     DueDeliveries, EventFacts, ListDeliveries, Outbox, OutboxRoute, PruneDeliveries, RecordAttempt,
     Redeliver, Render,
 };
+pub use reader::*;
 pub use runners::*;
-pub use store::{EventPage, Store, EVENTS_RETAINED};
+pub use store::{EventPage, ItemPage, Reader, Store, EVENTS_RETAINED};
+pub use writes::*;

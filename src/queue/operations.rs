@@ -728,6 +728,9 @@ pub fn recover(tx: &mut Tx, policy: &QueuePolicy) -> Result<Vec<AgentSession>, Q
             "interrupted: flightdeck stopped while it ran",
         )?;
     }
+    if tx.repair_pending("index:item_order")? {
+        tx.index_item_order()?;
+    }
     if tx.repair_pending("index:waiting")? {
         for status in [Status::Review, Status::Blocked] {
             for item in tx.items_in(status)? {
@@ -805,5 +808,64 @@ mod tests {
         let after = store.read(|snap| snap.item("big")).unwrap().unwrap();
         assert_eq!(after.artifacts.len(), ARTIFACTS_MAX);
         assert_eq!(after.artifacts.last().unwrap().id, added[0].id);
+    }
+
+    fn new_item(title: &str, priority: &str) -> NewWorkItem {
+        serde_json::from_value(serde_json::json!({
+            "title": title, "priority": priority, "status": "ready"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_ready_item_is_claimed_at_once_behind_300_higher_ranked_items_waiting_out_a_backoff() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("q.redb")).unwrap();
+        let policy = QueuePolicy {
+            review: false,
+            max_attempts: 5,
+            retry_backoff_secs: 300.0,
+            item_tokens: 0,
+            price: Default::default(),
+            lease_secs: 30,
+        };
+        store
+            .write(|tx| {
+                (0..300).try_for_each(|i| {
+                    create(tx, new_item(&format!("urgent {i}"), "urgent")).map(drop)
+                })
+            })
+            .unwrap();
+        for _ in 0..300 {
+            let (claimed, _) = store
+                .write(|tx| claim(tx, "agent", "key", &Labels::default()))
+                .unwrap();
+            let id = claimed.expect("an urgent item is claimable").item.id;
+            let (failed, _) = store
+                .write(|tx| {
+                    fail_attempt(tx, &policy, &id, None, "rate limited", Verdict::Retry, None)
+                })
+                .unwrap();
+            assert_eq!(failed.status, Status::Ready);
+            assert!(failed.retry_at.is_some());
+        }
+        let (behind, _) = store
+            .write(|tx| create(tx, new_item("the low one behind them", "low")))
+            .unwrap();
+        let (claimed, _) = store
+            .write(|tx| claim(tx, "agent", "key", &Labels::default()))
+            .unwrap();
+        assert_eq!(
+            claimed.map(|c| c.item.title),
+            Some(behind.title),
+            "the ready item behind 300 items in their backoff is claimed at once"
+        );
+        let (nothing, _) = store
+            .write(|tx| claim(tx, "agent", "key", &Labels::default()))
+            .unwrap();
+        assert!(
+            nothing.is_none(),
+            "the waiting items stay out until their backoff ends"
+        );
     }
 }

@@ -11,8 +11,10 @@
 use super::leases::{self, Lease};
 use super::manager::QueueManager;
 use super::operations::{self, CompleteOutcome, Completion, QueuePolicy, TokenUsage, Verdict};
+use super::reader::ReadOp;
 use super::runner_tables;
-use super::store::Tx;
+use super::store::{Snapshot, Tx};
+use super::writes::WriteOp;
 use super::QueueError;
 use crate::model::{AgentSession, EventKind, Labels, Status, WorkItem};
 use crate::runners::{RunnerRecord, TokenRecord};
@@ -157,18 +159,20 @@ pub struct DrainRunner {
     pub id: String,
 }
 
-/// Every runner and every live lease.
-#[derive(Message)]
-#[rtype(result = "Result<(Vec<RunnerRecord>, Vec<Lease>), QueueError>")]
+/// Every runner and every live lease (a read: [`ReadOp`]).
 pub struct ListRunners;
 
+/// Store a new runner token (hashed).
 #[derive(Message)]
 #[rtype(result = "Result<TokenRecord, QueueError>")]
 pub struct CreateRunnerToken(pub TokenRecord);
 
-#[derive(Message)]
-#[rtype(result = "Result<Vec<TokenRecord>, QueueError>")]
+/// Every runner token (hashed; a read: [`ReadOp`]).
 pub struct ListRunnerTokens;
+
+/// The ready items that require labels, in list order (a read: [`ReadOp`]): the ones a
+/// runner's labels may fail to cover.
+pub struct ReadyRequiringLabels;
 
 #[derive(Message)]
 #[rtype(result = "Result<TokenRecord, QueueError>")]
@@ -539,71 +543,113 @@ pub fn drain(tx: &mut Tx, id: &str) -> Result<RunnerRecord, QueueError> {
     Ok(runner)
 }
 
-// ---- Handlers ------------------------------------------------------------------------------
+// ---- Writes and reads ----------------------------------------------------------------------
 
-macro_rules! runner_write {
-    ($msg:ty, $out:ty, |$m:ident, $tx:ident, $policy:ident| $body:expr) => {
-        impl Handler<$msg> for QueueManager {
-            type Result = ResponseFuture<Result<$out, QueueError>>;
-
-            #[allow(unused_variables)]
-            fn handle(&mut self, $m: $msg, ctx: &mut Context<Self>) -> Self::Result {
-                self.write(ctx, move |$tx, $policy| $body)
-            }
-        }
-    };
-}
-
-runner_write!(RegisterRunner, RunnerRecord, |m, tx, p| register(tx, m));
-runner_write!(RunnerClaim, Vec<LeasedItem>, |m, tx, p| claim(tx, p, m));
-runner_write!(RunnerHeartbeat, Heartbeat, |m, tx, p| heartbeat(
-    tx,
-    p,
-    &m.runner_id,
-    &m.running
-));
-runner_write!(RunnerReports, Vec<u64>, |m, tx, p| reports(tx, p, m));
-runner_write!(RunnerComplete, CompleteOutcome, |m, tx, p| complete(
-    tx, p, m
-));
-runner_write!(RunnerFail, WorkItem, |m, tx, p| fail(tx, p, m));
-runner_write!(SweepLeases, (), |m, tx, p| sweep(tx, p));
-runner_write!(DrainRunner, RunnerRecord, |m, tx, p| drain(tx, &m.id));
-runner_write!(CheckLease, Lease, |m, tx, p| admit(
-    tx,
-    &m.runner_id,
-    &m.item_id,
-    m.fence
-)
-.map(|(lease, _)| lease));
-runner_write!(CreateRunnerToken, TokenRecord, |m, tx, p| {
-    tx.runner_tables_mut().put_token(&m.0)?;
-    Ok(m.0)
-});
-runner_write!(RevokeRunnerToken, TokenRecord, |m, tx, p| {
-    tx.runner_tables_mut()
-        .remove_token(&m.id)?
-        .ok_or_else(|| QueueError::not_found("runner token", &m.id))
-});
-
-impl Handler<ListRunners> for QueueManager {
-    type Result = ResponseFuture<Result<(Vec<RunnerRecord>, Vec<Lease>), QueueError>>;
-
-    fn handle(&mut self, _: ListRunners, _: &mut Context<Self>) -> Self::Result {
-        self.read(|snap| {
-            Ok((
-                runner_tables::read_runners(&snap.txn)?,
-                runner_tables::read_leases(&snap.txn)?,
-            ))
-        })
+impl WriteOp for RegisterRunner {
+    type Output = RunnerRecord;
+    fn run(self, tx: &mut Tx, _: &QueuePolicy) -> Result<RunnerRecord, QueueError> {
+        register(tx, self)
     }
 }
 
-impl Handler<ListRunnerTokens> for QueueManager {
-    type Result = ResponseFuture<Result<Vec<TokenRecord>, QueueError>>;
+impl WriteOp for RunnerClaim {
+    type Output = Vec<LeasedItem>;
+    fn run(self, tx: &mut Tx, policy: &QueuePolicy) -> Result<Vec<LeasedItem>, QueueError> {
+        claim(tx, policy, self)
+    }
+}
 
-    fn handle(&mut self, _: ListRunnerTokens, _: &mut Context<Self>) -> Self::Result {
-        self.read(|snap| runner_tables::read_tokens(&snap.txn))
+impl WriteOp for RunnerHeartbeat {
+    type Output = Heartbeat;
+    fn run(self, tx: &mut Tx, policy: &QueuePolicy) -> Result<Heartbeat, QueueError> {
+        heartbeat(tx, policy, &self.runner_id, &self.running)
+    }
+}
+
+impl WriteOp for RunnerReports {
+    type Output = Vec<u64>;
+    fn run(self, tx: &mut Tx, policy: &QueuePolicy) -> Result<Vec<u64>, QueueError> {
+        reports(tx, policy, self)
+    }
+}
+
+impl WriteOp for RunnerComplete {
+    type Output = CompleteOutcome;
+    fn run(self, tx: &mut Tx, policy: &QueuePolicy) -> Result<CompleteOutcome, QueueError> {
+        complete(tx, policy, self)
+    }
+}
+
+impl WriteOp for RunnerFail {
+    type Output = WorkItem;
+    fn run(self, tx: &mut Tx, policy: &QueuePolicy) -> Result<WorkItem, QueueError> {
+        fail(tx, policy, self)
+    }
+}
+
+impl WriteOp for SweepLeases {
+    type Output = ();
+    fn run(self, tx: &mut Tx, policy: &QueuePolicy) -> Result<(), QueueError> {
+        sweep(tx, policy)
+    }
+}
+
+impl WriteOp for DrainRunner {
+    type Output = RunnerRecord;
+    fn run(self, tx: &mut Tx, _: &QueuePolicy) -> Result<RunnerRecord, QueueError> {
+        drain(tx, &self.id)
+    }
+}
+
+/// Queued as a write so it is checked in order with the runner's other writes.
+impl WriteOp for CheckLease {
+    type Output = Lease;
+    fn run(self, tx: &mut Tx, _: &QueuePolicy) -> Result<Lease, QueueError> {
+        admit(tx, &self.runner_id, &self.item_id, self.fence).map(|(lease, _)| lease)
+    }
+}
+
+impl WriteOp for CreateRunnerToken {
+    type Output = TokenRecord;
+    fn run(self, tx: &mut Tx, _: &QueuePolicy) -> Result<TokenRecord, QueueError> {
+        tx.runner_tables_mut().put_token(&self.0)?;
+        Ok(self.0)
+    }
+}
+
+impl WriteOp for RevokeRunnerToken {
+    type Output = TokenRecord;
+    fn run(self, tx: &mut Tx, _: &QueuePolicy) -> Result<TokenRecord, QueueError> {
+        tx.runner_tables_mut()
+            .remove_token(&self.id)?
+            .ok_or_else(|| QueueError::not_found("runner token", &self.id))
+    }
+}
+
+impl ReadOp for ListRunners {
+    type Output = (Vec<RunnerRecord>, Vec<Lease>);
+    fn read(self, snap: &Snapshot) -> Result<(Vec<RunnerRecord>, Vec<Lease>), QueueError> {
+        Ok((
+            runner_tables::read_runners(&snap.txn)?,
+            runner_tables::read_leases(&snap.txn)?,
+        ))
+    }
+}
+
+impl ReadOp for ReadyRequiringLabels {
+    type Output = Vec<WorkItem>;
+    fn read(self, snap: &Snapshot) -> Result<Vec<WorkItem>, QueueError> {
+        let page = snap.items_page(None, usize::MAX, |i| {
+            i.status == Status::Ready && !i.requires.is_empty()
+        })?;
+        Ok(page.items)
+    }
+}
+
+impl ReadOp for ListRunnerTokens {
+    type Output = Vec<TokenRecord>;
+    fn read(self, snap: &Snapshot) -> Result<Vec<TokenRecord>, QueueError> {
+        runner_tables::read_tokens(&snap.txn)
     }
 }
 

@@ -1,7 +1,8 @@
 //! The redb store: its tables, and a write transaction that keeps every derived structure
 //! (status counts, the claim index, `blocks`, history, the event log) in step with the items.
 //!
-//! Only the QueueManager holds a [`Store`]. Each of its operations runs in one [`Tx`]: either
+//! Only the QueueManager holds a [`Store`] and writes; reads run anywhere through a
+//! [`Reader`] (redb's read transactions see the last commit and never wait for a writer). Each of its operations runs in one [`Tx`]: either
 //! everything it wrote commits durably, or nothing does.
 //!
 //! Two failures have rules of their own. A file that is there but holds no redb store (empty,
@@ -22,10 +23,13 @@ use redb::{
 };
 use serde_json::value::RawValue;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 /// id -> WorkItem JSON.
 const ITEMS: TableDefinition<&str, &[u8]> = TableDefinition::new("items");
+/// Every item in list order (priority rank, then creation time, then id: the [`claim_key`]),
+/// so a page of the list reads only its own items.
+const ITEM_ORDER: TableDefinition<&[u8], ()> = TableDefinition::new("item_order");
 /// The claim index: one key per claimable item (ready, every blocker done), ordered the way
 /// claims take them: priority rank, then creation time, then id. See [`claim_key`].
 const CLAIMABLE: TableDefinition<&[u8], ()> = TableDefinition::new("claimable");
@@ -42,6 +46,12 @@ const LIVE_SESSIONS: TableDefinition<&str, ()> = TableDefinition::new("live_sess
 /// item id -> its sessions' ids.
 const ITEM_SESSIONS: MultimapTableDefinition<&str, &str> =
     MultimapTableDefinition::new("item_sessions");
+
+/// Claimable items still waiting out a retry backoff, keyed by [`retry_key`] (time first),
+/// each with its claim key as the value. They stay out of [`CLAIMABLE`] until their time
+/// comes, so however many of them there are, a claim never walks past them to find a ready
+/// item; each claim first moves the ones now due into the claim index.
+const RETRY_WAIT: TableDefinition<&[u8], &[u8]> = TableDefinition::new("retry_wait");
 
 /// Items waiting on a person (review, blocked), keyed by [`waiting_key`], so the longest
 /// wait is the first entry of its status.
@@ -60,6 +70,15 @@ const CACHE_BYTES: usize = 48 << 20;
 
 /// How many events stay replayable after they happened.
 pub const EVENTS_RETAINED: u64 = 20_000;
+
+/// A page of the item list.
+pub struct ItemPage {
+    pub items: Vec<WorkItem>,
+    /// Where the next page starts, when there is one.
+    pub next: Option<Vec<u8>>,
+    /// The `seq` of the last event the page's snapshot saw.
+    pub last_seq: u64,
+}
 
 /// A page of stored events: a JSON array, sent as it is.
 pub struct EventPage {
@@ -81,6 +100,19 @@ fn claim_key(item: &WorkItem) -> Vec<u8> {
 
 fn id_from_claim_key(key: &[u8]) -> Option<&str> {
     key.get(9..).and_then(|b| std::str::from_utf8(b).ok())
+}
+
+/// The retry index key: `[retry_at micros, big endian][id]`, so byte order is the order in
+/// which backoffs end.
+fn retry_key(at: DateTime<Utc>, id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + id.len());
+    key.extend_from_slice(&micros(at).to_be_bytes());
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+fn micros(at: DateTime<Utc>) -> u64 {
+    at.timestamp_micros().max(0) as u64
 }
 
 /// The waiting index key: `[0 review | 1 blocked][since micros, big endian][id]`; None for
@@ -108,11 +140,45 @@ fn count_key(status: Status) -> String {
     format!("count:{status}")
 }
 
+/// Reads the store from any thread, each read in its own redb read transaction, so reads
+/// never wait for the queue-manager thread nor hold up its writes. Cheap to clone.
+#[derive(Clone)]
+pub struct Reader {
+    /// The database the store has open; None while it is being reopened.
+    db: Arc<RwLock<Option<Arc<Database>>>>,
+}
+
+impl Reader {
+    /// Runs `f` against a snapshot of the last commit.
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&Snapshot) -> Result<T, QueueError>,
+    ) -> Result<T, QueueError> {
+        let db = self
+            .db
+            .read()
+            .ok()
+            .and_then(|slot| slot.clone())
+            .ok_or_else(|| QueueError::Storage("the store is being reopened".into()))?;
+        let txn = db.begin_read()?;
+        f(&Snapshot { txn })
+    }
+
+    fn set(&self, db: Option<Arc<Database>>) {
+        match self.db.write() {
+            Ok(mut slot) => *slot = db,
+            Err(poisoned) => *poisoned.into_inner() = db,
+        }
+    }
+}
+
 /// The open redb database.
 pub struct Store {
     path: PathBuf,
     /// None only while a reopen after an I/O error has failed; the next write tries again.
-    db: Option<Database>,
+    db: Option<Arc<Database>>,
+    /// The same database for readers on other threads.
+    reader: Reader,
     next_seq: u64,
     /// Why the store cannot write, in words; None while it can.
     fault: Option<String>,
@@ -125,10 +191,13 @@ impl Store {
     /// exists. A file that is there but is not a redb store is refused with an error that
     /// names it and says what to do.
     pub fn open(path: &Path) -> Result<Store, QueueError> {
-        let db = open_database(path)?;
+        let db = Arc::new(open_database(path)?);
         let next_seq = prepare(&db)?;
         Ok(Store {
             path: path.to_path_buf(),
+            reader: Reader {
+                db: Arc::new(RwLock::new(Some(db.clone()))),
+            },
             db: Some(db),
             next_seq,
             fault: None,
@@ -141,8 +210,13 @@ impl Store {
         self.outbox = outbox;
     }
 
+    /// A handle for reading the store from other threads.
+    pub fn reader(&self) -> Reader {
+        self.reader.clone()
+    }
+
     fn db(&self) -> Result<&Database, QueueError> {
-        self.db.as_ref().ok_or_else(|| {
+        self.db.as_deref().ok_or_else(|| {
             QueueError::Storage(
                 self.fault
                     .clone()
@@ -164,9 +238,16 @@ impl Store {
             return Ok(());
         }
         // redb holds a lock on the file: the old handle must be gone before the new one opens.
+        // Readers let go of it after their current read.
+        self.reader.set(None);
         if let Some(old) = self.db.take() {
-            if let Err(e) = old.close() {
-                log::debug!("closing the store after an I/O error: {e}");
+            match Arc::try_unwrap(old) {
+                Ok(old) => {
+                    if let Err(e) = old.close() {
+                        log::debug!("closing the store after an I/O error: {e}");
+                    }
+                }
+                Err(shared) => drop(shared),
             }
         }
         let reopened = open_database(&self.path).and_then(|db| {
@@ -177,6 +258,8 @@ impl Store {
         match reopened {
             Ok((next_seq, db)) => {
                 log::warn!("the store {} takes writes again", self.path.display());
+                let db = Arc::new(db);
+                self.reader.set(Some(db.clone()));
                 self.db = Some(db);
                 self.next_seq = next_seq;
                 self.fault = None;
@@ -186,7 +269,8 @@ impl Store {
                 let reason = cannot_write(&e);
                 self.fault = Some(reason.clone());
                 // Reads go on from the old file where it still opens, even if writes cannot.
-                self.db = open_database(&self.path).ok();
+                self.db = open_database(&self.path).ok().map(Arc::new);
+                self.reader.set(self.db.clone());
                 Err(QueueError::Storage(reason))
             }
         }
@@ -285,6 +369,14 @@ impl Store {
     }
 }
 
+impl Drop for Store {
+    /// Takes the database from the readers too, so that it closes cleanly now: a store left
+    /// open at exit is repaired at the next start, which takes time in proportion to its size.
+    fn drop(&mut self) {
+        self.reader.set(None);
+    }
+}
+
 /// The sentence `/readyz` and every refused write give while the store cannot write. It
 /// names no path: `/readyz` answers without the token.
 fn cannot_write(error: &QueueError) -> String {
@@ -301,6 +393,14 @@ fn cannot_write(error: &QueueError) -> String {
 fn open_database(path: &Path) -> Result<Database, QueueError> {
     let mut builder = Database::builder();
     builder.set_cache_size(CACHE_BYTES);
+    // A file the last run did not close cleanly is repaired on open, which reads the whole
+    // file: worth a line in the log, since it makes this start-up slow.
+    let shown = path.display().to_string();
+    builder.set_repair_callback(move |session| {
+        if session.progress() == 0.0 {
+            log::warn!("the store {shown} was not closed cleanly: repairing it before starting");
+        }
+    });
     let opened = match std::fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => builder.create(path),
         Err(e) => return Err(not_a_store(path, &format!("cannot be read ({e})"))),
@@ -341,12 +441,14 @@ fn prepare(db: &Database) -> Result<u64, QueueError> {
     let next_seq;
     {
         txn.open_table(ITEMS)?;
+        txn.open_table(ITEM_ORDER)?;
         txn.open_table(CLAIMABLE)?;
         txn.open_table(EVENTS)?;
         txn.open_table(HISTORY)?;
         txn.open_table(SESSIONS)?;
         txn.open_table(LIVE_SESSIONS)?;
         txn.open_table(WAITING)?;
+        txn.open_table(RETRY_WAIT)?;
         txn.open_multimap_table(ITEM_SESSIONS)?;
         OutboxTables::open(&txn)?;
         runner_tables::create(&txn)?;
@@ -415,6 +517,56 @@ impl Snapshot {
             out.push(key.to_string());
         }
         Ok(out)
+    }
+
+    /// Items in list order (priority, then age, then id) that pass `keep`, after the position
+    /// `after` (a [`ItemPage::next`] of an earlier page), at most `limit` of them.
+    pub fn items_page(
+        &self,
+        after: Option<&[u8]>,
+        limit: usize,
+        keep: impl Fn(&WorkItem) -> bool,
+    ) -> Result<ItemPage, QueueError> {
+        use std::ops::Bound;
+        let order = self.txn.open_table(ITEM_ORDER)?;
+        let items = self.txn.open_table(ITEMS)?;
+        let start = match after {
+            Some(key) => Bound::Excluded(key),
+            None => Bound::Unbounded,
+        };
+        let mut page = ItemPage {
+            items: Vec::new(),
+            next: None,
+            last_seq: self.last_seq()?,
+        };
+        let mut last_key = Vec::new();
+        for entry in order.range::<&[u8]>((start, Bound::Unbounded))? {
+            let (key, _) = entry?;
+            let Some(id) = id_from_claim_key(key.value()) else {
+                continue;
+            };
+            let Some(stored) = items.get(id)? else {
+                continue;
+            };
+            let item: WorkItem = serde_json::from_slice(stored.value())?;
+            if !keep(&item) {
+                continue;
+            }
+            if page.items.len() == limit {
+                page.next = Some(last_key);
+                break;
+            }
+            last_key = key.value().to_vec();
+            page.items.push(item);
+        }
+        Ok(page)
+    }
+
+    /// The `seq` of the last event this snapshot holds (0 before the first).
+    pub fn last_seq(&self) -> Result<u64, QueueError> {
+        let meta = self.txn.open_table(META)?;
+        let next = meta.get("next_seq")?.map(|v| v.value()).unwrap_or(1);
+        Ok(next.saturating_sub(1))
     }
 
     pub fn all_items(&self) -> Result<Vec<WorkItem>, QueueError> {
@@ -580,6 +732,7 @@ impl Snapshot {
 /// the events it will publish.
 pub struct Tx<'a> {
     items: Table<'a, &'static str, &'static [u8]>,
+    item_order: Table<'a, &'static [u8], ()>,
     claimable: Table<'a, &'static [u8], ()>,
     event_log: Table<'a, u64, &'static [u8]>,
     meta: Table<'a, &'static str, u64>,
@@ -587,6 +740,7 @@ pub struct Tx<'a> {
     sessions: Table<'a, &'static str, &'static [u8]>,
     live_sessions: Table<'a, &'static str, ()>,
     waiting: Table<'a, &'static [u8], ()>,
+    retry_wait: Table<'a, &'static [u8], &'static [u8]>,
     item_sessions: MultimapTable<'a, &'static str, &'static str>,
     outbox_tables: OutboxTables<'a>,
     runner_tables: RunnerTables<'a>,
@@ -598,6 +752,8 @@ pub struct Tx<'a> {
     next_seq: u64,
     /// Whether anything was written; a clean transaction is aborted instead of committed.
     dirty: bool,
+    /// How many writes so far: with the events emitted, what [`Tx::attempt`] compares.
+    writes: u64,
 }
 
 impl<'a> Tx<'a> {
@@ -608,6 +764,7 @@ impl<'a> Tx<'a> {
     ) -> Result<Tx<'a>, QueueError> {
         Ok(Tx {
             items: txn.open_table(ITEMS)?,
+            item_order: txn.open_table(ITEM_ORDER)?,
             claimable: txn.open_table(CLAIMABLE)?,
             event_log: txn.open_table(EVENTS)?,
             meta: txn.open_table(META)?,
@@ -615,6 +772,7 @@ impl<'a> Tx<'a> {
             sessions: txn.open_table(SESSIONS)?,
             live_sessions: txn.open_table(LIVE_SESSIONS)?,
             waiting: txn.open_table(WAITING)?,
+            retry_wait: txn.open_table(RETRY_WAIT)?,
             item_sessions: txn.open_multimap_table(ITEM_SESSIONS)?,
             outbox_tables: OutboxTables::open(txn)?,
             runner_tables: RunnerTables::open(txn)?,
@@ -624,12 +782,42 @@ impl<'a> Tx<'a> {
             events: Vec::new(),
             next_seq,
             dirty: false,
+            writes: 0,
         })
+    }
+
+    fn touch(&mut self) {
+        self.dirty = true;
+        self.writes += 1;
+    }
+
+    /// Runs one operation of a batch. An operation that refuses (a broken rule, a missing
+    /// item) must refuse before it writes or emits anything, so that the rest of its batch
+    /// commits without a trace of it: if it wrote and then refused, that is a bug, caught by
+    /// a debug assertion in tests and, in a release build, turned into a storage error that
+    /// rolls the whole batch back, so that still nothing of it is kept.
+    pub fn attempt<T>(
+        &mut self,
+        op: impl FnOnce(&mut Self) -> Result<T, QueueError>,
+    ) -> Result<T, QueueError> {
+        let before = (self.writes, self.events.len());
+        let result = op(self);
+        if let Err(e) = &result {
+            let wrote = (self.writes, self.events.len()) != before;
+            if wrote && !matches!(e, QueueError::Storage(_)) {
+                debug_assert!(false, "an operation wrote, then refused: {e}");
+                log::error!("an operation wrote, then refused ({e}): its batch is rolled back");
+                return Err(QueueError::Storage(format!(
+                    "an operation failed halfway ({e}); nothing of its batch was kept"
+                )));
+            }
+        }
+        result
     }
 
     /// The webhook outbox, for a write to it.
     pub(super) fn outbox(&mut self) -> &mut OutboxTables<'a> {
-        self.dirty = true;
+        self.touch();
         &mut self.outbox_tables
     }
 
@@ -693,9 +881,24 @@ impl<'a> Tx<'a> {
         if self.meta.get(name)?.is_some() {
             return Ok(false);
         }
-        self.dirty = true;
+        self.touch();
         self.meta.insert(name, 1)?;
         Ok(true)
+    }
+
+    /// Puts every item into the list-order index (for a store written before it existed).
+    pub fn index_item_order(&mut self) -> Result<(), QueueError> {
+        let mut keys = Vec::new();
+        for entry in self.items.iter()? {
+            let (_, v) = entry?;
+            let item: WorkItem = serde_json::from_slice(v.value())?;
+            keys.push(claim_key(&item));
+        }
+        self.touch();
+        for key in keys {
+            self.item_order.insert(key.as_slice(), ())?;
+        }
+        Ok(())
     }
 
     /// The id of every item, without decoding any.
@@ -729,7 +932,7 @@ impl<'a> Tx<'a> {
     /// Writes `item`, keeping the status counts and the claim index in step. `old` is the item
     /// as it was stored (None for a new one).
     pub fn put(&mut self, old: Option<&WorkItem>, item: &WorkItem) -> Result<(), QueueError> {
-        self.dirty = true;
+        self.touch();
         self.items
             .insert(item.id.as_str(), serde_json::to_vec(item)?.as_slice())?;
         if old.map(|o| o.status) != Some(item.status) {
@@ -742,16 +945,38 @@ impl<'a> Tx<'a> {
     }
 
     fn reindex(&mut self, old: Option<&WorkItem>, item: &WorkItem) -> Result<(), QueueError> {
+        let order = claim_key(item);
+        let old_order = old.map(claim_key);
+        if old_order.as_ref() != Some(&order) {
+            if let Some(old_order) = old_order {
+                self.item_order.remove(old_order.as_slice())?;
+            }
+            self.item_order.insert(order.as_slice(), ())?;
+        }
         let claimable = self.claimable(item)?;
+        // A claimable item still in its backoff waits in the retry index instead.
+        let retry = item
+            .retry_at
+            .filter(|at| claimable && *at > self.now)
+            .map(|at| retry_key(at, &item.id));
+        let in_claim_index = claimable && retry.is_none();
         let key = claim_key(item);
         if let Some(o) = old {
             let old_key = claim_key(o);
-            if old_key != key || !claimable {
+            if old_key != key || !in_claim_index {
                 self.claimable.remove(old_key.as_slice())?;
             }
+            if let Some(old_retry) = o.retry_at.map(|at| retry_key(at, &o.id)) {
+                if Some(&old_retry) != retry.as_ref() {
+                    self.retry_wait.remove(old_retry.as_slice())?;
+                }
+            }
         }
-        if claimable {
+        if in_claim_index {
             self.claimable.insert(key.as_slice(), ())?;
+        }
+        if let Some(retry) = retry {
+            self.retry_wait.insert(retry.as_slice(), key.as_slice())?;
         }
         let waiting = waiting_key(item);
         if let Some(old_key) = old.and_then(waiting_key) {
@@ -765,12 +990,29 @@ impl<'a> Tx<'a> {
         Ok(())
     }
 
+    /// Moves every item whose retry backoff has ended from the retry index into the claim
+    /// index. Each entry moves once, so this costs nothing when no backoff ended.
+    fn promote_due_retries(&mut self) -> Result<(), QueueError> {
+        let end = (micros(self.now) + 1).to_be_bytes();
+        let mut due = Vec::new();
+        for entry in self.retry_wait.range(..&end[..])? {
+            let (key, claim) = entry?;
+            due.push((key.value().to_vec(), claim.value().to_vec()));
+        }
+        for (key, claim) in due {
+            self.touch();
+            self.retry_wait.remove(key.as_slice())?;
+            self.claimable.insert(claim.as_slice(), ())?;
+        }
+        Ok(())
+    }
+
     /// Adds `tokens` to the UTC day `day`'s total.
     pub fn add_tokens_on(&mut self, day: &str, tokens: u64) -> Result<(), QueueError> {
         if tokens == 0 {
             return Ok(());
         }
-        self.dirty = true;
+        self.touch();
         let key = tokens_key(day);
         let now = self.meta.get(key.as_str())?.map(|v| v.value()).unwrap_or(0);
         self.meta.insert(key.as_str(), now.saturating_add(tokens))?;
@@ -789,10 +1031,14 @@ impl<'a> Tx<'a> {
     }
 
     pub fn delete(&mut self, item: &WorkItem) -> Result<(), QueueError> {
-        self.dirty = true;
+        self.touch();
         let id = item.id.as_str();
         self.items.remove(id)?;
+        self.item_order.remove(claim_key(item).as_slice())?;
         self.claimable.remove(claim_key(item).as_slice())?;
+        if let Some(at) = item.retry_at {
+            self.retry_wait.remove(retry_key(at, id).as_slice())?;
+        }
         if let Some(key) = waiting_key(item) {
             self.waiting.remove(key.as_slice())?;
         }
@@ -817,27 +1063,49 @@ impl<'a> Tx<'a> {
         Ok(n.unwrap_or(0))
     }
 
-    /// The first item in claim order that is not waiting out a retry backoff. Walks the claim
-    /// index, which holds only claimable items, so this reads one entry in the usual case.
+    /// The first item in claim order whose retry backoff (if any) has ended and that
+    /// `may_take` accepts (the claimer has the labels it requires). Items in their backoff
+    /// wait in their own index (see [`RETRY_WAIT`]), so the claim index holds only items
+    /// claimable now and this reads one entry in the usual case; at most `LOOKAHEAD` items
+    /// the claimer may not take are passed over.
     pub fn first_claimable(
-        &self,
+        &mut self,
         may_take: impl Fn(&WorkItem) -> bool,
     ) -> Result<Option<WorkItem>, QueueError> {
         const LOOKAHEAD: usize = 256;
-        for entry in self.claimable.iter()?.take(LOOKAHEAD) {
+        self.promote_due_retries()?;
+        let mut stale = Vec::new();
+        let mut found = None;
+        let mut passed = 0;
+        for entry in self.claimable.iter()? {
             let (key, _) = entry?;
-            let Some(id) = id_from_claim_key(key.value()) else {
-                continue;
+            let item = match id_from_claim_key(key.value()) {
+                Some(id) => self.item(id)?,
+                None => None,
             };
-            let Some(item) = self.item(id)? else {
-                continue;
-            };
-            if item.retry_at.is_some_and(|t| t > self.now) || !may_take(&item) {
-                continue;
+            match item {
+                // Written by a release that kept waiting items here: moved out below.
+                Some(item) if item.retry_at.is_some_and(|t| t > self.now) => {
+                    stale.push(item);
+                }
+                Some(item) if may_take(&item) => {
+                    found = Some(item);
+                    break;
+                }
+                Some(_) => {
+                    passed += 1;
+                    if passed >= LOOKAHEAD {
+                        break;
+                    }
+                }
+                None => {}
             }
-            return Ok(Some(item));
         }
-        Ok(None)
+        for item in stale {
+            self.touch();
+            self.reindex(Some(&item), &item)?;
+        }
+        Ok(found)
     }
 
     /// Appends a status change to the item's history. The key is the item and the seq its
@@ -882,7 +1150,7 @@ impl<'a> Tx<'a> {
     }
 
     pub fn put_session(&mut self, session: &AgentSession) -> Result<(), QueueError> {
-        self.dirty = true;
+        self.touch();
         let id = session.id.as_str();
         self.sessions
             .insert(id, serde_json::to_vec(session)?.as_slice())?;
@@ -930,7 +1198,7 @@ impl<'a> Tx<'a> {
         if self.events.is_empty() {
             return Ok(Vec::new());
         }
-        self.dirty = true;
+        self.touch();
         let mut out = Vec::with_capacity(self.events.len());
         for (kind, data) in std::mem::take(&mut self.events) {
             let event = Event {
@@ -1059,5 +1327,65 @@ mod tests {
         assert!(failed.is_err());
         assert_eq!(store.read(|s| s.item("ghost")).unwrap(), None);
         assert_eq!(store.last_seq(), 2);
+    }
+
+    #[test]
+    fn a_store_in_the_previous_layout_lists_and_claims_after_a_restart() {
+        use crate::queue::operations::{claim, recover, QueuePolicy};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.redb");
+        let waiting_id = {
+            let mut store = Store::open(&path).unwrap();
+            let ((), _) = store
+                .write(|tx| {
+                    let mut waiting = item("waiting", Priority::Urgent, 0);
+                    waiting.retry_at = Some(tx.now + chrono::Duration::hours(1));
+                    tx.put(None, &waiting)?;
+                    for i in 0..5 {
+                        tx.put(None, &item(&format!("ready-{i}"), Priority::Low, i))?;
+                    }
+                    // What the previous release wrote: no list-order index, and an item in
+                    // its backoff kept in the claim index.
+                    tx.item_order.retain(|_, _| false)?;
+                    tx.retry_wait.retain(|_, _| false)?;
+                    tx.claimable.insert(claim_key(&waiting).as_slice(), ())?;
+                    Ok(())
+                })
+                .unwrap();
+            "waiting".to_string()
+        };
+        let mut store = Store::open(&path).unwrap();
+        let policy = QueuePolicy {
+            review: true,
+            max_attempts: 3,
+            retry_backoff_secs: 0.0,
+            item_tokens: 0,
+            price: Default::default(),
+            lease_secs: 30,
+        };
+        store.write(|tx| recover(tx, &policy)).unwrap();
+        let page = store
+            .read(|snap| snap.items_page(None, 10, |_| true))
+            .unwrap();
+        let ids: Vec<&str> = page.items.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["waiting", "ready-0", "ready-1", "ready-2", "ready-3", "ready-4"]
+        );
+        let (claimed, _) = store
+            .write(|tx| claim(tx, "agent", "key", &Default::default()))
+            .unwrap();
+        assert_eq!(claimed.map(|c| c.item.id).as_deref(), Some("ready-0"));
+        let moved = store
+            .read(|snap| {
+                let table = snap.txn.open_table(RETRY_WAIT)?;
+                let first = table.iter()?.next().transpose()?;
+                Ok(first.map(|(k, _)| k.value().to_vec()))
+            })
+            .unwrap();
+        assert!(
+            moved.is_some_and(|k| k.ends_with(waiting_id.as_bytes())),
+            "the item in its backoff moved to the retry index"
+        );
     }
 }

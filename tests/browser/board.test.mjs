@@ -41,13 +41,14 @@ async function waitForCardIn(p, status, id, timeout = WAIT_MS) {
  * Opens the board in a window of its own (a fresh browser context): tabs of one window would
  * be backgrounded, and a background tab draws no frames.
  */
-async function openBoard(url) {
+async function openBoard(url, { watch } = {}) {
   const ctx = await browser.newContext({ viewport: { width: 1600, height: 1000 } });
   contexts.add(ctx);
   ctx.on('close', () => contexts.delete(ctx));
   const p = await ctx.newPage();
   p.on('close', () => ctx.close().catch(() => {}));
   p.on('pageerror', (err) => pageErrors.push(`${p.url()}: ${err.message}`));
+  if (watch) watch(p);
   await p.goto(url);
   await p.locator('#conn[data-state="live"]').waitFor({ state: 'attached', timeout: WAIT_MS });
   return p;
@@ -326,7 +327,7 @@ browserTest('after the server is killed and restarted the board catches up', asy
   }
 });
 
-browserTest('a board of 2,000 items shows every item in its column, and filters them', async () => {
+browserTest('a board of 2,000 items loads them page by page, shows every one in its column, follows from the snapshot\'s seq, and filters them', async () => {
   const ws = makeWorkspace(0);
   const srv = await startServer(ws);
   let board;
@@ -339,7 +340,32 @@ browserTest('a board of 2,000 items shows every item in its column, and filters 
     for (let i = 0; i < plan.length; i += 32) {
       await Promise.all(plan.slice(i, i + 32).map((fields) => createItem(srv, fields)));
     }
-    board = await openBoard(srv.signInUrl);
+    // What the page asks for: the item pages (their X-Event-Seq and X-Next-Cursor), the
+    // socket's address and every event it is sent.
+    const pages = [];
+    const sockets = [];
+    const frames = [];
+    board = await openBoard(srv.signInUrl, {
+      watch: (p) => {
+        p.on('response', (res) => {
+          const url = new URL(res.url());
+          if (url.pathname !== '/api/items' || res.request().method() !== 'GET') return;
+          const headers = res.headers();
+          pages.push({ cursor: url.searchParams.get('cursor'), seq: headers['x-event-seq'], next: headers['x-next-cursor'] });
+        });
+        p.on('websocket', (ws) => {
+          sockets.push(ws.url());
+          ws.on('framereceived', (frame) => {
+            try {
+              const event = JSON.parse(String(frame.payload));
+              if (typeof event.seq === 'number') frames.push(event);
+            } catch {
+              /* not an event */
+            }
+          });
+        });
+      },
+    });
     await board.locator('#conn[data-state="live"]').waitFor({ state: 'attached', timeout: WAIT_MS });
     const counts = () =>
       board.evaluate(() => ({
@@ -354,6 +380,23 @@ browserTest('a board of 2,000 items shows every item in its column, and filters 
     assert.deepEqual(await counts(), { inbox: 1500, planning: 500 });
     assert.equal(await board.locator(`${column('inbox')} .column-head .count`).textContent(), '1500');
     assert.equal(await board.locator(`${column('planning')} .column-head .count`).textContent(), '500');
+
+    // 2,000 items came in pages of 500, each asked for with the cursor the page before named.
+    assert.equal(pages.length, 4, `four pages of items: ${JSON.stringify(pages)}`);
+    assert.equal(pages[0].cursor, null, 'the first page is asked for without a cursor');
+    for (let i = 1; i < pages.length; i++) assert.equal(pages[i].cursor, pages[i - 1].next, `page ${i + 1} follows page ${i}`);
+    assert.equal(pages[3].next, undefined, 'the last page names no next one');
+    // The socket opened at the seq the first page was read at: none of the 2,000 creations
+    // already in the snapshot is sent again, and a new item still arrives live.
+    const snapshotSeq = Number(pages[0].seq);
+    assert.ok(snapshotSeq >= 2000, `the first page names the seq it was read at: ${pages[0].seq}`);
+    assert.equal(sockets.length, 1, 'one socket');
+    assert.equal(new URL(sockets[0]).searchParams.get('since'), String(snapshotSeq));
+    const late = await createItem(srv, { title: 'Made after the board loaded', status: 'inbox' });
+    await waitForCardIn(board, 'inbox', late.id);
+    assert.ok(frames.length >= 1, 'the new item came over the socket');
+    assert.deepEqual(frames.filter((e) => e.seq <= snapshotSeq).map((e) => e.seq), [], 'no event of the snapshot was replayed');
+    assert.ok(frames.some((e) => e.type === 'work:added' && e.data.item.id === late.id));
 
     // The text filter narrows 2,000 cards to the matching ones.
     await board.locator('#filter-text').fill('Bulk planning item 42');
