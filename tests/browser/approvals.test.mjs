@@ -69,10 +69,11 @@ browserTest('an agent asking permission shows on its card and in the drawer; All
   assert.deepEqual(await request.locator('.approval-options button').allTextContents(), ['Allow', 'Reject']);
 
   for (const colorScheme of ['light', 'dark']) {
-    await page.emulateMedia({ colorScheme });
+    // Transitions off: axe must see the scheme's settled colours, not a fade between them.
+    await page.emulateMedia({ colorScheme, reducedMotion: 'reduce' });
     assert.deepEqual(await violations(page, '#drawer-people'), [], `${colorScheme}: the approvals panel`);
   }
-  await page.emulateMedia({ colorScheme: 'light' });
+  await page.emulateMedia({ colorScheme: 'light', reducedMotion: 'no-preference' });
 
   // A message while the turn runs is queued for the agent's next turn.
   await panel.getByLabel('Message to the agent').fill('Please also say thanks');
