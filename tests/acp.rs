@@ -148,7 +148,10 @@ fn a_shell_command_approved_over_the_api_runs_and_the_item_reaches_review() {
             .is_some_and(|c| c.contains("touch guarded.txt")),
         "{approval:#}"
     );
-    assert_eq!(server.item(&id)["waitingOnPerson"], true);
+    // The request is listed at once; the item's flag follows in the store's next write.
+    server.wait_for("the item to show it waits on a person", WAIT, || {
+        (server.item(&id)["waitingOnPerson"] == true).then_some(())
+    });
     let (code, body) = server.post(
         &format!("/api/approvals/{}", approval["id"].as_str().unwrap()),
         json!({"option": "no-such-option"}),

@@ -59,31 +59,10 @@ fn start(adapter: Adapter, model: &ModelServer) -> (TestServer, tempfile::TempDi
     let home = tempfile::tempdir().expect("home");
     match adapter {
         Adapter::Codex => {
-            let dir = home.path().join(".codex");
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(
-                dir.join("config.toml"),
-                format!(
-                    "model = \"gpt-5-codex\"\nmodel_provider = \"scripted\"\n\n[model_providers.scripted]\nname = \"scripted\"\nbase_url = \"{}/v1\"\nwire_api = \"responses\"\nenv_key = \"SCRIPTED_API_KEY\"\nrequest_max_retries = 2\nstream_max_retries = 1\nstream_idle_timeout_ms = 600000\n",
-                    model.url
-                ),
-            )
-            .unwrap();
+            model_server::configure_codex_home(home.path(), model);
         }
         Adapter::Gemini => {
-            let dir = home.path().join(".gemini");
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(
-                dir.join("settings.json"),
-                json!({
-                    "security": {"auth": {"selectedType": "gemini-api-key"}, "folderTrust": {"enabled": false}},
-                    "general": {"disableAutoUpdate": true, "disableUpdateNag": true},
-                    "privacy": {"usageStatisticsEnabled": false},
-                    "telemetry": {"enabled": false}
-                })
-                .to_string(),
-            )
-            .unwrap();
+            model_server::configure_gemini_home(home.path());
         }
     }
     let path = format!(
@@ -194,7 +173,10 @@ fn an_approved_command_runs_and_the_item_reaches_review(adapter: Adapter) {
             .is_some_and(|c| c.contains(GUARDED))
     };
     assert!(names_it("command") || names_it("title"), "{approval:#}");
-    assert_eq!(server.item(&id)["waitingOnPerson"], true);
+    // The request is listed at once; the item's flag follows in the store's next write.
+    server.wait_for("the item to show it waits on a person", WAIT, || {
+        (server.item(&id)["waitingOnPerson"] == true).then_some(())
+    });
     let ws = workspace(&server, &id);
     assert!(
         !ws.join("guarded.txt").exists(),
@@ -261,7 +243,10 @@ fn gemini_acp_asks_a_person_before_a_shell_command_and_gets_the_answer() {
     assert_eq!(approval["itemId"], id.as_str());
     assert_eq!(approval["tool"]["kind"], "execute", "{approval:#}");
     assert_eq!(approval["tool"]["title"], GUARDED, "{approval:#}");
-    assert_eq!(server.item(&id)["waitingOnPerson"], true);
+    // The request is listed at once; the item's flag follows in the store's next write.
+    server.wait_for("the item to show it waits on a person", WAIT, || {
+        (server.item(&id)["waitingOnPerson"] == true).then_some(())
+    });
     let (code, body) = server.post(
         &format!("/api/approvals/{}", approval["id"].as_str().unwrap()),
         json!({ "option": option_of(&approval, "allow_once") }),

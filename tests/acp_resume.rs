@@ -15,20 +15,8 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(60);
 const FEEDBACK: &str = "Say hello in French as well, please.";
 
-fn node() -> String {
-    std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|p| p.join("node"))
-                .find(|p| p.exists())
-        })
-        .map(|p| p.display().to_string())
-        .expect("node is on PATH (the ACP fixture agent is a Node script)")
-}
-
 fn start(mode: &[&str]) -> TestServer {
-    let mut command = vec![node(), fixture("agents/acp-fixture.mjs")];
-    command.extend(mode.iter().map(|s| s.to_string()));
+    let command = acp_fixture_command(mode);
     TestServer::start(&format!(
         "[agent]\npreset = \"acp\"\ncommand = {}\n[pool]\nsize = 1\nmax_attempts = 3\n",
         json!(command)

@@ -12,17 +12,6 @@ use std::time::Duration;
 const TOKEN: &str = "cli-approvals-token-81c2";
 const WAIT: Duration = Duration::from_secs(60);
 
-fn node() -> String {
-    std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|p| p.join("node"))
-                .find(|p| p.exists())
-        })
-        .map(|p| p.display().to_string())
-        .expect("node is on PATH (the ACP fixture agent is a Node script)")
-}
-
 fn cli(s: &TestServer, args: &[&str]) -> Output {
     Command::new(BIN)
         .arg("--config")
@@ -50,7 +39,7 @@ fn run(s: &TestServer, args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn approvals_approve_and_say_speak_in_sentences_and_exit_by_the_documented_codes() {
-    let command = json!([node(), fixture("agents/acp-fixture.mjs"), "ask"]);
+    let command = json!(acp_fixture_command(&["ask"]));
     let mut s = TestServer::start(&format!(
         "token = \"{TOKEN}\"\n[agent]\npreset = \"acp\"\ncommand = {command}\n[pool]\nsize = 1\nmax_attempts = 1\n[approvals]\ntimeout_secs = 600\n"
     ));

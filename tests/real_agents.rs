@@ -70,31 +70,10 @@ fn start_with_idle(
     match cli {
         Cli::Claude => {}
         Cli::Codex => {
-            let dir = home.path().join(".codex");
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(
-                dir.join("config.toml"),
-                format!(
-                    "model = \"gpt-5-codex\"\nmodel_provider = \"scripted\"\n\n[model_providers.scripted]\nname = \"scripted\"\nbase_url = \"{}/v1\"\nwire_api = \"responses\"\nenv_key = \"SCRIPTED_API_KEY\"\nrequest_max_retries = 2\nstream_max_retries = 1\nstream_idle_timeout_ms = 600000\n",
-                    model.url
-                ),
-            )
-            .unwrap();
+            model_server::configure_codex_home(home.path(), model);
         }
         Cli::Gemini => {
-            let dir = home.path().join(".gemini");
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(
-                dir.join("settings.json"),
-                json!({
-                    "security": {"auth": {"selectedType": "gemini-api-key"}, "folderTrust": {"enabled": false}},
-                    "general": {"disableAutoUpdate": true, "disableUpdateNag": true},
-                    "privacy": {"usageStatisticsEnabled": false},
-                    "telemetry": {"enabled": false}
-                })
-                .to_string(),
-            )
-            .unwrap();
+            model_server::configure_gemini_home(home.path());
         }
     }
     let path = format!(

@@ -384,3 +384,19 @@ pub fn open_pty() -> (std::fs::File, std::fs::File) {
         (master, slave)
     }
 }
+
+/// The argv of the scripted ACP agent (tests/fixtures/agents/acp-fixture.mjs, a Node script)
+/// in `mode`, for `agent.command` with the `acp` preset.
+pub fn acp_fixture_command(mode: &[&str]) -> Vec<String> {
+    let node = std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join("node"))
+                .find(|p| p.exists())
+        })
+        .map(|p| p.display().to_string())
+        .expect("node is on PATH (the ACP fixture agent is a Node script)");
+    let mut command = vec![node, fixture("agents/acp-fixture.mjs")];
+    command.extend(mode.iter().map(|s| s.to_string()));
+    command
+}

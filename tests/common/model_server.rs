@@ -535,3 +535,39 @@ fn rand_id() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     format!("{:016x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
+
+/// Sets up a user's home for Codex as a person pointing it at `model` would: a `config.toml`
+/// with a custom provider speaking the Responses API (Codex ignores `OPENAI_BASE_URL`) and a
+/// model slug it knows (without one it has no apply_patch tool). The key is read from
+/// `SCRIPTED_API_KEY`.
+pub fn configure_codex_home(home: &std::path::Path, model: &ModelServer) {
+    let dir = home.join(".codex");
+    std::fs::create_dir_all(&dir).expect("the codex home");
+    std::fs::write(
+        dir.join("config.toml"),
+        format!(
+            "model = \"gpt-5-codex\"\nmodel_provider = \"scripted\"\n\n[model_providers.scripted]\nname = \"scripted\"\nbase_url = \"{}/v1\"\nwire_api = \"responses\"\nenv_key = \"SCRIPTED_API_KEY\"\nrequest_max_retries = 2\nstream_max_retries = 1\nstream_idle_timeout_ms = 600000\n",
+            model.url
+        ),
+    )
+    .expect("codex's config.toml");
+}
+
+/// Sets up a user's home for Gemini CLI: the API-key auth type and folder trust off (without
+/// them `-p` mode fails), no update checks or telemetry. The URL and key come from
+/// `GOOGLE_GEMINI_BASE_URL` and `GEMINI_API_KEY`.
+pub fn configure_gemini_home(home: &std::path::Path) {
+    let dir = home.join(".gemini");
+    std::fs::create_dir_all(&dir).expect("the gemini home");
+    std::fs::write(
+        dir.join("settings.json"),
+        json!({
+            "security": {"auth": {"selectedType": "gemini-api-key"}, "folderTrust": {"enabled": false}},
+            "general": {"disableAutoUpdate": true, "disableUpdateNag": true},
+            "privacy": {"usageStatisticsEnabled": false},
+            "telemetry": {"enabled": false}
+        })
+        .to_string(),
+    )
+    .expect("gemini's settings.json");
+}
