@@ -462,10 +462,11 @@ impl Handler<Redeliver> for QueueManager {
     fn handle(&mut self, m: Redeliver, ctx: &mut Context<Self>) -> Self::Result {
         self.write(ctx, move |tx, _| {
             let now = tx.now;
-            let outbox = tx.outbox();
             let not_found = || QueueError::not_found("webhook delivery", &m.id);
             let (seq, webhook) = parse_delivery_id(&m.id).ok_or_else(not_found)?;
-            let mut delivery = outbox.get(seq, webhook)?.ok_or_else(not_found)?;
+            // Found first, from a read: a refusal must write nothing (see `Tx::attempt`).
+            let mut delivery = tx.outbox_read().get(seq, webhook)?.ok_or_else(not_found)?;
+            let outbox = tx.outbox();
             delivery.status = DeliveryStatus::Pending;
             delivery.due_since = now;
             delivery.next_try_at = Some(now);

@@ -815,6 +815,11 @@ impl<'a> Tx<'a> {
         result
     }
 
+    /// The webhook outbox, to read (a refusal after this has written nothing).
+    pub(super) fn outbox_read(&self) -> &OutboxTables<'a> {
+        &self.outbox_tables
+    }
+
     /// The webhook outbox, for a write to it.
     pub(super) fn outbox(&mut self) -> &mut OutboxTables<'a> {
         self.touch();
