@@ -158,7 +158,7 @@ fn a_running_attempt_grows_and_the_plain_log_is_unchanged() {
 }
 
 #[test]
-fn bad_queries_are_refused_naming_the_parameter() {
+fn bad_queries_are_refused_naming_the_parameter_and_an_unknown_session_is_not_found() {
     let s = TestServer::start("[pool]\nsize = 0\n");
     let id = id_of(&s.create_ready("never runs"));
     for (query, field) in [
@@ -166,7 +166,6 @@ fn bad_queries_are_refused_naming_the_parameter() {
         ("?from=x", "from"),
         ("?limit=0", "limit"),
         ("?limit=2001", "limit"),
-        ("?session=nope", "session"),
         ("?color=red", "color"),
     ] {
         let (status, body) = s.get(&format!("/api/items/{id}/transcript{query}"));
@@ -186,6 +185,10 @@ fn bad_queries_are_refused_naming_the_parameter() {
 
     let (status, body) = s.get("/api/items/00000000-0000-0000-0000-000000000000/transcript");
     assert_eq!(status, 404, "{body}");
+    // A session that is not one of the item's attempts is not found, and says where to look.
+    let (status, body) = s.get(&format!("/api/items/{id}/transcript?session=nope"));
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["field"], "session", "{body}");
     // An item no agent ran has no attempts, and no lines.
     let outline = get_ok(&s, &format!("/api/items/{id}/transcript"));
     assert_eq!(outline["attempts"], serde_json::json!([]));

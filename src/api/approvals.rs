@@ -84,7 +84,7 @@ pub async fn decide(
 #[serde(deny_unknown_fields)]
 pub struct MessageRequest {
     /// What to tell the agent; it becomes its next prompt turn.
-    #[schema(max_length = 32768)]
+    #[schema(min_length = 1, max_length = 32768, pattern = "\\S")]
     text: String,
 }
 

@@ -91,7 +91,12 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(body);
     let value = match serde_path_to_error::deserialize(&mut *de) {
         Ok(value) => value,
-        Err(e) => return Err(explain::<T>(body, e)),
+        Err(e) => {
+            return match as_whole_numbers::<T>(body, &e) {
+                Some(value) => Ok(value),
+                None => Err(explain::<T>(body, e)),
+            }
+        }
     };
     de.end().map_err(|e| {
         ApiError::new(
@@ -101,6 +106,38 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         )
     })?;
     Ok(value)
+}
+
+/// A count written as `25.0` is the whole number 25, as JSON Schema's `integer` says: when a
+/// body failed only because a whole number came with a fraction part, it is read again with
+/// every such number made an integer. Bodies that parse at once never take this path.
+fn as_whole_numbers<T: DeserializeOwned>(
+    body: &[u8],
+    e: &serde_path_to_error::Error<serde_json::Error>,
+) -> Option<T> {
+    if !e.inner().to_string().contains("floating point") {
+        return None;
+    }
+    let mut tree = serde_json::from_slice::<Value>(body).ok()?;
+    make_whole(&mut tree);
+    serde_path_to_error::deserialize::<_, T>(tree).ok()
+}
+
+fn make_whole(value: &mut Value) {
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0) {
+                if (0.0..=u64::MAX as f64).contains(&f) {
+                    *value = Value::from(f as u64);
+                } else if (i64::MIN as f64..0.0).contains(&f) {
+                    *value = Value::from(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(make_whole),
+        Value::Object(fields) => fields.values_mut().for_each(make_whole),
+        _ => {}
+    }
 }
 
 /// The 400 for a body that did not deserialize. serde_json reads an enum straight from the

@@ -38,7 +38,7 @@ pub struct ListQuery {
     #[param(minimum = 1, maximum = 5000)]
     limit: Option<u64>,
     /// Where the page starts: the `X-Next-Cursor` of the page before (absent: the first page).
-    #[param(max_length = 200)]
+    #[param(max_length = 146, pattern = "^([0-9a-f]{2})*$")]
     cursor: Option<String>,
 }
 

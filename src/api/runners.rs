@@ -149,6 +149,7 @@ pub async fn register(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = RunnerClaimRequest)]
 pub struct ClaimRequest {
     /// Free slots: at most this many items are claimed.
     #[schema(minimum = 1, maximum = 256)]
@@ -197,7 +198,7 @@ pub struct Claims {
 #[utoipa::path(
     post, path = "/api/runners/{id}/claim", tag = "runners", operation_id = "runnerClaim",
     summary = "Claim ready items for a runner's free slots, each under a lease",
-    params(("id" = String, Path, description = "Runner id")),
+    params(("id" = String, Path, description = "Runner id: 1 to 64 letters, digits, '-' or '_'", pattern = "^[A-Za-z0-9_-]{1,64}$")),
     request_body(content = ClaimRequest, example = json!({"free": 2})),
     responses(
         (status = 200, description = "The claimed items (none when nothing the runner's labels cover is ready, or it drains)", body = Claims),
@@ -254,7 +255,7 @@ pub struct HeartbeatRequest {
 #[utoipa::path(
     post, path = "/api/runners/{id}/heartbeat", tag = "runners", operation_id = "runnerHeartbeat",
     summary = "Renew the leases of the items the runner is running",
-    params(("id" = String, Path, description = "Runner id")),
+    params(("id" = String, Path, description = "Runner id: 1 to 64 letters, digits, '-' or '_'", pattern = "^[A-Za-z0-9_-]{1,64}$")),
     request_body(content = HeartbeatRequest, example = json!({"running": ["5f0c2a9e-7d43-4b8e-9a51-2c6f0e8d1b73"]})),
     responses(
         (status = 200, description = "The leases it still holds, and whether it drains", body = HeartbeatAnswer),
@@ -309,7 +310,7 @@ fn session_root(data_dir: &Path, session_id: &str) -> PathBuf {
 #[utoipa::path(
     post, path = "/api/runners/{id}/items/{item}/reports", tag = "runners", operation_id = "runnerReports",
     summary = "Report a leased attempt's start, progress, log and changes, in order",
-    params(("id" = String, Path, description = "Runner id"), ("item" = String, Path, description = "Item id")),
+    params(("id" = String, Path, description = "Runner id: 1 to 64 letters, digits, '-' or '_'", pattern = "^[A-Za-z0-9_-]{1,64}$"), ("item" = String, Path, description = "Item id")),
     request_body(content = ReportsRequest, example = json!({"fence": 3, "reports": [{"seq": 1, "kind": "log", "text": "hello\n"}]})),
     responses(
         (status = 200, description = "Applied (resends are acknowledged, not applied twice)", body = ReportsAnswer),
@@ -406,7 +407,7 @@ pub struct Stored {
 #[utoipa::path(
     put, path = "/api/runners/{id}/items/{item}/files", tag = "runners", operation_id = "runnerUploadFile",
     summary = "Upload a file of a leased attempt (an artifact, or a workspace file an artifact names)",
-    params(("id" = String, Path, description = "Runner id"), ("item" = String, Path, description = "Item id"), FileQuery),
+    params(("id" = String, Path, description = "Runner id: 1 to 64 letters, digits, '-' or '_'", pattern = "^[A-Za-z0-9_-]{1,64}$"), ("item" = String, Path, description = "Item id"), FileQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses(
         (status = 201, description = "Stored in the session's folder", body = Stored),
@@ -498,7 +499,7 @@ pub struct FenceQuery {
 #[utoipa::path(
     put, path = "/api/runners/{id}/items/{item}/diff", tag = "runners", operation_id = "runnerUploadDiff",
     summary = "Upload what a leased attempt changed (the item's diff, as GET /api/items/{id}/diff shows it)",
-    params(("id" = String, Path, description = "Runner id"), ("item" = String, Path, description = "Item id"), FenceQuery),
+    params(("id" = String, Path, description = "Runner id: 1 to 64 letters, digits, '-' or '_'", pattern = "^[A-Za-z0-9_-]{1,64}$"), ("item" = String, Path, description = "Item id"), FenceQuery),
     request_body(content = crate::dispatch::diff::Diff),
     responses(
         (status = 204, description = "Stored: the item's diff is this one now"),
@@ -577,7 +578,7 @@ pub struct RunnerCompleteRequest {
 #[utoipa::path(
     post, path = "/api/runners/{id}/items/{item}/complete", tag = "runners", operation_id = "runnerComplete",
     summary = "Complete a leased attempt",
-    params(("id" = String, Path, description = "Runner id"), ("item" = String, Path, description = "Item id")),
+    params(("id" = String, Path, description = "Runner id: 1 to 64 letters, digits, '-' or '_'", pattern = "^[A-Za-z0-9_-]{1,64}$"), ("item" = String, Path, description = "Item id")),
     request_body(content = RunnerCompleteRequest, example = json!({"fence": 3, "artifacts": [], "acceptance": null, "unmet": []})),
     responses(
         (status = 200, description = "Accepted, or a failed attempt with the unmet rules", body = CompleteOutcome),
@@ -689,7 +690,7 @@ pub struct RunnerFailRequest {
 #[utoipa::path(
     post, path = "/api/runners/{id}/items/{item}/fail", tag = "runners", operation_id = "runnerFail",
     summary = "End a leased attempt that did not complete",
-    params(("id" = String, Path, description = "Runner id"), ("item" = String, Path, description = "Item id")),
+    params(("id" = String, Path, description = "Runner id: 1 to 64 letters, digits, '-' or '_'", pattern = "^[A-Za-z0-9_-]{1,64}$"), ("item" = String, Path, description = "Item id")),
     request_body(content = RunnerFailRequest, example = json!({"fence": 3, "reason": "the agent exited with code 1", "verdict": "retry"})),
     responses(
         (status = 200, description = "The item as the failure left it", body = WorkItem),
@@ -823,7 +824,7 @@ pub async fn list(
 #[utoipa::path(
     post, path = "/api/runners/{id}/drain", tag = "runners", operation_id = "drainRunner",
     summary = "Let a runner finish its work and give it no more",
-    params(("id" = String, Path, description = "Runner id")),
+    params(("id" = String, Path, description = "Runner id: 1 to 64 letters, digits, '-' or '_'", pattern = "^[A-Za-z0-9_-]{1,64}$")),
     responses(
         (status = 200, description = "The runner, draining", body = RunnerRecord),
         (status = 400, description = "A malformed runner id", body = ErrorBody),

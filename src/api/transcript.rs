@@ -257,7 +257,7 @@ fn session_named<'a>(
     wanted: &str,
 ) -> Result<&'a AgentSession, ApiError> {
     sessions.iter().find(|s| s.id == wanted).ok_or_else(|| {
-        ApiError::bad_request(format!(
+        ApiError::not_found(format!(
             "session {wanted} is not one of the attempts of “{}”; the item's attempts are listed in this answer's attempts without session",
             item.title
         ))

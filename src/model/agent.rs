@@ -44,10 +44,27 @@ pub struct AgentSession {
     pub attempt: u32,
     /// The item this session worked on; kept after it finishes, unlike `currentWorkItemId`.
     pub work_item_id: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "blank_is_unfinished"
+    )]
     pub finished_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub outcome: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub pid: Option<u32>,
+}
+
+/// `finishedAt` as a runner may send it: a time, null, or an empty string for "not yet".
+fn blank_is_unfinished<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<DateTime<Utc>>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        None => Ok(None),
+        Some(text) if text.is_empty() => Ok(None),
+        Some(text) => DateTime::parse_from_rfc3339(&text)
+            .map(|t| Some(t.with_timezone(&Utc)))
+            .map_err(|e| serde::de::Error::custom(format!("finishedAt {text:?}: {e}"))),
+    }
 }

@@ -77,6 +77,10 @@ impl From<Labels> for Vec<String> {
 impl<'de> Deserialize<'de> for Labels {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let words = Vec::<String>::deserialize(d)?;
+        // In JSON a label is a word; a blank one is a mistake to name, not to skip.
+        if words.iter().any(|w| w.trim().is_empty()) {
+            return Err(serde::de::Error::custom("a label cannot be empty"));
+        }
         Labels::parse(&words).map_err(serde::de::Error::custom)
     }
 }
