@@ -16,7 +16,7 @@ pub fn encode(key: &[u8]) -> String {
 /// The list key of a cursor, or why the text is not one.
 pub fn decode(text: &str) -> Result<Vec<u8>, String> {
     const NOT_ONE: &str = "cursor is not one this server hands out (hex pairs, at most 146 characters): pass the X-Next-Cursor header of the page before, as it was";
-    if text.len() > CURSOR_MAX || text.len() % 2 != 0 {
+    if text.len() > CURSOR_MAX || !text.len().is_multiple_of(2) {
         return Err(NOT_ONE.to_string());
     }
     let digit = |c: u8| match c {
