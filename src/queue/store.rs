@@ -297,6 +297,9 @@ impl Store {
             let reason = cannot_write(error);
             log::error!("{}: {reason}", self.path.display());
             self.fault = Some(reason);
+            // A poisoned handle refuses reads too: reopen now, so readers on other threads
+            // go on from the file (writable again, or for reads only while it cannot write).
+            let _ = self.recover();
         }
     }
 
