@@ -172,7 +172,15 @@ fn a_flood_of_permission_requests_puts_at_most_twenty_before_a_person() {
     });
     let (_, waiting) = server.get("/api/approvals");
     assert_eq!(waiting.as_array().map(Vec::len), Some(20), "{waiting}");
-    let events = server.events_since(0);
+    // The desk lists requests at once; their events follow in the store's next writes.
+    let events = server.wait_for("the 20 approval:requested events", WAIT, || {
+        let events = server.events_since(0);
+        let requested = events
+            .iter()
+            .filter(|e| e["type"] == "approval:requested")
+            .count();
+        (requested >= 20).then_some(events)
+    });
     let count = |kind: &str| events.iter().filter(|e| e["type"] == kind).count();
     assert_eq!(count("approval:requested"), 20);
     assert_eq!(
