@@ -74,8 +74,8 @@ fn a_full_disk_is_a_clear_503_and_loses_nothing_acknowledged() {
     // Reads still answer; the server is alive but not ready, and says why.
     let (status, _) = s.get("/healthz");
     assert_eq!(status, 200);
-    let (status, _) = s.get(&format!("/api/items/{}", acknowledged[0]));
-    assert_eq!(status, 200);
+    let (status, body) = s.get(&format!("/api/items/{}", acknowledged[0]));
+    assert_eq!(status, 200, "a read while the disk is full: {body}");
     let (status, body) = s.get("/readyz");
     assert_eq!(status, 503, "/readyz while the disk is full: {body}");
     let why = body["error"]["message"].as_str().unwrap_or("");

@@ -241,13 +241,16 @@ impl Store {
         // Readers let go of it after their current read.
         self.reader.set(None);
         if let Some(old) = self.db.take() {
-            match Arc::try_unwrap(old) {
-                Ok(old) => {
+            match sole_handle(old) {
+                Some(old) => {
                     if let Err(e) = old.close() {
                         log::debug!("closing the store after an I/O error: {e}");
                     }
                 }
-                Err(shared) => drop(shared),
+                None => log::warn!(
+                    "a read still holds the store {}: reopening it may fail until it ends",
+                    self.path.display()
+                ),
             }
         }
         let reopened = open_database(&self.path).and_then(|db| {
@@ -297,9 +300,6 @@ impl Store {
             let reason = cannot_write(error);
             log::error!("{}: {reason}", self.path.display());
             self.fault = Some(reason);
-            // A poisoned handle refuses reads too: reopen now, so readers on other threads
-            // go on from the file (writable again, or for reads only while it cannot write).
-            let _ = self.recover();
         }
     }
 
@@ -377,6 +377,23 @@ impl Drop for Store {
     /// open at exit is repaired at the next start, which takes time in proportion to its size.
     fn drop(&mut self) {
         self.reader.set(None);
+    }
+}
+
+/// The database once no reader holds it any more. Readers give their handle back after one
+/// read transaction, so this waits at most a second; the lock on the file is only released
+/// when the last handle is gone, and a reopen before that would find the file still locked.
+fn sole_handle(mut db: Arc<Database>) -> Option<Database> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        match Arc::try_unwrap(db) {
+            Ok(db) => return Some(db),
+            Err(shared) if std::time::Instant::now() < deadline => {
+                db = shared;
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            Err(_) => return None,
+        }
     }
 }
 
