@@ -55,6 +55,46 @@ fn admin_only(req: &HttpRequest) -> Result<(), ApiError> {
 }
 
 /// A runner id: 1 to 64 of a-z, A-Z, 0-9, '-' and '_'.
+/// The lease a runner's write is made under: the runner id checked, then the lease and its
+/// fence (409 once the lease has moved on).
+async fn lease_for(
+    state: &AppState,
+    runner_id: String,
+    item_id: String,
+    fence: u64,
+) -> Result<Lease, ApiError> {
+    check_runner_id(&runner_id)?;
+    Ok(state
+        .queue
+        .send(CheckLease {
+            runner_id,
+            item_id,
+            fence,
+        })
+        .await??)
+}
+
+/// An upload's bytes, refused with 413 and `too_large` as soon as they pass `max`.
+async fn read_capped(
+    payload: &mut web::Payload,
+    max: u64,
+    too_large: impl Fn() -> String,
+) -> Result<Vec<u8>, ApiError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading the upload: {e}")))?;
+        if (body.len() + chunk.len()) as u64 > max {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                too_large(),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 fn check_runner_id(id: &str) -> Result<(), ApiError> {
     let ok = !id.is_empty()
         && id.len() <= 64
@@ -356,14 +396,7 @@ pub async fn reports(
         .map(|(_, text)| text)
         .collect();
     if !new_logs.is_empty() {
-        let lease = state
-            .queue
-            .send(CheckLease {
-                runner_id,
-                item_id,
-                fence,
-            })
-            .await??;
+        let lease = lease_for(&state, runner_id, item_id, fence).await?;
         let root = session_root(&state.data_dir, &lease.session_id);
         web::block(move || append_log(&root, &new_logs)).await??;
     }
@@ -426,58 +459,40 @@ pub async fn upload_file(
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let (runner_id, item_id) = path.into_inner();
-    check_runner_id(&runner_id)?;
-    let lease = state
-        .queue
-        .send(CheckLease {
-            runner_id,
-            item_id,
-            fence: query.fence,
-        })
-        .await??;
+    let lease = lease_for(&state, runner_id, item_id, query.fence).await?;
     let rel = session_files::own_session_file(&query.path, std::slice::from_ref(&lease.session_id))
         .map_err(|e| {
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_artifact_path", e)
                 .with_field("path")
         })?;
     let max = settings.artifact_max_bytes;
-    let mut body = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading the upload: {e}")))?;
-        if (body.len() + chunk.len()) as u64 > max {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                format!(
-                    "{} is larger than runners.artifact_max_bytes ({max} bytes)",
-                    query.path
-                ),
-            ));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    let data_dir = state.data_dir.clone();
-    let target = rel.clone();
+    let body = read_capped(&mut payload, max, || {
+        format!(
+            "{} is larger than runners.artifact_max_bytes ({max} bytes)",
+            query.path
+        )
+    })
+    .await?;
+    let target = state.data_dir.join(&rel);
     let bytes = body.len() as u64;
-    web::block(move || write_new_file(&data_dir, &target, &body)).await??;
+    web::block(move || store_whole(&target, &body, "file")).await??;
     Ok(HttpResponse::Created().json(Stored {
         path: rel.display().to_string(),
         bytes,
     }))
 }
 
-/// Writes a file the server's own session folder (made here): through a temporary name and a
-/// rename, so a half-written upload is never served.
-fn write_new_file(data_dir: &Path, rel: &Path, body: &[u8]) -> Result<(), ApiError> {
-    let fail = |e: std::io::Error| ApiError::unavailable(format!("cannot store the file: {e}"));
-    let target = data_dir.join(rel);
+/// Writes an upload into the server's own folders (made here): through a temporary name and a
+/// rename, so a half-written upload is never served. `what` names it in the error.
+fn store_whole(target: &Path, body: &[u8], what: &str) -> Result<(), ApiError> {
+    let fail = |e: std::io::Error| ApiError::unavailable(format!("cannot store the {what}: {e}"));
     let Some(parent) = target.parent() else {
         return Err(ApiError::bad_request("the path names no file"));
     };
     std::fs::create_dir_all(parent).map_err(fail)?;
     let temp = parent.join(format!(".upload-{}", uuid::Uuid::new_v4()));
     std::fs::write(&temp, body).map_err(fail)?;
-    std::fs::rename(&temp, &target).map_err(fail)
+    std::fs::rename(&temp, target).map_err(fail)
 }
 
 /// Where a runner's diff of an item is kept on the server.
@@ -516,27 +531,11 @@ pub async fn upload_diff(
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let (runner_id, item_id) = path.into_inner();
-    check_runner_id(&runner_id)?;
-    let lease = state
-        .queue
-        .send(CheckLease {
-            runner_id,
-            item_id,
-            fence: query.fence,
-        })
-        .await??;
-    let mut body = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading the upload: {e}")))?;
-        if body.len() + chunk.len() > DIFF_MAX_BYTES {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                format!("a diff is at most {DIFF_MAX_BYTES} bytes"),
-            ));
-        }
-        body.extend_from_slice(&chunk);
-    }
+    let lease = lease_for(&state, runner_id, item_id, query.fence).await?;
+    let body = read_capped(&mut payload, DIFF_MAX_BYTES as u64, || {
+        format!("a diff is at most {DIFF_MAX_BYTES} bytes")
+    })
+    .await?;
     #[derive(Deserialize)]
     #[allow(dead_code)]
     struct DiffShape {
@@ -549,15 +548,7 @@ pub async fn upload_diff(
     serde_json::from_slice::<DiffShape>(&body)
         .map_err(|e| ApiError::bad_request(format!("not a diff: {e}")))?;
     let target = runner_diff_path(&state.data_dir, &lease.item_id);
-    web::block(move || {
-        let parent = target.parent().map(Path::to_path_buf).unwrap_or_default();
-        std::fs::create_dir_all(&parent)?;
-        let temp = parent.join(format!(".upload-{}", uuid::Uuid::new_v4()));
-        std::fs::write(&temp, &body)?;
-        std::fs::rename(&temp, &target)
-    })
-    .await?
-    .map_err(|e| ApiError::unavailable(format!("cannot store the diff: {e}")))?;
+    web::block(move || store_whole(&target, &body, "diff")).await??;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -609,14 +600,7 @@ pub async fn complete(
         .iter()
         .any(|a| a.kind == crate::model::ArtifactKind::File)
     {
-        let lease = state
-            .queue
-            .send(CheckLease {
-                runner_id: runner_id.clone(),
-                item_id: item_id.clone(),
-                fence: body.fence,
-            })
-            .await??;
+        let lease = lease_for(&state, runner_id.clone(), item_id.clone(), body.fence).await?;
         for (i, a) in artifacts.iter_mut().enumerate() {
             if a.kind != crate::model::ArtifactKind::File {
                 continue;
