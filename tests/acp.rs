@@ -64,22 +64,6 @@ fn create(server: &TestServer) -> String {
     item["id"].as_str().unwrap().to_string()
 }
 
-/// Everything the agents printed, for failure messages.
-fn logs(server: &TestServer) -> String {
-    std::fs::read_dir(server.data_dir().join("agents"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| std::fs::read_to_string(e.path().join("session.log")).ok())
-        .collect::<Vec<_>>()
-        .join("\n---\n")
-}
-
-fn workspace(server: &TestServer, item_id: &str) -> PathBuf {
-    let (_, sessions) = server.get(&format!("/api/agents?item={item_id}"));
-    PathBuf::from(sessions[0]["workspaceDir"].as_str().expect("a session"))
-}
-
 /// Waits for `done` to hold of the server, failing with the agents' logs after [`WAIT`].
 fn wait_for<T>(server: &TestServer, what: &str, mut done: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();
@@ -90,7 +74,7 @@ fn wait_for<T>(server: &TestServer, what: &str, mut done: impl FnMut() -> Option
         assert!(
             start.elapsed() < WAIT,
             "waited for {what}; agent logs:\n{}",
-            logs(server)
+            server.agent_logs()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -174,7 +158,7 @@ fn a_shell_command_approved_over_the_api_runs_and_the_item_reaches_review() {
     assert_eq!(code, 404, "an answered request is no longer waiting");
     let item = wait_status(&server, &id, "review");
     assert_eq!(item["waitingOnPerson"], false);
-    let ws = workspace(&server, &id);
+    let ws = server.workspace(&id);
     assert!(ws.join("guarded.txt").exists(), "the allowed command ran");
     assert!(ws.join("hello.txt").exists());
     let requested = events_of(&server, "approval:requested");
@@ -210,7 +194,7 @@ fn a_denied_command_does_not_run_and_the_agent_carries_on() {
     );
     assert_eq!(code, 200, "{body}");
     wait_status(&server, &id, "review");
-    let ws = workspace(&server, &id);
+    let ws = server.workspace(&id);
     assert!(!ws.join("guarded.txt").exists(), "the refused command ran");
     assert!(ws.join("hello.txt").exists(), "the agent did not carry on");
 }
@@ -221,7 +205,7 @@ fn a_request_nobody_answers_is_refused_at_the_timeout() {
     let (server, _home) = start(&model, "timeout_secs = 2\n");
     let id = create(&server);
     wait_status(&server, &id, "review");
-    let ws = workspace(&server, &id);
+    let ws = server.workspace(&id);
     assert!(
         !ws.join("guarded.txt").exists(),
         "the unanswered command ran"
@@ -254,14 +238,16 @@ fn a_follow_up_message_changes_what_the_agent_writes() {
         json!({ "option": allow }),
     );
     wait_status(&server, &id, "review");
-    let ws = workspace(&server, &id);
+    let ws = server.workspace(&id);
     assert_eq!(
         std::fs::read_to_string(ws.join("extra.txt")).unwrap_or_default(),
         "extra\n",
         "the message did not reach the agent; logs:\n{}",
-        logs(&server)
+        server.agent_logs()
     );
-    assert!(logs(&server).contains("message from a person: Please also run"));
+    assert!(server
+        .agent_logs()
+        .contains("message from a person: Please also run"));
     let (code, body) = server.post(
         &format!("/api/items/{id}/messages"),
         json!({"text": "one more thing"}),
@@ -288,12 +274,13 @@ fn cancel_asks_the_agent_to_stop_its_turn_with_session_cancel() {
     );
     assert_eq!(code, 200, "{body}");
     wait_for(&server, "the agent to end its turn", || {
-        logs(&server)
+        server
+            .agent_logs()
             .contains("the agent stopped its turn after session/cancel")
             .then_some(())
     });
     let (_, list) = server.get("/api/approvals");
     assert_eq!(list, json!([]), "a cancelled session's requests are gone");
     assert_eq!(server.item(&id)["waitingOnPerson"], false);
-    assert!(!workspace(&server, &id).join("guarded.txt").exists());
+    assert!(!server.workspace(&id).join("guarded.txt").exists());
 }

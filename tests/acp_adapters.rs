@@ -102,22 +102,6 @@ fn create(server: &TestServer) -> String {
     item["id"].as_str().unwrap().to_string()
 }
 
-/// Everything the agents printed, for failure messages.
-fn logs(server: &TestServer) -> String {
-    std::fs::read_dir(server.data_dir().join("agents"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| std::fs::read_to_string(e.path().join("session.log")).ok())
-        .collect::<Vec<_>>()
-        .join("\n---\n")
-}
-
-fn workspace(server: &TestServer, item_id: &str) -> PathBuf {
-    let (_, sessions) = server.get(&format!("/api/agents?item={item_id}"));
-    PathBuf::from(sessions[0]["workspaceDir"].as_str().expect("a session"))
-}
-
 /// Waits for `done` to hold of the server, failing with the item and the agents' logs if the
 /// item settles elsewhere or after [`WAIT`].
 fn wait_for<T>(
@@ -136,7 +120,7 @@ fn wait_for<T>(
         assert!(
             start.elapsed() < WAIT && !settled,
             "waited for {what}; the item:\n{item:#}\nagent logs:\n{}",
-            logs(server)
+            server.agent_logs()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -177,7 +161,7 @@ fn an_approved_command_runs_and_the_item_reaches_review(adapter: Adapter) {
     server.wait_for("the item to show it waits on a person", WAIT, || {
         (server.item(&id)["waitingOnPerson"] == true).then_some(())
     });
-    let ws = workspace(&server, &id);
+    let ws = server.workspace(&id);
     assert!(
         !ws.join("guarded.txt").exists(),
         "ran before it was allowed"
@@ -211,7 +195,7 @@ fn an_approved_command_runs_and_the_item_reaches_review(adapter: Adapter) {
     assert!(
         ws.join("guarded.txt").exists(),
         "the allowed command ran; logs:\n{}",
-        logs(&server)
+        server.agent_logs()
     );
     assert_eq!(
         std::fs::read_to_string(ws.join("hello.txt")).unwrap_or_default(),
@@ -254,7 +238,8 @@ fn gemini_acp_asks_a_person_before_a_shell_command_and_gets_the_answer() {
     assert_eq!(code, 200, "{body}");
     wait_for(&server, &id, "the answer to reach the agent", || {
         let item = server.item(&id);
-        (logs(&server).contains("Allow (a person chose it)") && item["waitingOnPerson"] == false)
+        (server.agent_logs().contains("Allow (a person chose it)")
+            && item["waitingOnPerson"] == false)
             .then_some(())
     });
 }

@@ -11,7 +11,7 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -47,11 +47,6 @@ fn log(server: &TestServer, id: &str) -> String {
         .unwrap_or_default()
 }
 
-fn workspace(server: &TestServer, id: &str) -> PathBuf {
-    let (_, sessions) = server.get(&format!("/api/agents?item={id}"));
-    PathBuf::from(sessions[0]["workspaceDir"].as_str().expect("a session"))
-}
-
 fn answers(dir: &Path) -> Value {
     let text = std::fs::read_to_string(dir.join("answers.json")).expect("the fixture's answers");
     serde_json::from_str(&text).expect("answers.json is JSON")
@@ -64,7 +59,7 @@ fn file_requests_outside_the_session_folder_are_refused_in_words_and_write_nothi
     let server = start(&["escape", &outside.path().display().to_string()], "");
     let id = run_item(&server, "Escape the folder");
     finished(&server, &id);
-    let ws = workspace(&server, &id);
+    let ws = server.workspace(&id);
     let answers = answers(&ws);
     for attempt in [
         "readEtc",
@@ -199,7 +194,7 @@ fn a_terminal_whose_processes_fork_and_ignore_sigterm_is_gone_after_the_session(
     let server = start(&["fork"], "");
     let id = run_item(&server, "Leave something running");
     finished(&server, &id);
-    let pids: Vec<u32> = std::fs::read_to_string(workspace(&server, &id).join("pids.txt"))
+    let pids: Vec<u32> = std::fs::read_to_string(server.workspace(&id).join("pids.txt"))
         .expect("the fixture wrote its terminal's pids")
         .split_whitespace()
         .filter_map(|p| p.parse().ok())

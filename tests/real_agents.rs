@@ -141,22 +141,11 @@ fn wait_settled(server: &TestServer, id: &str, status: &str, timeout: Duration) 
         if start.elapsed() > timeout || (now == "blocked" || now == "done" || now == "review") {
             panic!(
                 "item ended {now} (wanted {status}):\n{item:#}\nagent logs:\n{}",
-                logs(server)
+                server.agent_logs()
             );
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// Everything the item's agents printed, for failure messages.
-fn logs(server: &TestServer) -> String {
-    let logs: Vec<String> = std::fs::read_dir(server.data_dir().join("agents"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| std::fs::read_to_string(e.path().join("session.log")).ok())
-        .collect();
-    logs.join("\n---\n")
 }
 
 fn succeeds_end_to_end(cli: Cli) {
@@ -216,7 +205,7 @@ fn bad_key_blocks(cli: Cli, fix: &str) {
     let id = create(&server);
     let item = wait_settled(&server, &id, "blocked", Duration::from_secs(60));
     let reason = item["statusReason"].as_str().unwrap_or("");
-    assert!(reason.contains(fix), "{reason}\n{}", logs(&server));
+    assert!(reason.contains(fix), "{reason}\n{}", server.agent_logs());
     assert!(!reason.contains("{\""), "protocol JSON in {reason}");
 }
 
@@ -319,7 +308,7 @@ fn server_errors_fail_the_attempt(cli: Cli) {
     let id = create(&server);
     let item = wait_settled(&server, &id, "blocked", Duration::from_secs(400));
     let reason = item["statusReason"].as_str().unwrap_or("");
-    let log = logs(&server);
+    let log = server.agent_logs();
     assert!(
         !reason.contains("stalled"),
         "the agent was retrying, not stalled: {reason}\n{log}"

@@ -400,3 +400,23 @@ pub fn acp_fixture_command(mode: &[&str]) -> Vec<String> {
     command.extend(mode.iter().map(|s| s.to_string()));
     command
 }
+
+impl TestServer {
+    /// Everything the agents of this server printed (every session.log), for failure
+    /// messages.
+    pub fn agent_logs(&self) -> String {
+        std::fs::read_dir(self.data_dir().join("agents"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path().join("session.log")).ok())
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    }
+
+    /// The workspace folder of the newest session of the item.
+    pub fn workspace(&self, item_id: &str) -> PathBuf {
+        let (_, sessions) = self.get(&format!("/api/agents?item={item_id}"));
+        PathBuf::from(sessions[0]["workspaceDir"].as_str().expect("a session"))
+    }
+}
