@@ -184,8 +184,9 @@ pub async fn search(
     Query(query): Query<SearchQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let needle = query.q.to_lowercase();
-    if needle.trim().is_empty() {
-        return Err(ApiError::bad_request("q must not be blank").with_field("q"));
+    // Any text is searched for as it is, spaces too: a line is a match when it contains it.
+    if needle.is_empty() {
+        return Err(ApiError::bad_request("q must not be empty").with_field("q"));
     }
     if needle.chars().count() > SEARCH_TEXT_MAX {
         return Err(ApiError::bad_request(format!(
