@@ -367,7 +367,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let plan = flightdeck::sandbox::SandboxPlan {
                 writable: rw,
                 denied: deny,
-                port_rules: port_rules_fd,
+                port_rules: flightdeck::sandbox::PortRulesFd::ready(port_rules_fd),
             };
             if probe {
                 return match flightdeck::sandbox::restrict_self(&plan)? {

@@ -15,8 +15,9 @@
 //! - ABI 4: the agent cannot open TCP connections to the server's own port, on any host.
 //!   Landlock's network rules are an allow-list once connecting is handled, so that takes
 //!   a rule for each of the other 65,534 ports. Building them costs about 0.1 s of CPU, so
-//!   the server builds them once ([`PortRules`]) and every launcher applies the same
-//!   ruleset; what remains per agent is the kernel copying them into the agent's own
+//!   the server builds them once ([`PortRules`]), on a thread of its own once it listens
+//!   (start-up does not wait for them; a launch does, [`PortRulesFd`]), and every launcher
+//!   applies the same ruleset; what remains per agent is the kernel copying them into the agent's own
 //!   sandbox (about 25 ms, and about 4.5 MB of kernel memory while the agent runs). That
 //!   layer grants moving files between folders everywhere, so only the files layer rules it.
 //!
@@ -32,6 +33,7 @@ use landlock::{
 use std::os::fd::{IntoRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, OnceLock};
 
 const ABI_USED: ABI = ABI::V6;
 
@@ -49,8 +51,48 @@ pub const DEVICES: &[&str] = &[
 pub struct SandboxPlan {
     pub writable: Vec<PathBuf>,
     pub denied: Vec<PathBuf>,
-    /// The inherited fd of the [`PortRules`] ruleset, when the kernel has network rules.
-    pub port_rules: Option<RawFd>,
+    /// The [`PortRules`] ruleset agents inherit, when the kernel has network rules.
+    pub port_rules: PortRulesFd,
+}
+
+/// The fd of the [`PortRules`] ruleset: known at once (a launcher is handed it), or being
+/// built on a thread of the server's (a launch waits for it, about 0.1 s after start-up at
+/// most).
+#[derive(Debug, Clone, Default)]
+pub struct PortRulesFd(Option<Arc<OnceLock<PortRulesBuilt>>>);
+
+/// What building the ruleset came to: its fd (none without network rules) or why not.
+type PortRulesBuilt = Result<Option<RawFd>, String>;
+
+impl PortRulesFd {
+    /// An fd known now (or none: no network layer).
+    pub fn ready(fd: Option<RawFd>) -> PortRulesFd {
+        PortRulesFd(Some(Arc::new(OnceLock::from(Ok(fd)))))
+    }
+
+    /// Starts building the ruleset that forbids `port`, on a thread of its own.
+    pub fn build_in_background(port: u16) -> std::io::Result<PortRulesFd> {
+        let cell = Arc::new(OnceLock::new());
+        let filled = cell.clone();
+        std::thread::Builder::new()
+            .name("port-rules".into())
+            .spawn(move || {
+                let built = PortRules::build(port);
+                if let Err(why) = &built {
+                    log::error!("agents cannot start: {why}");
+                }
+                let _ = filled.set(built);
+            })?;
+        Ok(PortRulesFd(Some(cell)))
+    }
+
+    /// The fd, once built; an error when it could not be (no agent may start without it).
+    pub fn fd(&self) -> Result<Option<RawFd>, String> {
+        match &self.0 {
+            None => Ok(None),
+            Some(cell) => cell.wait().clone(),
+        }
+    }
 }
 
 /// Restricts this process under `plan`. Returns whether the kernel enforced it.
@@ -80,7 +122,7 @@ pub fn restrict_self(plan: &SandboxPlan) -> Result<bool, String> {
     if status.ruleset == RulesetStatus::NotEnforced {
         return Ok(false);
     }
-    if let Some(fd) = plan.port_rules {
+    if let Some(fd) = plan.port_rules.fd()? {
         PortRules::apply(fd)?;
     }
     Ok(true)

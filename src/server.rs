@@ -14,7 +14,7 @@ use crate::config::{Config, SandboxMode};
 use crate::dispatch::{process::Tracking, settings, Dispatcher, ShutdownPool};
 use crate::monitor::Monitor;
 use crate::queue::{self, QueuePolicy, Recover, Store};
-use crate::sandbox::{self, PortRules};
+use crate::sandbox::{self, PortRulesFd};
 use crate::token::{self, TokenSetting};
 use crate::webhooks::Webhooks;
 use actix::Actor;
@@ -162,8 +162,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let port = listener.local_addr()?.port();
 
     let port_rules = match sandboxed {
-        true => PortRules::build(port).map_err(std::io::Error::other)?,
-        false => None,
+        true => PortRulesFd::build_in_background(port)?,
+        false => PortRulesFd::default(),
     };
     let plan = sandboxed.then(|| settings::sandbox_plan(&config, &data_dir, port_rules));
     let desk = crate::dispatch::acp::Desk::default();

@@ -172,6 +172,7 @@ impl Git {
                     .map(|a| a.to_string_lossy().into_owned())
                     .collect();
                 launcher::argv_for(exe, std::process::id(), &Tracker::Reaper, Some(plan), &text)
+                    .map_err(|why| GitError::Start(std::io::Error::other(why)))?
                     .into_iter()
                     .map(OsString::from)
                     .collect()

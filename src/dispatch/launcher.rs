@@ -35,7 +35,7 @@ pub fn argv_for(
     tracker: &Tracker,
     plan: Option<&SandboxPlan>,
     agent: &[String],
-) -> Vec<String> {
+) -> Result<Vec<String>, String> {
     let mut out = vec![
         exe.display().to_string(),
         "exec-agent".into(),
@@ -59,14 +59,14 @@ pub fn argv_for(
             out.push("--deny".into());
             out.push(d.display().to_string());
         }
-        if let Some(fd) = plan.port_rules {
+        if let Some(fd) = plan.port_rules.fd()? {
             out.push("--port-rules-fd".into());
             out.push(fd.to_string());
         }
     }
     out.push("--".into());
     out.extend(agent.iter().cloned());
-    out
+    Ok(out)
 }
 
 /// Ties this process to `parent`, tracks it, applies `plan`, and becomes the agent; as a
@@ -120,7 +120,7 @@ pub fn run(
             reaper::become_reaper()?;
             let child = reaper::fork()?;
             if child != 0 {
-                if let Some(fd) = plan.and_then(|p| p.port_rules) {
+                if let Some(Ok(Some(fd))) = plan.map(|p| p.port_rules.fd()) {
                     // SAFETY: the inherited fd is only the agent's to use.
                     unsafe {
                         libc::close(fd);

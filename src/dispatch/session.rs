@@ -325,7 +325,7 @@ impl AgentSession {
 
     /// The argv with each placeholder replaced; placeholders are whole arguments, so item
     /// text (only ever in AGENTS.md) never reaches a shell.
-    fn argv(&self, processes: &SessionProcesses) -> Vec<String> {
+    fn argv(&self, processes: &SessionProcesses) -> Result<Vec<String>, String> {
         let argv: Vec<String> = self
             .settings
             .command
@@ -343,7 +343,11 @@ impl AgentSession {
     }
 
     /// `argv` run through the launcher: own session, this session's tracking and sandbox.
-    fn launched(&self, processes: &SessionProcesses, argv: &[String]) -> Vec<String> {
+    fn launched(
+        &self,
+        processes: &SessionProcesses,
+        argv: &[String],
+    ) -> Result<Vec<String>, String> {
         let plan = self.settings.sandbox.as_ref().map(|plan| {
             let mut plan = plan.clone();
             plan.writable.push(self.ws.root.clone());
@@ -371,7 +375,7 @@ impl AgentSession {
                 .open(&self.ws.log)?,
         );
         let processes = self.settings.tracking.for_session(&self.record.id);
-        let argv = self.argv(&processes);
+        let argv = self.argv(&processes).map_err(std::io::Error::other)?;
         self.processes = Some(processes);
         let acp = self.settings.preset.is_acp();
         let child = process::spawn(
@@ -758,7 +762,15 @@ impl AgentSession {
                 .push("the verify command could not start: the session tracks no processes".into());
             return self.complete(ctx, collected);
         };
-        let argv = self.launched(processes, &self.settings.verify);
+        let argv = match self.launched(processes, &self.settings.verify) {
+            Ok(argv) => argv,
+            Err(why) => {
+                collected
+                    .unmet
+                    .push(format!("the verify command could not start: {why}"));
+                return self.complete(ctx, collected);
+            }
+        };
         let started = format!("--- verify command: {} ---", self.settings.verify.join(" "));
         self.keep_in_log(&started);
         let addr = ctx.address();

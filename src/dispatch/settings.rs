@@ -4,8 +4,7 @@
 
 use super::{acp::Desk, presets, process::Tracking, AgentSettings};
 use crate::config::{Config, SandboxMode};
-use crate::sandbox::SandboxPlan;
-use std::os::fd::RawFd;
+use crate::sandbox::{PortRulesFd, SandboxPlan};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -28,7 +27,7 @@ pub fn sandbox_enforced(config: &Config, exe: &Path) -> Result<bool, SandboxRequ
 /// `agent.writable` paths (and the repository's .git, where a worktree's commits land),
 /// never the data dir or the config file. `port_rules` is the server's
 /// [`crate::sandbox::PortRules`] fd (a runner has no port of its own to keep agents off).
-pub fn sandbox_plan(config: &Config, data_dir: &Path, port_rules: Option<RawFd>) -> SandboxPlan {
+pub fn sandbox_plan(config: &Config, data_dir: &Path, port_rules: PortRulesFd) -> SandboxPlan {
     let mut denied = vec![data_dir.to_path_buf()];
     if let Some(path) = config.path.as_ref().and_then(|p| p.canonicalize().ok()) {
         denied.push(path);

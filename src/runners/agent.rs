@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::dispatch::session::{AgentSession, Cancel, SessionEnded};
 use crate::dispatch::{process::Tracking, settings, workspace, AgentSettings};
 use crate::model::{AgentSession as SessionRecord, AgentStatus, Labels, WorkItem};
+use crate::sandbox::PortRulesFd;
 use actix::prelude::*;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -81,7 +82,7 @@ pub fn stable_id(state_dir: &Path) -> std::io::Result<String> {
 /// How agents run here: the server's rules, from this host's own config.
 fn agent_settings(config: &Config, data_dir: &Path, exe: &Path) -> Result<AgentSettings, String> {
     let sandboxed = settings::sandbox_enforced(config, exe).map_err(|e| e.to_string())?;
-    let plan = sandboxed.then(|| settings::sandbox_plan(config, data_dir, None));
+    let plan = sandboxed.then(|| settings::sandbox_plan(config, data_dir, PortRulesFd::default()));
     Ok(settings::agent_settings(
         config,
         data_dir,
