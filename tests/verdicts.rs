@@ -47,6 +47,14 @@ fn working_session(s: &TestServer, item_id: &str) -> Value {
     })
 }
 
+/// The item's first session, whatever its status: an agent that fails at once may be
+/// finished before a look could find it working.
+fn first_session(s: &TestServer, item_id: &str) -> Value {
+    s.wait_for(&format!("a session of {item_id}"), T, || {
+        sessions_of(s, item_id).into_iter().last()
+    })
+}
+
 fn workspace_of(session: &Value) -> PathBuf {
     PathBuf::from(session["workspaceDir"].as_str().expect("workspaceDir"))
 }
@@ -130,7 +138,7 @@ fn bad_credentials_block_at_once_and_stop_the_agent() {
         &["auth"],
     );
     let id = id_of(&s.create_ready("needs a login"));
-    let session = working_session(&s, &id);
+    let session = first_session(&s, &id);
     let agent = read_pid(&s, &workspace_of(&session).join("agent.pid"));
 
     let item = s.wait_status(&id, "blocked", T);
@@ -152,7 +160,7 @@ fn a_rate_limit_requeues_uncounted_pauses_dispatch_and_lifts_by_itself() {
     // the pause before it ends.
     let s = server("max_attempts = 1", "problem.sh", &["rate_limit", "12"]);
     let id = id_of(&s.create_ready("runs into a rate limit"));
-    let session = working_session(&s, &id);
+    let session = first_session(&s, &id);
     let agent = read_pid(&s, &workspace_of(&session).join("agent.pid"));
 
     // The move back to ready, as the event log recorded it (the item may already be running

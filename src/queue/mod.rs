@@ -3,6 +3,7 @@
 mod approvals;
 mod dependencies;
 mod error;
+mod item_json;
 pub mod leases;
 mod manager;
 #[cfg(test)]
@@ -29,5 +30,5 @@ pub use outbox::{
 };
 pub use reader::*;
 pub use runners::*;
-pub use store::{EventPage, ItemPage, Reader, Store, EVENTS_RETAINED};
+pub use store::{EventPage, ItemJsonPage, ItemPage, Reader, Store, EVENTS_RETAINED};
 pub use writes::*;

@@ -728,6 +728,10 @@ pub fn recover(tx: &mut Tx, policy: &QueuePolicy) -> Result<Vec<AgentSession>, Q
             "interrupted: flightdeck stopped while it ran",
         )?;
     }
+    let reshaped = tx.reshape_items()?;
+    if reshaped > 0 {
+        log::info!("{reshaped} stored items were rewritten in this release's shape");
+    }
     if tx.repair_pending("index:item_order")? {
         tx.index_item_order()?;
     }

@@ -5,8 +5,9 @@
 //! never holds up a write batch; the Dispatcher, which lives beside the writer, sends them
 //! to the QueueManager wrapped in [`Read`], answered from its own snapshot.
 
+use super::item_json::ItemHead;
 use super::manager::QueueManager;
-use super::store::{EventPage, ItemPage, Reader, Snapshot};
+use super::store::{EventPage, ItemJsonPage, Reader, Snapshot};
 use super::QueueError;
 use crate::model::{AgentSession, Priority, Status, StatusChange, WorkItem};
 use actix::prelude::*;
@@ -140,31 +141,20 @@ pub struct ListItems {
     pub limit: usize,
 }
 
-/// A page of items as the JSON array the API sends, made on the reader thread.
-pub struct ListedPage {
-    pub json: String,
-    /// Where the next page starts, when there is one.
-    pub next: Option<Vec<u8>>,
-    /// The `seq` of the last event the page's snapshot saw.
-    pub last_seq: u64,
-}
-
 impl ReadOp for ListItems {
-    type Output = ListedPage;
-    fn read(self, snap: &Snapshot) -> Result<ListedPage, QueueError> {
+    type Output = ItemJsonPage;
+    fn read(self, snap: &Snapshot) -> Result<ItemJsonPage, QueueError> {
         let query = self.query.map(|q| q.to_lowercase());
-        let page: ItemPage = snap.items_page(self.after.as_deref(), self.limit, |i| {
+        let keep = |i: &ItemHead| {
             self.status.is_none_or(|s| i.status == s)
                 && self.priority.is_none_or(|p| i.priority == p)
                 && query
                     .as_deref()
                     .is_none_or(|q| i.title.to_lowercase().contains(q))
-        })?;
-        Ok(ListedPage {
-            json: serde_json::to_string(&page.items)?,
-            next: page.next,
-            last_seq: page.last_seq,
-        })
+        };
+        let filtered = self.status.is_some() || self.priority.is_some() || query.is_some();
+        let keep: Option<&dyn Fn(&ItemHead) -> bool> = filtered.then_some(&keep);
+        snap.items_json_page(self.after.as_deref(), self.limit, keep)
     }
 }
 

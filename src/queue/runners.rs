@@ -78,7 +78,8 @@ pub struct Report {
     /// 1, 2, 3, ... per session: a report at or below the last applied one is a resend and is
     /// not applied again.
     pub seq: u64,
-    #[serde(flatten)]
+    /// What is reported. (Nested, not flattened beside `seq`: a flattened tagged enum makes an
+    /// `allOf` of a `oneOf` in the API document, which client generators cannot take.)
     pub body: ReportBody,
 }
 

@@ -11,6 +11,7 @@
 //! write until the database is opened again, so the store remembers why it cannot write and
 //! reopens itself before the next write, which then succeeds once space is back.
 
+use super::item_json::{self, ItemHead};
 use super::outbox::{EventFacts, Outbox, OutboxTables};
 use super::runner_tables::{self, RunnerTables};
 use super::QueueError;
@@ -74,6 +75,15 @@ pub const EVENTS_RETAINED: u64 = 20_000;
 /// A page of the item list.
 pub struct ItemPage {
     pub items: Vec<WorkItem>,
+    /// Where the next page starts, when there is one.
+    pub next: Option<Vec<u8>>,
+    /// The `seq` of the last event the page's snapshot saw.
+    pub last_seq: u64,
+}
+
+/// A page of items as the JSON array the API sends, made of their stored texts.
+pub struct ItemJsonPage {
+    pub json: String,
     /// Where the next page starts, when there is one.
     pub next: Option<Vec<u8>>,
     /// The `seq` of the last event the page's snapshot saw.
@@ -547,6 +557,66 @@ impl Snapshot {
         limit: usize,
         keep: impl Fn(&WorkItem) -> bool,
     ) -> Result<ItemPage, QueueError> {
+        let mut items = Vec::new();
+        let next = self.walk_items(
+            after,
+            limit,
+            |stored| {
+                let item: WorkItem = serde_json::from_slice(stored)?;
+                Ok(keep(&item).then_some(item))
+            },
+            |_, item| items.push(item),
+        )?;
+        Ok(ItemPage {
+            items,
+            next,
+            last_seq: self.last_seq()?,
+        })
+    }
+
+    /// Like [`Snapshot::items_page`], as the JSON array the API sends, made of the stored texts
+    /// (see `item_json`); `keep` sees only each item's [`ItemHead`], and None keeps all.
+    pub fn items_json_page(
+        &self,
+        after: Option<&[u8]>,
+        limit: usize,
+        keep: Option<&dyn Fn(&ItemHead) -> bool>,
+    ) -> Result<ItemJsonPage, QueueError> {
+        let mut json = Vec::with_capacity(limit.min(512) * 512);
+        json.push(b'[');
+        let next = self.walk_items(
+            after,
+            limit,
+            |stored| match keep {
+                Some(keep) => Ok(keep(&ItemHead::read(stored)?).then_some(())),
+                None => Ok(Some(())),
+            },
+            |stored, ()| {
+                if json.len() > 1 {
+                    json.push(b',');
+                }
+                json.extend_from_slice(stored);
+            },
+        )?;
+        json.push(b']');
+        Ok(ItemJsonPage {
+            json: String::from_utf8(json)
+                .map_err(|e| QueueError::Storage(format!("a stored item is not UTF-8: {e}")))?,
+            next,
+            last_seq: self.last_seq()?,
+        })
+    }
+
+    /// Offers the stored text of each item in list order after `after` to `pick`, and hands
+    /// what it picks to `put`, until `limit` are put; answers where the next page starts when
+    /// one more item would be picked.
+    fn walk_items<T>(
+        &self,
+        after: Option<&[u8]>,
+        limit: usize,
+        mut pick: impl FnMut(&[u8]) -> Result<Option<T>, QueueError>,
+        mut put: impl FnMut(&[u8], T),
+    ) -> Result<Option<Vec<u8>>, QueueError> {
         use std::ops::Bound;
         let order = self.txn.open_table(ITEM_ORDER)?;
         let items = self.txn.open_table(ITEMS)?;
@@ -554,11 +624,7 @@ impl Snapshot {
             Some(key) => Bound::Excluded(key),
             None => Bound::Unbounded,
         };
-        let mut page = ItemPage {
-            items: Vec::new(),
-            next: None,
-            last_seq: self.last_seq()?,
-        };
+        let mut kept = 0usize;
         let mut last_key = Vec::new();
         for entry in order.range::<&[u8]>((start, Bound::Unbounded))? {
             let (key, _) = entry?;
@@ -568,18 +634,17 @@ impl Snapshot {
             let Some(stored) = items.get(id)? else {
                 continue;
             };
-            let item: WorkItem = serde_json::from_slice(stored.value())?;
-            if !keep(&item) {
+            let Some(picked) = pick(stored.value())? else {
                 continue;
+            };
+            if kept == limit {
+                return Ok(Some(last_key));
             }
-            if page.items.len() == limit {
-                page.next = Some(last_key);
-                break;
-            }
+            put(stored.value(), picked);
+            kept += 1;
             last_key = key.value().to_vec();
-            page.items.push(item);
         }
-        Ok(page)
+        Ok(None)
     }
 
     /// The `seq` of the last event this snapshot holds (0 before the first).
@@ -924,6 +989,48 @@ impl<'a> Tx<'a> {
             self.item_order.insert(key.as_slice(), ())?;
         }
         Ok(())
+    }
+
+    /// Rewrites every stored item in this binary's shape when the store's differs (see
+    /// `item_json`), a chunk at a time; answers how many changed.
+    pub fn reshape_items(&mut self) -> Result<usize, QueueError> {
+        const CHUNK: usize = 1024;
+        let current = item_json::shape();
+        if self.meta.get(item_json::SHAPE_KEY)?.map(|v| v.value()) == Some(current) {
+            return Ok(0);
+        }
+        self.touch();
+        let mut changed = 0;
+        let mut after: Option<String> = None;
+        loop {
+            let mut chunk: Vec<(String, Option<Vec<u8>>)> = Vec::with_capacity(CHUNK);
+            let range = match &after {
+                Some(id) => self.items.range::<&str>((
+                    std::ops::Bound::Excluded(id.as_str()),
+                    std::ops::Bound::Unbounded,
+                ))?,
+                None => self.items.range::<&str>(..)?,
+            };
+            for entry in range.take(CHUNK) {
+                let (id, stored) = entry?;
+                let item: WorkItem = serde_json::from_slice(stored.value())?;
+                let text = serde_json::to_vec(&item)?;
+                let differs = text.as_slice() != stored.value();
+                chunk.push((id.value().to_string(), differs.then_some(text)));
+            }
+            let Some((last, _)) = chunk.last() else {
+                break;
+            };
+            after = Some(last.clone());
+            for (id, text) in &chunk {
+                if let Some(text) = text {
+                    self.items.insert(id.as_str(), text.as_slice())?;
+                    changed += 1;
+                }
+            }
+        }
+        self.meta.insert(item_json::SHAPE_KEY, current)?;
+        Ok(changed)
     }
 
     /// The id of every item, without decoding any.
@@ -1412,5 +1519,53 @@ mod tests {
             moved.is_some_and(|k| k.ends_with(waiting_id.as_bytes())),
             "the item in its backoff moved to the retry index"
         );
+    }
+
+    #[test]
+    fn items_an_older_release_wrote_are_listed_with_every_field_after_a_restart() {
+        use crate::queue::operations::{recover, QueuePolicy};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.redb");
+        let whole = item("old", Priority::High, 0);
+        {
+            let mut store = Store::open(&path).unwrap();
+            let ((), _) = store
+                .write(|tx| {
+                    tx.put(None, &whole)?;
+                    // What an older release stored: the fields added since are missing, and
+                    // the store names no item shape.
+                    let mut text = serde_json::to_value(&whole)?;
+                    let fields = text.as_object_mut().unwrap();
+                    for gone in ["requires", "waitingOnPerson", "report", "tokensUsed"] {
+                        assert!(fields.remove(gone).is_some(), "{gone} is stored");
+                    }
+                    tx.items
+                        .insert("old", serde_json::to_vec(&text)?.as_slice())?;
+                    tx.meta.remove(item_json::SHAPE_KEY)?;
+                    Ok(())
+                })
+                .unwrap();
+            let listed = store.read(|s| s.items_json_page(None, 10, None)).unwrap();
+            assert!(!listed.json.contains("waitingOnPerson"), "{}", listed.json);
+        }
+        let mut store = Store::open(&path).unwrap();
+        let policy = QueuePolicy {
+            review: true,
+            max_attempts: 3,
+            retry_backoff_secs: 0.0,
+            item_tokens: 0,
+            price: Default::default(),
+            lease_secs: 30,
+        };
+        store.write(|tx| recover(tx, &policy)).unwrap();
+        let listed = store.read(|s| s.items_json_page(None, 10, None)).unwrap();
+        assert_eq!(
+            listed.json,
+            serde_json::to_string(&[&whole]).unwrap(),
+            "the listing is the item with every field"
+        );
+        // A second start finds the shape recorded and rewrites nothing.
+        let (again, _) = store.write(|tx| tx.reshape_items()).unwrap();
+        assert_eq!(again, 0);
     }
 }
