@@ -76,7 +76,7 @@ fn save(
         tx.record_change(&new.id, Some(old.status), new.status, reason)?;
         tx.emit(
             EventKind::WorkStatusChanged,
-            event_data!{"itemId": new.id, "from": old.status, "to": new.status, "reason": reason, "item": new},
+            event_data!{"itemId": new.id, "from": old.status, "to": new.status, "reason": reason, "item": tx.item_text(&new)?},
         );
         if new.status == Status::Done {
             tx.refresh_claimable(&new.blocks)?;
@@ -125,7 +125,7 @@ pub fn create(tx: &mut Tx, new: NewWorkItem) -> Result<WorkItem, QueueError> {
         tx.put(Some(&blocker), &updated)?;
     }
     tx.put(None, &item)?;
-    tx.emit(EventKind::WorkAdded, event_data! {"item": item});
+    tx.emit(EventKind::WorkAdded, event_data! {"item": tx.item_text(&item)?});
     Ok(item)
 }
 
@@ -175,7 +175,7 @@ pub fn update(tx: &mut Tx, id: &str, patch: ItemPatch) -> Result<WorkItem, Queue
         return Ok(old);
     }
     let item = save(tx, &old, item, None)?;
-    tx.emit(EventKind::WorkUpdated, event_data! {"item": item});
+    tx.emit(EventKind::WorkUpdated, event_data! {"item": tx.item_text(&item)?});
     Ok(item)
 }
 
@@ -185,7 +185,7 @@ fn edit_item(tx: &mut Tx, id: &str, f: impl FnOnce(&mut WorkItem)) -> Result<(),
     let mut item = old.clone();
     f(&mut item);
     let item = save(tx, &old, item, None)?;
-    tx.emit(EventKind::WorkUpdated, event_data! {"item": item});
+    tx.emit(EventKind::WorkUpdated, event_data! {"item": tx.item_text(&item)?});
     Ok(())
 }
 
@@ -356,7 +356,7 @@ pub fn add_artifacts(
     item.artifacts.extend(added.iter().cloned());
     bound_artifacts(&mut item);
     let item = save(tx, &old, item, None)?;
-    tx.emit(EventKind::WorkUpdated, event_data! {"item": item});
+    tx.emit(EventKind::WorkUpdated, event_data! {"item": tx.item_text(&item)?});
     Ok(added)
 }
 
@@ -443,7 +443,7 @@ pub fn complete(
     };
     tx.emit(
         EventKind::WorkCompleted,
-        event_data! {"item": item, "accepted": accepted, "unmet": unmet},
+        event_data! {"item": tx.item_text(&item)?, "accepted": accepted, "unmet": unmet},
     );
     if let Some(session) = session {
         let (status, outcome) = if accepted {

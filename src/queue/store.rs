@@ -839,6 +839,8 @@ pub struct Tx<'a> {
     dirty: bool,
     /// How many writes so far: with the events emitted, what [`Tx::attempt`] compares.
     writes: u64,
+    /// The id and stored text of the item [`Tx::put`] wrote last, for its events to carry.
+    last_put: Option<(String, Box<RawValue>)>,
 }
 
 impl<'a> Tx<'a> {
@@ -868,6 +870,7 @@ impl<'a> Tx<'a> {
             next_seq,
             dirty: false,
             writes: 0,
+            last_put: None,
         })
     }
 
@@ -952,6 +955,22 @@ impl<'a> Tx<'a> {
             }
         }
         Ok(facts)
+    }
+
+    /// `item` as JSON for an event: the text [`Tx::put`] just stored when it was the item
+    /// written last (as it is right after a save), else encoded now.
+    pub fn item_text(&self, item: &WorkItem) -> Result<Box<RawValue>, QueueError> {
+        match &self.last_put {
+            Some((id, text)) if *id == item.id => {
+                debug_assert_eq!(
+                    text.get(),
+                    serde_json::to_string(item)?,
+                    "an item changed after it was stored and before its event"
+                );
+                Ok(text.clone())
+            }
+            _ => Ok(serde_json::value::to_raw_value(item)?),
+        }
     }
 
     pub fn emit(&mut self, kind: EventKind, data: Box<RawValue>) {
@@ -1065,8 +1084,9 @@ impl<'a> Tx<'a> {
     /// as it was stored (None for a new one).
     pub fn put(&mut self, old: Option<&WorkItem>, item: &WorkItem) -> Result<(), QueueError> {
         self.touch();
-        self.items
-            .insert(item.id.as_str(), serde_json::to_vec(item)?.as_slice())?;
+        let text = serde_json::to_string(item)?;
+        self.items.insert(item.id.as_str(), text.as_bytes())?;
+        self.last_put = Some((item.id.clone(), RawValue::from_string(text)?));
         if old.map(|o| o.status) != Some(item.status) {
             if let Some(o) = old {
                 self.add_count(o.status, -1)?;
