@@ -531,3 +531,65 @@ fn cli_talks_to_the_server() {
         "{msg}"
     );
 }
+
+#[test]
+fn a_worker_completes_and_claims_its_next_item_in_one_call() {
+    let s = TestServer::start(MANUAL);
+    let first = s.create(json!({"title": "first", "priority": "high", "status": "ready"}));
+    let second = s.create(json!({"title": "second", "priority": "low", "status": "ready"}));
+    let (_, c) = s.claim("w1");
+    assert_eq!(c["item"]["id"], first["id"]);
+    let id = first["id"].as_str().unwrap();
+    let worker = json!({"agentId": "w1", "sessionKey": "w1/2"});
+
+    // Completed, and the next item is the worker's, with its AGENTS.md.
+    let (status, v) = s.post(
+        &format!("/api/items/{id}/complete"),
+        json!({"claimNext": worker}),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        (v["accepted"].clone(), v["item"]["status"].clone()),
+        (json!(true), json!("review")),
+        "{v}"
+    );
+    assert_eq!(v["next"]["item"]["id"], second["id"], "{v}");
+    assert_eq!(v["next"]["item"]["status"], "in_flight", "{v}");
+    assert_eq!(v["next"]["item"]["assignedAgentId"], "w1", "{v}");
+    assert!(
+        v["next"]["context"].as_str().unwrap().contains("second"),
+        "{v}"
+    );
+
+    // A completion that is refused claims nothing: the item it would take stays ready.
+    let third = s.create(json!({"title": "third", "status": "ready"}));
+    let (status, v) = s.post(
+        &format!("/api/items/{id}/complete"),
+        json!({"claimNext": worker}),
+    );
+    assert_eq!(status, 409, "{v}");
+    assert_eq!(s.item(third["id"].as_str().unwrap())["status"], "ready");
+
+    // A bad claimer is refused by name before anything is written.
+    let second_id = second["id"].as_str().unwrap();
+    let (status, v) = s.post(
+        &format!("/api/items/{second_id}/complete"),
+        json!({"claimNext": {"agentId": ""}}),
+    );
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(s.item(second_id)["status"], "in_flight");
+
+    // With nothing left to claim, `next` is null; without `claimNext` too.
+    let (_, v) = s.post(
+        &format!("/api/items/{second_id}/complete"),
+        json!({"claimNext": worker}),
+    );
+    assert_eq!(v["next"]["item"]["id"], third["id"], "{v}");
+    let third_id = third["id"].as_str().unwrap();
+    let (status, v) = s.post(
+        &format!("/api/items/{third_id}/complete"),
+        json!({"claimNext": worker}),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert!(v["next"].is_null(), "{v}");
+}

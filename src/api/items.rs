@@ -6,14 +6,14 @@ use crate::dispatch::diff::{self, Diff, DiffError};
 use crate::dispatch::session_files::{self, ARTIFACT_MAX_BYTES, LOG_SERVED_MAX_BYTES};
 use crate::dispatch::CancelItem;
 use crate::model::{
-    render_agents_md, Artifact, ArtifactInput, ArtifactKind, CompleteRequest, ItemPatch,
-    MoveRequest, Name, NewWorkItem, Priority, Status, StatusChange, WorkItem,
+    render_agents_md, Artifact, ArtifactInput, ArtifactKind, ClaimRequest, CompleteRequest,
+    ItemPatch, MoveRequest, Name, NewWorkItem, Priority, Status, StatusChange, WorkItem,
 };
+use crate::queue::Completion;
 use crate::queue::{
-    AddArtifacts, Claim, Complete, CreateItem, DeleteItem, GetHistory, GetItem, ListItems,
-    ListSessions, MoveItem, UpdateItem,
+    AddArtifacts, Claim, Complete, CompleteThenClaim, CreateItem, DeleteItem, GetHistory, GetItem,
+    ListItems, ListSessions, MoveItem, UpdateItem,
 };
-use crate::queue::{CompleteOutcome, Completion};
 use actix_web::http::StatusCode;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -320,15 +320,6 @@ pub async fn move_item(
     Ok(HttpResponse::Ok().json(item))
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ClaimRequest {
-    /// Who claims: an agent or worker id.
-    agent_id: Name,
-    /// The session of that agent, recorded on the item.
-    session_key: Name,
-}
-
 /// A claimed item and the AGENTS.md text an agent would get for it.
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct Claimed {
@@ -359,10 +350,7 @@ pub async fn claim(
         })
         .await??;
     Ok(match claimed {
-        Some(crate::queue::Claimed { item, .. }) => {
-            let context = render_agents_md(&item, None);
-            HttpResponse::Ok().json(Claimed { item, context })
-        }
+        Some(c) => HttpResponse::Ok().json(self::claimed(c.item)),
         None => HttpResponse::NoContent().finish(),
     })
 }
@@ -375,7 +363,7 @@ pub async fn claim(
         "artifacts": [{"type": "url", "path": "https://example.com/pr/12", "description": "the pull request"}]
     })),
     responses(
-        (status = 200, description = "Accepted (to review or done), or a failed attempt with the unmet rules", body = CompleteOutcome),
+        (status = 200, description = "Accepted (to review or done), or a failed attempt with the unmet rules; with the next item claimed when `claimNext` asked", body = Completed),
         (status = 409, description = "The item is not in flight", body = ErrorBody),
         (status = 422, description = "A file artifact outside the item's own session folders, or not a regular file", body = ErrorBody),
     )
@@ -386,32 +374,67 @@ pub async fn complete(
     Json(mut req): Json<CompleteRequest>,
 ) -> Result<HttpResponse, ApiError> {
     req.validate()?;
-    let item = state
-        .reader
-        .ask(GetItem {
-            id: id.into_inner(),
-        })
-        .await?;
+    let mut id = id.into_inner();
     if req.artifacts.iter().any(|a| a.kind == ArtifactKind::File) {
-        let sessions = session_ids(&state, &item.id).await?;
+        // File artifacts are checked against the item's own session folders, so the item is
+        // looked up first; otherwise the write resolves the id itself.
+        id = state.reader.ask(GetItem { id }).await?.id;
+        let sessions = session_ids(&state, &id).await?;
         for (i, a) in req.artifacts.iter_mut().enumerate() {
             check_artifact_path(&state, &sessions, a)
                 .await
                 .map_err(|e| e.with_field(format!("artifacts[{i}].path")))?;
         }
     }
-    let outcome = state
-        .queue
-        .send(Complete {
-            id: item.id,
-            work: Completion {
-                artifacts: req.artifacts,
-                acceptance: req.acceptance,
-                ..Completion::default()
-            },
-        })
-        .await??;
-    Ok(HttpResponse::Ok().json(outcome))
+    let complete = Complete {
+        id,
+        work: Completion {
+            artifacts: req.artifacts,
+            acceptance: req.acceptance,
+            ..Completion::default()
+        },
+    };
+    let (outcome, next) = match req.claim_next {
+        None => (state.queue.send(complete).await??, None),
+        Some(claimer) => {
+            let next = Claim {
+                agent_id: claimer.agent_id.into(),
+                session_key: claimer.session_key.into(),
+                labels: crate::model::Labels::default(),
+            };
+            let (outcome, next) = state
+                .queue
+                .send(CompleteThenClaim { complete, next })
+                .await??;
+            (outcome, next.map(|c| claimed(c.item)))
+        }
+    };
+    Ok(HttpResponse::Ok().json(Completed {
+        item: outcome.item,
+        accepted: outcome.accepted,
+        unmet: outcome.unmet,
+        next,
+    }))
+}
+
+/// What a completion came to, and the next item claimed with it when one was asked for.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Completed {
+    /// The item after its completion.
+    item: WorkItem,
+    /// Whether the completion was accepted.
+    accepted: bool,
+    /// What was not met, when it was not.
+    unmet: Vec<String>,
+    /// The item claimed in the same write (`claimNext`), or null: none asked for, or nothing
+    /// claimable.
+    next: Option<Claimed>,
+}
+
+/// The answer to a claim: the item and its AGENTS.md text.
+fn claimed(item: WorkItem) -> Claimed {
+    let context = render_agents_md(&item, None);
+    Claimed { item, context }
 }
 
 /// The ids of the item's sessions: their folders are the only ones its artifacts may name.

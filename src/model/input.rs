@@ -160,10 +160,25 @@ impl AcceptanceEntry {
     }
 }
 
+/// `POST /api/claim`, and the next claim of `POST /api/items/{id}/complete`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClaimRequest {
+    /// Who claims: an agent or worker id.
+    pub agent_id: Name,
+    /// The session of that agent, recorded on the item.
+    pub session_key: Name,
+}
+
 /// `POST /api/items/{id}/complete`.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CompleteRequest {
+    /// Claim the next item for this worker in the same write as the completion (one trip and
+    /// one commit per item for a worker that loops); the answer's `next` holds it.
+    #[serde(default)]
+    #[schema(nullable = false)]
+    pub claim_next: Option<ClaimRequest>,
     /// What the work produced.
     #[serde(default)]
     #[schema(schema_with = artifacts_schema)]

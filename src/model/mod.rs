@@ -20,8 +20,8 @@ pub use fields::{
     Description, Evidence, ItemRef, Name, Reason, ReportCriterion, Title, ITEM_TEXT_MAX_BYTES,
 };
 pub use input::{
-    token_budget, AcceptanceEntry, ArtifactInput, CompleteRequest, InitialStatus, ItemPatch,
-    MoveRequest, NewWorkItem, ARTIFACTS_MAX, MAX_TOKENS_MAX,
+    token_budget, AcceptanceEntry, ArtifactInput, ClaimRequest, CompleteRequest, InitialStatus,
+    ItemPatch, MoveRequest, NewWorkItem, ARTIFACTS_MAX, MAX_TOKENS_MAX,
 };
 pub use item::{Artifact, ArtifactKind, Complexity, Priority, StatusChange, WorkItem};
 pub use labels::Labels;

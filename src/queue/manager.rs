@@ -14,7 +14,7 @@
 //! workers.
 
 use super::operations::QueuePolicy;
-use super::reader::{resolve_id, ReadOp};
+use super::reader::ReadOp;
 use super::store::{Snapshot, Store, Tx};
 use super::QueueError;
 use crate::monitor::{Monitor, Publish};
@@ -94,11 +94,6 @@ impl QueueManager {
                 .await
                 .unwrap_or_else(|_| Err(QueueError::Storage("the queue stopped".into())))
         })
-    }
-
-    /// Resolves a full id or a unique prefix of one to the full id.
-    pub(super) fn resolve(&self, id: &str) -> Result<String, QueueError> {
-        self.store.read(|snap| resolve_id(snap, id))
     }
 
     /// Answers a read on this thread (for the Dispatcher; the API reads through a

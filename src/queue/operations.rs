@@ -125,7 +125,10 @@ pub fn create(tx: &mut Tx, new: NewWorkItem) -> Result<WorkItem, QueueError> {
         tx.put(Some(&blocker), &updated)?;
     }
     tx.put(None, &item)?;
-    tx.emit(EventKind::WorkAdded, event_data! {"item": tx.item_text(&item)?});
+    tx.emit(
+        EventKind::WorkAdded,
+        event_data! {"item": tx.item_text(&item)?},
+    );
     Ok(item)
 }
 
@@ -175,7 +178,10 @@ pub fn update(tx: &mut Tx, id: &str, patch: ItemPatch) -> Result<WorkItem, Queue
         return Ok(old);
     }
     let item = save(tx, &old, item, None)?;
-    tx.emit(EventKind::WorkUpdated, event_data! {"item": tx.item_text(&item)?});
+    tx.emit(
+        EventKind::WorkUpdated,
+        event_data! {"item": tx.item_text(&item)?},
+    );
     Ok(item)
 }
 
@@ -185,7 +191,10 @@ fn edit_item(tx: &mut Tx, id: &str, f: impl FnOnce(&mut WorkItem)) -> Result<(),
     let mut item = old.clone();
     f(&mut item);
     let item = save(tx, &old, item, None)?;
-    tx.emit(EventKind::WorkUpdated, event_data! {"item": tx.item_text(&item)?});
+    tx.emit(
+        EventKind::WorkUpdated,
+        event_data! {"item": tx.item_text(&item)?},
+    );
     Ok(())
 }
 
@@ -356,7 +365,10 @@ pub fn add_artifacts(
     item.artifacts.extend(added.iter().cloned());
     bound_artifacts(&mut item);
     let item = save(tx, &old, item, None)?;
-    tx.emit(EventKind::WorkUpdated, event_data! {"item": tx.item_text(&item)?});
+    tx.emit(
+        EventKind::WorkUpdated,
+        event_data! {"item": tx.item_text(&item)?},
+    );
     Ok(added)
 }
 

@@ -101,22 +101,6 @@ impl<M: ReadOp> Handler<Read<M>> for QueueManager {
     }
 }
 
-/// Resolves a full id or a unique prefix of one to the full id.
-pub(super) fn resolve_id(snap: &Snapshot, id: &str) -> Result<String, QueueError> {
-    if snap.contains(id)? {
-        return Ok(id.to_string());
-    }
-    if id.len() < 4 || id.len() > 36 {
-        return Err(QueueError::not_found("item", id));
-    }
-    let mut found = snap.ids_with_prefix(id, 2)?;
-    match found.len() {
-        0 => Err(QueueError::not_found("item", id)),
-        1 => Ok(found.remove(0)),
-        _ => Err(QueueError::Ambiguous(id.to_string())),
-    }
-}
-
 /// One item, by id or unique id prefix.
 pub struct GetItem {
     pub id: String,
@@ -125,7 +109,7 @@ pub struct GetItem {
 impl ReadOp for GetItem {
     type Output = WorkItem;
     fn read(self, snap: &Snapshot) -> Result<WorkItem, QueueError> {
-        let id = resolve_id(snap, &self.id)?;
+        let id = snap.resolve(&self.id)?;
         snap.item(&id)?
             .ok_or_else(|| QueueError::not_found("item", &id))
     }
@@ -166,7 +150,7 @@ pub struct GetHistory {
 impl ReadOp for GetHistory {
     type Output = Vec<StatusChange>;
     fn read(self, snap: &Snapshot) -> Result<Vec<StatusChange>, QueueError> {
-        snap.history(&resolve_id(snap, &self.id)?)
+        snap.history(&snap.resolve(&self.id)?)
     }
 }
 
@@ -232,7 +216,7 @@ impl ReadOp for ListSessions {
     type Output = Vec<AgentSession>;
     fn read(self, snap: &Snapshot) -> Result<Vec<AgentSession>, QueueError> {
         let mut sessions = match self.item_id {
-            Some(id) => snap.sessions_of(&resolve_id(snap, &id)?)?,
+            Some(id) => snap.sessions_of(&snap.resolve(&id)?)?,
             None => snap.all_sessions()?,
         };
         sessions.sort_by_key(|s| std::cmp::Reverse(s.started_at));

@@ -509,6 +509,33 @@ fn prove_room(db: &Database) -> Result<(), QueueError> {
     Ok(())
 }
 
+/// The full id of the item `id` names in `items`: the id itself, or the one id it is a
+/// prefix of (4 characters at least); not found, or ambiguous, in words.
+fn resolve_in(
+    items: &impl ReadableTable<&'static str, &'static [u8]>,
+    id: &str,
+) -> Result<String, QueueError> {
+    if items.get(id)?.is_some() {
+        return Ok(id.to_string());
+    }
+    if id.len() < 4 || id.len() > 36 {
+        return Err(QueueError::not_found("item", id));
+    }
+    let mut found = Vec::new();
+    for entry in items.range(id..)?.take(2) {
+        let (key, _) = entry?;
+        if !key.value().starts_with(id) {
+            break;
+        }
+        found.push(key.value().to_string());
+    }
+    match found.len() {
+        0 => Err(QueueError::not_found("item", id)),
+        1 => Ok(found.remove(0)),
+        _ => Err(QueueError::Ambiguous(id.to_string())),
+    }
+}
+
 /// A read-only view of the store at one moment.
 pub struct Snapshot {
     pub(super) txn: redb::ReadTransaction,
@@ -529,24 +556,9 @@ impl Snapshot {
         })
     }
 
-    /// Whether an item with exactly this id exists (no decoding).
-    pub fn contains(&self, id: &str) -> Result<bool, QueueError> {
-        Ok(self.txn.open_table(ITEMS)?.get(id)?.is_some())
-    }
-
-    /// Every item id that starts with `prefix`, at most `limit` of them.
-    pub fn ids_with_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<String>, QueueError> {
-        let table = self.txn.open_table(ITEMS)?;
-        let mut out = Vec::new();
-        for entry in table.range(prefix..)? {
-            let (key, _) = entry?;
-            let key = key.value();
-            if !key.starts_with(prefix) || out.len() >= limit {
-                break;
-            }
-            out.push(key.to_string());
-        }
-        Ok(out)
+    /// The full id of the item `id` names: its id, or a unique prefix of one.
+    pub fn resolve(&self, id: &str) -> Result<String, QueueError> {
+        resolve_in(&self.txn.open_table(ITEMS)?, id)
     }
 
     /// Items in list order (priority, then age, then id) that pass `keep`, after the position
@@ -1059,6 +1071,12 @@ impl<'a> Tx<'a> {
             out.push(entry?.0.value().to_string());
         }
         Ok(out)
+    }
+
+    /// The full id of the item `id` names, as this transaction sees the store (so an item made
+    /// earlier in the same batch is found too).
+    pub fn resolve(&self, id: &str) -> Result<String, QueueError> {
+        resolve_in(&self.items, id)
     }
 
     pub fn require(&self, id: &str) -> Result<WorkItem, QueueError> {

@@ -47,14 +47,14 @@ impl<M: WriteOp> Handler<M> for QueueManager {
     type Result = ResponseFuture<Result<M::Output, QueueError>>;
 
     fn handle(&mut self, mut m: M, ctx: &mut Context<Self>) -> Self::Result {
-        if let Some(id) = m.item_id() {
-            match self.resolve(id) {
-                Ok(full) => *id = full,
-                Err(e) => return Box::pin(async move { Err(e) }),
-            }
-        }
         let observer = m.observer();
-        let answer = self.write(ctx, move |tx, policy| m.run(tx, policy));
+        // The id is resolved inside the batch's transaction: no read of its own on this thread.
+        let answer = self.write(ctx, move |tx, policy| {
+            if let Some(id) = m.item_id() {
+                *id = tx.resolve(id)?;
+            }
+            m.run(tx, policy)
+        });
         let Some(observe) = observer else {
             return answer;
         };
@@ -193,6 +193,39 @@ impl WriteOp for Complete {
     }
     fn run(self, tx: &mut Tx, policy: &QueuePolicy) -> Result<CompleteOutcome, QueueError> {
         operations::complete(tx, policy, &self.id, self.work)
+    }
+}
+
+/// Finish claimed work and claim the next item for the same worker, in one write: a worker
+/// that loops waits for one commit per item instead of two.
+#[derive(Message)]
+#[rtype(result = "Result<(CompleteOutcome, Option<Claimed>), QueueError>")]
+pub struct CompleteThenClaim {
+    pub complete: Complete,
+    pub next: Claim,
+}
+
+impl WriteOp for CompleteThenClaim {
+    type Output = (CompleteOutcome, Option<Claimed>);
+    fn item_id(&mut self) -> Option<&mut String> {
+        self.complete.item_id()
+    }
+    fn observer(&self) -> Option<Observer<Self::Output>> {
+        let completed = self.complete.observer();
+        let claimed = self.next.observer();
+        Some(Box::new(move |(outcome, next): &Self::Output| {
+            if let Some(observe) = completed {
+                observe(outcome);
+            }
+            if let Some(observe) = claimed {
+                observe(next);
+            }
+        }))
+    }
+    fn run(self, tx: &mut Tx, policy: &QueuePolicy) -> Result<Self::Output, QueueError> {
+        let outcome = self.complete.run(tx, policy)?;
+        let next = self.next.run(tx, policy)?;
+        Ok((outcome, next))
     }
 }
 

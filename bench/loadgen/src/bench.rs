@@ -191,6 +191,9 @@ pub fn claim_bench(args: &Args) -> Value {
     let work = args.path("work");
     let n = args.usize_or("n", 20_000);
     let conc = args.usize_or("conc", 32);
+    // `--chain 1`: each completion claims the worker's next item in the same call
+    // (`claimNext`), so a cycle is one request and one commit instead of two.
+    let chain = args.usize_or("chain", 0) == 1;
     let server = Server::start(&bin, &fresh_dir(&work, "claim"), &Setup::default());
     let mut fill = enqueue(&server.url, n, 64, false, "claimable");
     let fill_json = enqueue_json(&mut fill, n, 64);
@@ -205,9 +208,65 @@ pub fn claim_bench(args: &Args) -> Value {
             let mut errors = 0usize;
             let mut first_error: Option<String> = None;
             let claim_body = format!("{{\"agentId\":\"w{w}\",\"sessionKey\":\"k{w}\"}}");
+            let complete_body = match chain {
+                true => format!("{{\"claimNext\":{claim_body}}}"),
+                false => "{}".to_string(),
+            };
             barrier.wait();
+            // In chain mode, the item the last completion claimed.
+            let mut chained: Option<String> = None;
             loop {
                 let t0 = Instant::now();
+                if chain {
+                    let id = match chained.take() {
+                        Some(id) => id,
+                        None if cycle.is_empty() => {
+                            match conn.request("POST", "/api/claim", Some(&claim_body)) {
+                                Ok(r) if r.status == 200 => match str_after(r.text(), "\"id\":\"") {
+                                    Some(id) => id.to_string(),
+                                    None => break,
+                                },
+                                Ok(_) => break,
+                                Err(e) => {
+                                    errors += 1;
+                                    first_error.get_or_insert(e.to_string());
+                                    break;
+                                }
+                            }
+                        }
+                        None => break,
+                    };
+                    let t1 = Instant::now();
+                    let path = format!("/api/items/{id}/complete");
+                    match conn.request("POST", &path, Some(&complete_body)) {
+                        Ok(r) if r.status == 200 => {
+                            let t2 = Instant::now();
+                            cycle.push(ms(t2 - t1));
+                            claim.push(ms(t1 - t0));
+                            complete.push(ms(t2 - t1));
+                            chained = r
+                                .text()
+                                .split_once("\"next\":{")
+                                .and_then(|(_, next)| str_after(next, "\"id\":\""))
+                                .map(str::to_string);
+                        }
+                        Ok(r) => {
+                            errors += 1;
+                            first_error.get_or_insert(format!(
+                                "complete: HTTP {}: {}",
+                                r.status,
+                                r.text()
+                            ));
+                            break;
+                        }
+                        Err(e) => {
+                            errors += 1;
+                            first_error.get_or_insert(e.to_string());
+                            break;
+                        }
+                    }
+                    continue;
+                }
                 let r = match conn.request("POST", "/api/claim", Some(&claim_body)) {
                     Ok(r) => r,
                     Err(e) => {
@@ -280,6 +339,7 @@ pub fn claim_bench(args: &Args) -> Value {
         json!({
             "n": n,
             "conc": conc,
+            "chain": chain,
             "cycles": cycles,
             "errors": errors,
             "first_error": first_error,
