@@ -33,9 +33,16 @@ const SECS = Number(arg('--secs', QUICK ? 10 : 100));
 const LINES = Number(arg('--lines', QUICK ? 100_000 : 1_000_000));
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 
+// `--report FILE.json` only appends an earlier run's figures: it needs no browser, so it also
+// works where tests/browser has no node_modules (the --memory, --runners and --scale modes).
+const REPORT = arg('--report', '');
 process.env.FLIGHTDECK_BIN = BIN;
-const { makeWorkspace, startServer } = await import(path.join(ROOT, 'tests/browser/server.mjs'));
-const { chromium } = await import(path.join(ROOT, 'tests/browser/node_modules/playwright-core/index.mjs'));
+const { makeWorkspace, startServer } = REPORT
+  ? {}
+  : await import(path.join(ROOT, 'tests/browser/server.mjs'));
+const { chromium } = REPORT
+  ? {}
+  : await import(path.join(ROOT, 'tests/browser/node_modules/playwright-core/index.mjs'));
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const pct = (values, p) => {
@@ -205,7 +212,6 @@ async function measureOpen(server) {
   }
 }
 
-const REPORT = arg('--report', '');
 let result;
 if (REPORT) {
   // Only the report: the figures of an earlier run, appended to MD.

@@ -909,7 +909,7 @@ pub fn events_bench(args: &Args) -> Value {
 // ---- Scale: 1k vs 100k items -----------------------------------------------------------------
 
 /// One claim on `conn`; its latency in ms.
-fn one_claim(conn: &mut Conn, i: usize) -> f64 {
+pub fn one_claim(conn: &mut Conn, i: usize) -> f64 {
     let body = format!("{{\"agentId\":\"seq\",\"sessionKey\":\"s{i}\"}}");
     let t = Instant::now();
     let r = conn.request("POST", "/api/claim", Some(&body)).expect("claim");

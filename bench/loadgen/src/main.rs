@@ -8,6 +8,8 @@ mod http;
 mod memory;
 mod report;
 mod runners;
+mod scale_report;
+mod scale_sizes;
 mod server;
 mod stats;
 
@@ -71,7 +73,7 @@ fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let Some((cmd, rest)) = argv.split_first() else {
         eprintln!(
-            "usage: loadgen enqueue|claim|floor|dispatch|events|scale|runners-dispatch|runners-leases|memory-output|memory-ws|pgbench-summary|median|report --out FILE [options]"
+            "usage: loadgen enqueue|claim|floor|dispatch|events|scale|scale-sizes|runners-dispatch|runners-leases|memory-output|memory-ws|pgbench-summary|median|report --out FILE [options]"
         );
         std::process::exit(2);
     };
@@ -83,6 +85,7 @@ fn main() {
         "dispatch" => bench::dispatch_bench(&args),
         "events" => bench::events_bench(&args),
         "scale" => bench::scale_bench(&args),
+        "scale-sizes" => scale_sizes::sizes_bench(&args),
         "runners-dispatch" => runners::dispatch_bench(&args),
         "runners-leases" => runners::leases_bench(&args),
         "memory-output" => memory::output_bench(&args),

@@ -5,19 +5,19 @@ use crate::Args;
 use serde_json::{json, Map, Value};
 use std::fmt::Write;
 
-struct Row {
-    id: &'static str,
-    figure: String,
-    flightdeck: Option<f64>,
-    reference: Option<f64>,
-    unit: &'static str,
+pub(crate) struct Row {
+    pub id: &'static str,
+    pub figure: String,
+    pub flightdeck: Option<f64>,
+    pub reference: Option<f64>,
+    pub unit: &'static str,
     /// Some: the ratio shown (flightdeck / reference unless said otherwise).
-    ratio: Option<f64>,
-    target: &'static str,
-    met: Option<bool>,
+    pub ratio: Option<f64>,
+    pub target: &'static str,
+    pub met: Option<bool>,
 }
 
-fn num(v: &Value, path: &[&str]) -> Option<f64> {
+pub(crate) fn num(v: &Value, path: &[&str]) -> Option<f64> {
     let mut v = v;
     for p in path {
         v = v.get(p)?;
@@ -35,7 +35,7 @@ fn fmt(v: Option<f64>, unit: &str) -> String {
     }
 }
 
-fn group(v: i64) -> String {
+pub(crate) fn group(v: i64) -> String {
     let s = v.abs().to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
@@ -51,7 +51,7 @@ fn group(v: i64) -> String {
     }
 }
 
-fn div(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+pub(crate) fn div(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     match (a, b) {
         (Some(a), Some(b)) if b != 0.0 => Some(a / b),
         _ => None,
@@ -69,6 +69,7 @@ fn why(id: &str) -> &'static str {
         "scale_claim_p50" | "scale_claim_p99" => include_str!("../../notes/scale.md"),
         "idle_rss" => include_str!("../../notes/memory.md"),
         "peak_rss_output" | "peak_rss_ws" => include_str!("../../notes/peak-memory.md"),
+        id if id.starts_with("scale_sizes") => include_str!("../../notes/scale-sizes.md"),
         _ => "",
     }
 }
@@ -407,6 +408,7 @@ pub fn report(args: &Args) {
         "< 1.0",
         Some(1.0),
     ));
+    rows.extend(crate::scale_report::rows(&get("scale_sizes")));
 
     rows.push(lower(
         "peak_rss_output",
@@ -547,6 +549,7 @@ pub fn report(args: &Args) {
             detail(&mut md, &format!("Fill, {} items", group(*n as i64)), f, &["secs", "items_per_s", "p99_ms", "errors"]);
         }
     }
+    crate::scale_report::details(&mut md, &get("scale_sizes"), &get("scale_sizes_meta"));
 
     detail(&mut md, "Peak memory, agent output", &mem_output, &["output_mib", "item_status", "wall_secs", "events_total", "server_hwm_kib", "server_rss_kib_idle_before", "server_cpu_secs"]);
     detail(&mut md, "Peak memory, WebSocket clients that never read", &mem_ws, &["clients_connected", "n", "description_bytes", "enqueue_secs", "enqueue_errors", "idle_clients_dropped", "close_reasons", "reader_received", "reader_gap_notices", "reader_closed", "server_rss_kib_connected", "server_hwm_kib", "server_cpu_secs"]);
