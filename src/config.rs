@@ -41,6 +41,9 @@ pub struct ServerConfig {
     pub token: String,
     /// Host names the server answers to beside its bind address's own (see `api/host.rs`).
     pub allowed_hosts: Vec<String>,
+    /// A WebSocket client that answers no ping for this long is dropped (see
+    /// `monitor::ws_session`).
+    pub websocket_silence_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -50,6 +53,7 @@ impl Default for ServerConfig {
             data_dir: "data".into(),
             token: String::new(),
             allowed_hosts: Vec::new(),
+            websocket_silence_secs: 30,
         }
     }
 }
@@ -444,6 +448,15 @@ impl Config {
             return Err(invalid(
                 "pool.size",
                 format!("must be at most {POOL_SIZE_MAX}, got {}", self.pool.size),
+            ));
+        }
+        if !(5..=3600).contains(&self.server.websocket_silence_secs) {
+            return Err(invalid(
+                "server.websocket_silence_secs",
+                format!(
+                    "must be between 5 and 3600, got {}",
+                    self.server.websocket_silence_secs
+                ),
             ));
         }
         if self.pool.max_attempts == 0 {

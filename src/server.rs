@@ -185,6 +185,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         approval: crate::dispatch::approval::Approval::from_config(&config.workspace),
         desk,
         preset: config.agent.preset,
+        websocket_silence: std::time::Duration::from_secs(config.server.websocket_silence_secs),
     });
     let guard = web::Data::new(TokenGuard::new(api_token.clone()));
     let hosts = web::Data::new(HostPolicy::new(&config.server.allowed_hosts));

@@ -201,7 +201,8 @@ fn a_replay_answers_at_most_its_byte_budget_and_links_the_next_page() {
 
 #[test]
 fn the_clients_with_the_most_unread_are_dropped_first_while_a_reader_keeps_receiving() {
-    let s = TestServer::start(MANUAL);
+    // Clients that read nothing answer no pings: only the send budget may drop them here.
+    let s = TestServer::start(&format!("websocket_silence_secs = 600\n{MANUAL}"));
     let n = 60;
     // 400 clients that read nothing until the flood is over: each has its whole window
     // (256 KiB) written and not yet read, and together they pass the 64 MiB budget, however
@@ -266,7 +267,9 @@ fn the_clients_with_the_most_unread_are_dropped_first_while_a_reader_keeps_recei
 
 #[test]
 fn a_client_that_falls_out_of_the_replay_window_is_told_why() {
-    let s = TestServer::start(MANUAL);
+    // The stalled client answers no pings either: on a loaded machine the flood may take
+    // longer than the default 30 s of silence, which would drop it for that first.
+    let s = TestServer::start(&format!("websocket_silence_secs = 600\n{MANUAL}"));
     let stalled = open(&s);
     let mut reader = open(&s);
     // 400 events of about 45 KB: more than the 16 MiB the journal keeps.

@@ -77,7 +77,7 @@ pub async fn websocket(
     Query(query): Query<SinceQuery>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let since = query.since.map(|s| s.max(0) as u64);
-    let session = WsSession::new(state.monitor.clone(), since);
+    let session = WsSession::new(state.monitor.clone(), since, state.websocket_silence);
     ws::WsResponseBuilder::new(session, &req, stream)
         .protocols(&[super::SOCKET_PROTOCOL])
         .frame_size(MAX_FRAME)

@@ -59,6 +59,8 @@ pub struct AppState {
     pub desk: crate::dispatch::acp::Desk,
     /// How agents' output is parsed, for the log viewer's parsed view.
     pub preset: crate::config::Preset,
+    /// How long a WebSocket client may answer no ping.
+    pub websocket_silence: std::time::Duration,
 }
 
 /// Registers every route under `/api`, plus `/healthz`, `/readyz`, `/metrics` and `/ws`.

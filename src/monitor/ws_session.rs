@@ -7,7 +7,7 @@
 //! ping only after reading everything before it. So a client that stops reading holds at most
 //! a window of the server's memory, and one that falls so far behind that the journal no
 //! longer has its next event is dropped, as is one that answers nothing for
-//! [`CLIENT_TIMEOUT`]. The Monitor may also drop it when all clients together leave too much
+//! `server.websocket_silence_secs`. The Monitor may also drop it when all clients together leave too much
 //! unread (see `hub.rs`). A dropped client is told why in the close reason.
 
 use super::hub::{Dropped, Monitor, SharedJournal, Tap, Unwatch, Wake, Watch};
@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
-pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most bytes written to a client and not yet acknowledged by it.
 pub const WINDOW: u64 = 256 << 10;
 pub const PING_EVERY_BYTES: u64 = WINDOW / 4;
@@ -29,7 +28,7 @@ pub const MAX_FRAME: usize = 64 << 10;
 /// it before the connection goes regardless.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
-/// Why a client that answered no ping for [`CLIENT_TIMEOUT`] is dropped.
+/// Why a client that answered no ping for `server.websocket_silence_secs` is dropped.
 const SILENT: &str = "no answer to pings for too long; reconnect with ?since=";
 /// Why a client that fell out of the journal is dropped (a WebSocket close reason: short).
 const FELL_BEHIND: &str =
@@ -44,6 +43,8 @@ pub struct WsSession {
     /// The `seq` of the last event written.
     position: u64,
     last_heard: Instant,
+    /// How long the client may answer no ping (`server.websocket_silence_secs`).
+    silence: Duration,
     /// Bytes of events written so far, and so far at the last ping sent and the last ping
     /// answered.
     written: u64,
@@ -54,10 +55,11 @@ pub struct WsSession {
 }
 
 impl WsSession {
-    pub fn new(monitor: Addr<Monitor>, since: Option<u64>) -> Self {
+    pub fn new(monitor: Addr<Monitor>, since: Option<u64>, silence: Duration) -> Self {
         WsSession {
             monitor,
             since,
+            silence,
             tap: Arc::new(Tap::default()),
             watch: None,
             position: 0,
@@ -148,8 +150,8 @@ impl Actor for WsSession {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.run_interval(HEARTBEAT, |act, ctx| {
-            if act.last_heard.elapsed() > CLIENT_TIMEOUT {
-                log::info!("WebSocket client silent for {CLIENT_TIMEOUT:?}; closing");
+            if act.last_heard.elapsed() > act.silence {
+                log::info!("WebSocket client silent for {:?}; closing", act.silence);
                 act.drop_client(ctx, SILENT);
                 return;
             }
