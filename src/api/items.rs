@@ -418,7 +418,10 @@ pub async fn complete(
 }
 
 /// What a completion came to, and the next item claimed with it when one was asked for.
+/// (Named `CompleteOutcome` in the API document, as before `next` was added, so generated
+/// clients keep their type; a runner's completion answers the same without `next`.)
 #[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = CompleteOutcome)]
 pub struct Completed {
     /// The item after its completion.
     item: WorkItem,

@@ -13,10 +13,9 @@ use crate::dispatch::{session_files, GetPool};
 use crate::model::{AcceptanceEntry, AgentSession, ArtifactInput, Labels, WorkItem};
 use crate::queue::leases::Lease;
 use crate::queue::{
-    expires_at, CheckLease, CompleteOutcome, Completion, CreateRunnerToken, DrainRunner,
-    ListRunnerTokens, ListRunners, ReadyRequiringLabels, RegisterRunner, Report, ReportBody,
-    RevokeRunnerToken, RunnerClaim, RunnerComplete, RunnerFail, RunnerHeartbeat, RunnerReports,
-    Verdict,
+    expires_at, CheckLease, Completion, CreateRunnerToken, DrainRunner, ListRunnerTokens,
+    ListRunners, ReadyRequiringLabels, RegisterRunner, Report, ReportBody, RevokeRunnerToken,
+    RunnerClaim, RunnerComplete, RunnerFail, RunnerHeartbeat, RunnerReports, Verdict,
 };
 use crate::runners::tokens::{self, RunnerTokens};
 use crate::runners::{
@@ -572,7 +571,7 @@ pub struct RunnerCompleteRequest {
     params(("id" = String, Path, description = "Runner id: 1 to 64 letters, digits, '-' or '_'", pattern = "^[A-Za-z0-9_-]{1,64}$"), ("item" = String, Path, description = "Item id")),
     request_body(content = RunnerCompleteRequest, example = json!({"fence": 3, "artifacts": [], "acceptance": null, "unmet": []})),
     responses(
-        (status = 200, description = "Accepted, or a failed attempt with the unmet rules", body = CompleteOutcome),
+        (status = 200, description = "Accepted, or a failed attempt with the unmet rules", body = super::items::Completed),
         (status = 400, description = "A malformed runner id or artifact", body = ErrorBody),
         (status = 404, description = "No such item", body = ErrorBody),
         (status = 409, description = "The lease has moved on: the completion is refused", body = ErrorBody),

@@ -49,7 +49,7 @@ pub struct QueuePolicy {
 pub const MAX_BACKOFF_SECS: f64 = 300.0;
 
 /// What a completion came to.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CompleteOutcome {
     pub item: WorkItem,
