@@ -27,7 +27,6 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Most reports in one batch, and most bytes of log text in one.
@@ -379,42 +378,27 @@ pub async fn reports(
         })
         .collect();
     let fence = body.fence;
+    if !logs.is_empty() {
+        // The log text first, once per report (see `runners::session_log`): a kill before the
+        // reports are applied leaves them unacknowledged, and their resend finds the text.
+        let lease = lease_for(&state, runner_id.clone(), item_id.clone(), fence).await?;
+        let root = session_root(&state.data_dir, &lease.session_id);
+        web::block(move || crate::runners::session_log::append_once(&root, &logs))
+            .await
+            .map_err(|e| ApiError::unavailable(format!("cannot write the log: {e}")))?
+            .map_err(|e| ApiError::unavailable(format!("cannot write the log: {e}")))?;
+    }
     let applied = state
         .queue
         .send(RunnerReports {
-            runner_id: runner_id.clone(),
-            item_id: item_id.clone(),
+            runner_id,
+            item_id,
             fence,
             reports: body.reports,
             data_dir: state.data_dir.clone(),
         })
         .await??;
-    let new_logs: Vec<String> = logs
-        .into_iter()
-        .filter(|(seq, _)| applied.contains(seq))
-        .map(|(_, text)| text)
-        .collect();
-    if !new_logs.is_empty() {
-        let lease = lease_for(&state, runner_id, item_id, fence).await?;
-        let root = session_root(&state.data_dir, &lease.session_id);
-        web::block(move || append_log(&root, &new_logs)).await??;
-    }
     Ok(HttpResponse::Ok().json(ReportsAnswer { applied }))
-}
-
-/// Appends to the session's log on the server (its folder made here, by the server).
-fn append_log(root: &Path, texts: &[String]) -> Result<(), ApiError> {
-    let fail = |e: std::io::Error| ApiError::unavailable(format!("cannot write the log: {e}"));
-    std::fs::create_dir_all(root).map_err(fail)?;
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(root.join("session.log"))
-        .map_err(fail)?;
-    for text in texts {
-        log.write_all(text.as_bytes()).map_err(fail)?;
-    }
-    Ok(())
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

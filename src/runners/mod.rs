@@ -8,6 +8,7 @@ pub mod http;
 mod model;
 pub mod ready;
 pub mod reporter;
+pub mod session_log;
 pub mod tokens;
 
 pub use config::{RunnerSettings, RunnersConfig};
