@@ -49,7 +49,7 @@ pub fn serve(parent: u32) -> Result<(), String> {
             libc::close(fd);
         }
         let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
-        if null >= 0 && null != 0 {
+        if null > 0 {
             libc::dup2(null, 0);
             libc::close(null);
         }

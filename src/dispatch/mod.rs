@@ -18,6 +18,7 @@ mod launch_wire;
 pub mod launcher;
 pub mod log_lines;
 pub mod parsers;
+mod preparer;
 pub mod presets;
 pub mod process;
 mod reaper;
