@@ -93,3 +93,46 @@ fn start() -> Result<Vec<Sender<Job>>, String> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// The first workspace takes far longer to snapshot (2,000 files taken over from a
+    /// previous attempt) than the next ones, prepared meanwhile by the other threads; all
+    /// are still handed back first to last.
+    #[test]
+    fn workspaces_are_handed_back_in_the_order_asked_for() {
+        let data = tempfile::tempdir().expect("temp dir");
+        let data_dir = data.path().canonicalize().expect("canonical");
+        let previous = data_dir.join("agents").join("old").join("workspace");
+        std::fs::create_dir_all(&previous).expect("previous workspace");
+        for i in 0..2000 {
+            std::fs::write(previous.join(format!("f{i}")), i.to_string()).expect("file");
+        }
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let futures: Vec<_> = (0..6)
+            .map(|i| {
+                let ws = prepare(Preparation {
+                    data_dir: data_dir.clone(),
+                    session_id: format!("s{i}"),
+                    item_id: format!("item-{i}"),
+                    previous: (i == 0).then(|| previous.clone()),
+                    git_repo: None,
+                });
+                let order = order.clone();
+                async move {
+                    let ws = ws.await;
+                    order.lock().expect("order").push(i);
+                    ws
+                }
+            })
+            .collect();
+        let prepared = actix_rt::System::new().block_on(futures_util::future::join_all(futures));
+        for ws in prepared {
+            ws.expect("prepared");
+        }
+        assert_eq!(*order.lock().expect("order"), vec![0, 1, 2, 3, 4, 5]);
+    }
+}
