@@ -1,5 +1,6 @@
 //! The `flightdeck` command: `serve` runs the server; the other commands are HTTP clients of a
-//! running server; `demo-agent` and `exec-agent` are run by the server itself.
+//! running server; `demo-agent`, `exec-agent` and `launch-server` are run by the server
+//! itself.
 
 use clap::{CommandFactory, Parser, Subcommand};
 use flightdeck::cli::{
@@ -207,6 +208,13 @@ enum Command {
         #[arg(last = true)]
         argv: Vec<String>,
     },
+    /// Start agents for the server, one fork each (run by the server, once).
+    #[command(hide = true)]
+    LaunchServer {
+        /// The server's pid: the launch server dies with it.
+        #[arg(long)]
+        parent: u32,
+    },
 }
 
 /// The shells `flightdeck completions` writes scripts for.
@@ -384,6 +392,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let code = launcher::run(parent, tracker.as_ref(), sandbox.then_some(&plan), &argv)?;
             std::process::exit(code)
         }
+        Command::LaunchServer { parent } => Ok(flightdeck::dispatch::launch_server::serve(parent)?),
         command => {
             let (client, _) = client(cli.config, cli.server)?;
             Ok(client_command(
@@ -609,6 +618,7 @@ fn client_command(client: &Client, out: &mut Output, command: Command) -> Result
         | Command::DemoAgent { .. }
         | Command::AcpBridge { .. }
         | Command::ExecAgent { .. }
+        | Command::LaunchServer { .. }
         | Command::Completions { .. } => {}
     }
     Ok(())

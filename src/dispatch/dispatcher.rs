@@ -14,7 +14,7 @@ use super::budget::DailyBudget;
 use super::error::DispatchError;
 use super::session::{AgentSession, AgentSettings, Cancel, SessionEnded, Shutdown};
 use super::verdict::RateLimit;
-use super::workspace;
+use super::{preparer, workspace};
 use crate::config::Config;
 use crate::model::{AgentSession as SessionRecord, AgentStatus, EventKind, Status};
 use crate::monitor::{Deliver, Monitor, Subscribe};
@@ -160,7 +160,8 @@ enum ClaimOutcome {
     Nothing,
     Item {
         item: Box<crate::model::WorkItem>,
-        previous: Option<PathBuf>,
+        /// Its workspace, prepared off the actix thread (see `preparer`).
+        ws: std::io::Result<workspace::Workspace>,
         session_id: String,
         session_key: String,
     },
@@ -302,6 +303,8 @@ impl Dispatcher {
         let labels = self.labels.clone();
         let session_id = uuid::Uuid::new_v4().to_string();
         let session_key = format!("{}-{}", self.settings.preset_name(), &session_id[..8]);
+        let data_dir = self.settings.data_dir.clone();
+        let git_repo = self.settings.git_repo.clone();
         let work = async move {
             if limit > 0 {
                 let counts = queue.send(Read(CountByStatus)).await??;
@@ -331,8 +334,16 @@ impl Dispatcher {
             let Some(claimed) = claimed else {
                 return Ok(ClaimOutcome::Nothing);
             };
-            Ok::<_, DispatchError>(ClaimOutcome::Item {
+            let ws = preparer::prepare(preparer::Preparation {
+                data_dir,
+                session_id: session_id.clone(),
+                item_id: claimed.item.id.clone(),
                 previous: claimed.previous_workspace.map(PathBuf::from),
+                git_repo,
+            })
+            .await;
+            Ok::<_, DispatchError>(ClaimOutcome::Item {
+                ws,
                 item: Box::new(claimed.item),
                 session_id,
                 session_key,
@@ -343,12 +354,12 @@ impl Dispatcher {
             match result {
                 Ok(ClaimOutcome::Item {
                     item,
-                    previous,
+                    ws,
                     session_id,
                     session_key,
                 }) => {
                     act.held = None;
-                    act.launch(ctx, *item, previous, session_id, session_key)
+                    act.launch(ctx, *item, ws, session_id, session_key)
                 }
                 Ok(ClaimOutcome::Held(why)) => {
                     if act.held.as_ref() != Some(&why) {
@@ -393,23 +404,17 @@ impl Dispatcher {
         })
     }
 
-    /// Prepares the workspace and starts the session actor for a claimed item.
+    /// Starts the session actor for a claimed item in its prepared workspace.
     fn launch(
         &mut self,
         ctx: &mut Context<Self>,
         item: crate::model::WorkItem,
-        previous: Option<PathBuf>,
+        ws: std::io::Result<workspace::Workspace>,
         session_id: String,
         session_key: String,
     ) -> Option<SessionRecord> {
         let settings = self.settings.clone();
-        let ws = match workspace::prepare(
-            &settings.data_dir,
-            &session_id,
-            &item.id,
-            previous.as_deref(),
-            settings.git_repo.as_deref(),
-        ) {
+        let ws = match ws {
             Ok(ws) => ws,
             Err(e) => {
                 log::error!("cannot prepare a workspace for {}: {e}", item.id);

@@ -1,9 +1,8 @@
-//! `flightdeck exec-agent`: the first program of every agent process (and of every verify
-//! command).
-//!
-//! The server starts it with `posix_spawn` (no `pre_exec` hook, so the standard library does
-//! not have to fork the whole multi-threaded server), and it prepares the process in the
-//! few steps that must happen inside it:
+//! The steps that turn a fresh process into an agent, run in the process itself: by the
+//! child the launch server forks for every agent and verify command (see `launch_server`),
+//! and by `flightdeck exec-agent` (the sandboxed git of deliverables, `doctor`, the Landlock
+//! probe), which the server starts with `posix_spawn` so the standard library does not have
+//! to fork the whole multi-threaded server. The steps:
 //! 1. die with the server (a parent-death signal, then a check that the server is still its
 //!    parent, closing the race with a server that died just before);
 //! 2. leave the server's session (`setsid`): the agent has no controlling terminal, so it

@@ -1,7 +1,8 @@
-//! The agent as an operating-system process: started from an argv (never a shell) through
-//! the launcher (which gives it its own session, makes it die with the server, tracks it and
-//! sandboxes it), with the orchestrator's secrets removed from its environment; its output
-//! read line by line on two threads and its exit waited for on a third.
+//! The agent as an operating-system process: started from an argv (never a shell) by the
+//! launch server (which gives it its own session, makes it die with the server, tracks it and
+//! sandboxes it, see `launch_server`), with the orchestrator's secrets removed from its
+//! environment; its output read line by line on two threads, its exit reported by the
+//! launch server.
 //!
 //! Everything a session starts (the agent, its verify command, and whatever they start, in
 //! whatever session or environment) is tracked as one [`SessionProcesses`]: by a cgroup of
@@ -10,24 +11,31 @@
 //! process group to stop (SIGTERM), then kills everything it tracks.
 
 use super::cgroup::{self, CgroupRoot};
+use super::launch_client::LaunchServer;
+use super::launch_wire::Request;
 use super::launcher::Tracker;
 use super::reaper;
+use crate::sandbox::SandboxPlan;
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 
 /// Environment variables an agent never inherits.
 const SECRET_VARS: &[&str] = &["FLIGHTDECK_TOKEN"];
 /// Longest output line kept whole; longer lines are cut (the rest is dropped).
 pub const MAX_LINE: usize = 64 * 1024;
 
-/// What the reader and waiter threads report.
+/// What the reader threads and the launch server report.
 pub enum ProcessEvent {
     /// A line the process wrote to stdout.
     Line(String),
     /// A line the process wrote to stderr.
     ErrLine(String),
     StreamClosed,
+    /// How it ended (a signal stays distinguishable from an exit code), or why that is
+    /// unknown: the launch server died, and the process with it.
     Exited(std::io::Result<ExitStatus>),
 }
 
@@ -39,52 +47,101 @@ pub struct AgentProcess {
 }
 
 pub struct Launch<'a> {
+    /// The flightdeck binary, which runs the launch server.
+    pub exe: &'a Path,
+    /// The agent's own argv.
     pub argv: &'a [String],
     pub cwd: &'a Path,
     pub env: Vec<(String, String)>,
-    /// A pipe to the process's stdin; otherwise stdin is closed.
+    /// A pipe to the process's stdin; otherwise stdin is /dev/null.
     pub stdin: bool,
+    pub tracker: &'a Tracker,
+    pub sandbox: Option<&'a SandboxPlan>,
 }
 
-/// Starts the process; `report` receives its output lines, the closing of each stream, and
-/// its exit, from background threads.
+/// Starts the process through the launch server (see `launch_server`); `report` receives
+/// its output lines and the closing of each stream from background threads, and its exit
+/// from the launch server's reader.
 pub fn spawn(
     launch: Launch,
     report: impl Fn(ProcessEvent) + Send + Sync + Clone + 'static,
 ) -> std::io::Result<AgentProcess> {
-    let (program, args) = launch
-        .argv
-        .split_first()
-        .ok_or_else(|| std::io::Error::other("the agent command is empty"))?;
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .current_dir(launch.cwd)
-        .stdin(if launch.stdin {
-            Stdio::piped()
-        } else {
-            Stdio::null()
+    if launch.argv.is_empty() {
+        return Err(std::io::Error::other("the agent command is empty"));
+    }
+    let (stdin_theirs, stdin_ours) = match launch.stdin {
+        true => {
+            let (read, write) = pipe()?;
+            (read, Some(write))
+        }
+        false => (OwnedFd::from(std::fs::File::open("/dev/null")?), None),
+    };
+    let (out_ours, out_theirs) = pipe()?;
+    let (err_ours, err_theirs) = pipe()?;
+    let mut fds = vec![
+        stdin_theirs.as_raw_fd(),
+        out_theirs.as_raw_fd(),
+        err_theirs.as_raw_fd(),
+    ];
+    // The server's port ruleset, once built (a launch right after start-up waits for it).
+    if let Some(plan) = launch.sandbox {
+        fds.extend(plan.port_rules.fd().map_err(std::io::Error::other)?);
+    }
+    let request = Request {
+        id: 0,
+        argv: launch.argv.to_vec(),
+        env: environment(&launch.env),
+        cwd: launch.cwd.to_path_buf(),
+        tracker: Some(launch.tracker.clone()),
+        sandbox: launch.sandbox.cloned(),
+    };
+    let exited = report.clone();
+    let pid = LaunchServer::get(launch.exe)?.launch(
+        request,
+        &fds,
+        Box::new(move |status| exited(ProcessEvent::Exited(status))),
+    )?;
+    // Only the agent holds the other ends now, so the readers see it close them.
+    drop((stdin_theirs, out_theirs, err_theirs));
+    read_lines(
+        std::fs::File::from(out_ours),
+        ProcessEvent::Line,
+        report.clone(),
+    );
+    read_lines(std::fs::File::from(err_ours), ProcessEvent::ErrLine, report);
+    Ok(AgentProcess {
+        pid,
+        stdin: stdin_ours.map(std::process::ChildStdin::from),
+    })
+}
+
+/// The server's environment without its secrets, with `extra` set on top, as `KEY=VALUE`.
+fn environment(extra: &[(String, String)]) -> Vec<OsString> {
+    let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
+        .filter(|(k, _)| {
+            !SECRET_VARS.iter().any(|s| k == s) && !extra.iter().any(|(e, _)| k == e.as_str())
         })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for var in SECRET_VARS {
-        cmd.env_remove(var);
+        .collect();
+    env.extend(extra.iter().map(|(k, v)| (k.into(), v.into())));
+    env.into_iter()
+        .map(|(k, v)| {
+            let mut var = k;
+            var.push("=");
+            var.push(v);
+            var
+        })
+        .collect()
+}
+
+/// A pipe, both ends close-on-exec: (read, write).
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut ends = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into the array.
+    if unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
     }
-    for (k, v) in &launch.env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn()?;
-    let pid = child.id();
-    let stdin = child.stdin.take();
-    if let Some(out) = child.stdout.take() {
-        read_lines(out, ProcessEvent::Line, report.clone());
-    }
-    if let Some(err) = child.stderr.take() {
-        read_lines(err, ProcessEvent::ErrLine, report.clone());
-    }
-    std::thread::Builder::new()
-        .name(format!("agent-wait-{pid}"))
-        .spawn(move || report(ProcessEvent::Exited(child.wait())))?;
-    Ok(AgentProcess { pid, stdin })
+    // SAFETY: both descriptors were just made and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) })
 }
 
 fn read_lines(

@@ -23,7 +23,6 @@ mod resume;
 
 use super::artifacts::Declared;
 use super::deliverable;
-use super::launcher;
 use super::parsers::{parser_for, AgentOutput, OutputParser, Problem, ProblemKind};
 use super::presets;
 use super::process::{self, ProcessEvent, SessionProcesses, Tracking};
@@ -325,7 +324,7 @@ impl AgentSession {
 
     /// The argv with each placeholder replaced; placeholders are whole arguments, so item
     /// text (only ever in AGENTS.md) never reaches a shell.
-    fn argv(&self, processes: &SessionProcesses) -> Result<Vec<String>, String> {
+    fn argv(&self) -> Vec<String> {
         let argv: Vec<String> = self
             .settings
             .command
@@ -338,27 +337,36 @@ impl AgentSession {
                 _ => arg.clone(),
             })
             .collect();
-        let argv = self.resuming(argv);
-        self.launched(processes, &argv)
+        self.resuming(argv)
     }
 
-    /// `argv` run through the launcher: own session, this session's tracking and sandbox.
-    fn launched(
+    /// Starts `argv` through the launch server: own session, this session's tracking and
+    /// sandbox.
+    fn spawn(
         &self,
-        processes: &SessionProcesses,
         argv: &[String],
-    ) -> Result<Vec<String>, String> {
+        stdin: bool,
+        report: impl Fn(ProcessEvent) + Send + Sync + Clone + 'static,
+    ) -> std::io::Result<process::AgentProcess> {
+        let Some(processes) = &self.processes else {
+            return Err(std::io::Error::other("the session tracks no processes"));
+        };
         let plan = self.settings.sandbox.as_ref().map(|plan| {
             let mut plan = plan.clone();
             plan.writable.push(self.ws.root.clone());
             plan
         });
-        launcher::argv_for(
-            &self.settings.exe,
-            std::process::id(),
-            processes.tracker(),
-            plan.as_ref(),
-            argv,
+        process::spawn(
+            process::Launch {
+                exe: &self.settings.exe,
+                argv,
+                cwd: &self.ws.workspace,
+                env: self.env(),
+                stdin,
+                tracker: processes.tracker(),
+                sandbox: plan.as_ref(),
+            },
+            report,
         )
     }
 
@@ -374,17 +382,12 @@ impl AgentSession {
                 .append(true)
                 .open(&self.ws.log)?,
         );
-        let processes = self.settings.tracking.for_session(&self.record.id);
-        let argv = self.argv(&processes).map_err(std::io::Error::other)?;
-        self.processes = Some(processes);
+        self.processes = Some(self.settings.tracking.for_session(&self.record.id));
+        let argv = self.argv();
         let acp = self.settings.preset.is_acp();
-        let child = process::spawn(
-            process::Launch {
-                argv: &argv,
-                cwd: &self.ws.workspace,
-                env: self.env(),
-                stdin: acp,
-            },
+        let child = self.spawn(
+            &argv,
+            acp,
             forward_output(ctx.address(), self.backlog.clone()),
         )?;
         if let (true, Some(stdin)) = (acp, child.stdin) {
@@ -756,33 +759,11 @@ impl AgentSession {
     /// Runs the verify command like the agent (launcher, sandbox, tracking); its outcome
     /// joins what the collection found.
     fn start_verify(&mut self, ctx: &mut Context<Self>, mut collected: Collected) {
-        let Some(processes) = &self.processes else {
-            collected
-                .unmet
-                .push("the verify command could not start: the session tracks no processes".into());
-            return self.complete(ctx, collected);
-        };
-        let argv = match self.launched(processes, &self.settings.verify) {
-            Ok(argv) => argv,
-            Err(why) => {
-                collected
-                    .unmet
-                    .push(format!("the verify command could not start: {why}"));
-                return self.complete(ctx, collected);
-            }
-        };
+        let argv = self.settings.verify.clone();
         let started = format!("--- verify command: {} ---", self.settings.verify.join(" "));
         self.keep_in_log(&started);
         let addr = ctx.address();
-        let child = process::spawn(
-            process::Launch {
-                argv: &argv,
-                cwd: &self.ws.workspace,
-                env: self.env(),
-                stdin: false,
-            },
-            move |event| addr.do_send(VerifyOutput(event)),
-        );
+        let child = self.spawn(&argv, false, move |event| addr.do_send(VerifyOutput(event)));
         match child {
             Ok(child) => {
                 self.phase = Phase::Verifying {

@@ -502,7 +502,7 @@ pub fn dispatch_bench(args: &Args) -> Value {
         auto_dispatch: true,
         review: false,
         agent: Some(format!(
-            "preset = \"lines\"\ncommand = [\"true\"]\nsandbox = \"{sandbox}\""
+            "preset = \"lines\"\ncommand = [\"touch\", \"done\"]\nsandbox = \"{sandbox}\""
         )),
     };
     let server = Server::start(&bin, &fresh_dir(&work, &format!("dispatch-{sandbox}")), &setup);
