@@ -273,7 +273,7 @@ pub fn report(args: &Args) {
     rows.push(lower(
         "dispatch_off",
         format!(
-            "Dispatch {} items, pool 8, `true` agent, sandbox off: wall (s) vs xargs -P 8",
+            "Dispatch {} items, pool 8, `touch done` agent, sandbox off: wall (s) vs xargs -P 8",
             group(n_dispatch)
         ),
         num(&d_off, &["wall_secs"]),
