@@ -96,7 +96,7 @@ async function live(server) {
     const page = await openBoard(browser, server);
     const item = await server.api('POST', '/api/items', { title: `paced ${RATE} lines/s for ${SECS} s`, status: 'ready' });
     await page.locator(`#board article.card[data-id="${item.id}"]`).click();
-    await page.locator('#log .lv-rows').waitFor({ state: 'attached' });
+    await page.locator('#drawer-log .lv-rows').waitFor({ state: 'attached' });
     await page.evaluate(() => {
       const m = { lags: [], events: [], longTasks: [] };
       window.__bench = m;
@@ -110,7 +110,7 @@ async function live(server) {
       m.newest = 0;
       m.timer = setInterval(() => {
         let newest = 0;
-        for (const row of document.querySelectorAll('#log .lv-line')) {
+        for (const row of document.querySelectorAll('#drawer-log .lv-line')) {
           const stamp = /^t=(\d+) /.exec(row.textContent);
           if (stamp) newest = Math.max(newest, Number(stamp[1]));
         }
@@ -124,7 +124,7 @@ async function live(server) {
       document.addEventListener('keydown', () => { m.inputs += 1; });
       document.addEventListener('click', () => { m.inputs += 1; });
     });
-    const search = page.locator('#log .lv-search');
+    const search = page.locator('#drawer-log .lv-search');
     let sent = 0;
     const started = Date.now();
     while (Date.now() - started < SECS * 1000 + 2000) {
@@ -186,7 +186,7 @@ async function measureOpen(server) {
         card.addEventListener('click', () => {
           const t0 = performance.now();
           const check = () => {
-            const rows = document.querySelectorAll('#log .lv-line');
+            const rows = document.querySelectorAll('#drawer-log .lv-line');
             if ([...rows].some((r) => r.textContent === wanted)) resolve(performance.now() - t0);
             else requestAnimationFrame(check);
           };
@@ -197,7 +197,7 @@ async function measureOpen(server) {
     await card.click();
     const openMs = await page.evaluate(() => window.__opened);
     await sleep(1000);
-    const rows = await page.locator('#log .lv-row').count();
+    const rows = await page.locator('#drawer-log .lv-row').count();
     const rssAfter = await rendererRssKib(browser);
     const heapAfter = await heap();
     return {

@@ -122,7 +122,7 @@ test('a live log: parsed lines, follow and pause, raw one click away, colours an
   const pageText = await p.evaluate(() => document.body.innerText);
   assert.ok(!pageText.includes('\u001b') && !pageText.includes('[31m') && !pageText.includes('[2K'), 'no escape code shown');
   assert.ok(top.includes('<img src=x onerror="window.pwned=1"></script><b>not bold</b>'), 'agent HTML shown as text');
-  assert.equal(await p.locator('#log img, #log b').count(), 0);
+  assert.equal(await p.locator('#drawer-log img, #drawer-log b').count(), 0);
   assert.equal(await p.evaluate(() => window.pwned), undefined);
 
   // Raw is one click away, and back.
