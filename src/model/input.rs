@@ -175,9 +175,9 @@ pub struct ClaimRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CompleteRequest {
     /// Claim the next item for this worker in the same write as the completion (one trip and
-    /// one commit per item for a worker that loops); the answer's `next` holds it.
+    /// one commit per item for a worker that loops); the answer's `next` holds it. Absent or
+    /// null: no claim.
     #[serde(default)]
-    #[schema(nullable = false)]
     pub claim_next: Option<ClaimRequest>,
     /// What the work produced.
     #[serde(default)]
