@@ -39,24 +39,14 @@ fn verify_passes(script: &str, verify: &[&str], passed: &str) {
         let status = item["status"].as_str().unwrap_or("").to_string();
         matches!(status.as_str(), "review" | "blocked" | "done").then_some(item)
     });
-    let log = session_log(&server);
+    // The verify command's output is in the agents' session logs.
+    let log = server.agent_logs();
     assert_eq!(
         settled["status"], "review",
         "{:#}\nsession log:\n{log}",
         settled
     );
     assert!(log.contains(passed), "the tests ran and passed:\n{log}");
-}
-
-/// The session logs of the server's agents (the verify command's output is in them).
-fn session_log(server: &TestServer) -> String {
-    std::fs::read_dir(server.data_dir().join("agents"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| std::fs::read_to_string(e.path().join("session.log")).ok())
-        .collect::<Vec<_>>()
-        .join("\n---\n")
 }
 
 #[test]

@@ -341,14 +341,7 @@ pub async fn claim(
     state: web::Data<AppState>,
     Json(req): Json<ClaimRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let claimed = state
-        .queue
-        .send(Claim {
-            agent_id: req.agent_id.into(),
-            session_key: req.session_key.into(),
-            labels: crate::model::Labels::default(),
-        })
-        .await??;
+    let claimed = state.queue.send(claim_for(req)).await??;
     Ok(match claimed {
         Some(c) => HttpResponse::Ok().json(self::claimed(c.item)),
         None => HttpResponse::NoContent().finish(),
@@ -397,11 +390,7 @@ pub async fn complete(
     let (outcome, next) = match req.claim_next {
         None => (state.queue.send(complete).await??, None),
         Some(claimer) => {
-            let next = Claim {
-                agent_id: claimer.agent_id.into(),
-                session_key: claimer.session_key.into(),
-                labels: crate::model::Labels::default(),
-            };
+            let next = claim_for(claimer);
             let (outcome, next) = state
                 .queue
                 .send(CompleteThenClaim { complete, next })
@@ -432,6 +421,15 @@ pub struct Completed {
     /// The item claimed in the same write (`claimNext`), or null: none asked for, or nothing
     /// claimable.
     next: Option<Claimed>,
+}
+
+/// A worker's claim over the API: it has no labels, so it takes only items that require none.
+fn claim_for(worker: ClaimRequest) -> Claim {
+    Claim {
+        agent_id: worker.agent_id.into(),
+        session_key: worker.session_key.into(),
+        labels: crate::model::Labels::default(),
+    }
 }
 
 /// The answer to a claim: the item and its AGENTS.md text.

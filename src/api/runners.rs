@@ -52,7 +52,6 @@ fn admin_only(req: &HttpRequest) -> Result<(), ApiError> {
     }
 }
 
-/// A runner id: 1 to 64 of a-z, A-Z, 0-9, '-' and '_'.
 /// The lease a runner's write is made under: the runner id checked, then the lease and its
 /// fence (409 once the lease has moved on).
 async fn lease_for(
@@ -93,6 +92,7 @@ async fn read_capped(
     Ok(body)
 }
 
+/// A runner id: 1 to 64 of a-z, A-Z, 0-9, '-' and '_'.
 fn check_runner_id(id: &str) -> Result<(), ApiError> {
     let ok = !id.is_empty()
         && id.len() <= 64
@@ -383,10 +383,12 @@ pub async fn reports(
         // reports are applied leaves them unacknowledged, and their resend finds the text.
         let lease = lease_for(&state, runner_id.clone(), item_id.clone(), fence).await?;
         let root = session_root(&state.data_dir, &lease.session_id);
+        let unwritable =
+            |e: &dyn std::fmt::Display| ApiError::unavailable(format!("cannot write the log: {e}"));
         web::block(move || crate::runners::session_log::append_once(&root, &logs))
             .await
-            .map_err(|e| ApiError::unavailable(format!("cannot write the log: {e}")))?
-            .map_err(|e| ApiError::unavailable(format!("cannot write the log: {e}")))?;
+            .map_err(|e| unwritable(&e))?
+            .map_err(|e| unwritable(&e))?;
     }
     let applied = state
         .queue

@@ -772,6 +772,20 @@ pub fn recover(tx: &mut Tx, policy: &QueuePolicy) -> Result<Vec<AgentSession>, Q
     Ok(sessions)
 }
 
+/// The policy tests restart a store under: review on, three attempts, no backoff.
+#[cfg(test)]
+pub(super) const RESTART_POLICY: QueuePolicy = QueuePolicy {
+    review: true,
+    max_attempts: 3,
+    retry_backoff_secs: 0.0,
+    item_tokens: 0,
+    price: crate::config::Price {
+        input_per_mtok: 0.0,
+        output_per_mtok: 0.0,
+    },
+    lease_secs: 30,
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -797,15 +811,7 @@ mod tests {
         }))
         .unwrap();
         store.write(|tx| tx.put(None, &item)).unwrap();
-        let policy = QueuePolicy {
-            review: true,
-            max_attempts: 3,
-            retry_backoff_secs: 0.0,
-            item_tokens: 0,
-            price: Default::default(),
-            lease_secs: 30,
-        };
-        store.write(|tx| recover(tx, &policy)).unwrap();
+        store.write(|tx| recover(tx, &RESTART_POLICY)).unwrap();
         let healed = store.read(|snap| snap.item("big")).unwrap().unwrap();
         assert_eq!(healed.artifacts.len(), ARTIFACTS_MAX);
         // 26 broke the limits; of the 234 left, the 34 oldest went.

@@ -1102,9 +1102,10 @@ impl<'a> Tx<'a> {
     /// as it was stored (None for a new one).
     pub fn put(&mut self, old: Option<&WorkItem>, item: &WorkItem) -> Result<(), QueueError> {
         self.touch();
-        let text = serde_json::to_string(item)?;
-        self.items.insert(item.id.as_str(), text.as_bytes())?;
-        self.last_put = Some((item.id.clone(), RawValue::from_string(text)?));
+        // Encoded once, as raw JSON (`from_string` would parse the text again to check it).
+        let text = serde_json::value::to_raw_value(item)?;
+        self.items.insert(item.id.as_str(), text.get().as_bytes())?;
+        self.last_put = Some((item.id.clone(), text));
         if old.map(|o| o.status) != Some(item.status) {
             if let Some(o) = old {
                 self.add_count(o.status, -1)?;
@@ -1501,7 +1502,7 @@ mod tests {
 
     #[test]
     fn a_store_in_the_previous_layout_lists_and_claims_after_a_restart() {
-        use crate::queue::operations::{claim, recover, QueuePolicy};
+        use crate::queue::operations::{claim, recover, RESTART_POLICY};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("q.redb");
         let waiting_id = {
@@ -1525,15 +1526,7 @@ mod tests {
             "waiting".to_string()
         };
         let mut store = Store::open(&path).unwrap();
-        let policy = QueuePolicy {
-            review: true,
-            max_attempts: 3,
-            retry_backoff_secs: 0.0,
-            item_tokens: 0,
-            price: Default::default(),
-            lease_secs: 30,
-        };
-        store.write(|tx| recover(tx, &policy)).unwrap();
+        store.write(|tx| recover(tx, &RESTART_POLICY)).unwrap();
         let page = store
             .read(|snap| snap.items_page(None, 10, |_| true))
             .unwrap();
@@ -1561,7 +1554,7 @@ mod tests {
 
     #[test]
     fn items_an_older_release_wrote_are_listed_with_every_field_after_a_restart() {
-        use crate::queue::operations::{recover, QueuePolicy};
+        use crate::queue::operations::{recover, RESTART_POLICY};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("q.redb");
         let whole = item("old", Priority::High, 0);
@@ -1587,15 +1580,7 @@ mod tests {
             assert!(!listed.json.contains("waitingOnPerson"), "{}", listed.json);
         }
         let mut store = Store::open(&path).unwrap();
-        let policy = QueuePolicy {
-            review: true,
-            max_attempts: 3,
-            retry_backoff_secs: 0.0,
-            item_tokens: 0,
-            price: Default::default(),
-            lease_secs: 30,
-        };
-        store.write(|tx| recover(tx, &policy)).unwrap();
+        store.write(|tx| recover(tx, &RESTART_POLICY)).unwrap();
         let listed = store.read(|s| s.items_json_page(None, 10, None)).unwrap();
         assert_eq!(
             listed.json,
