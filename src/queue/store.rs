@@ -24,7 +24,8 @@ use redb::{
 };
 use serde_json::value::RawValue;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 /// id -> WorkItem JSON.
 const ITEMS: TableDefinition<&str, &[u8]> = TableDefinition::new("items");
@@ -154,31 +155,91 @@ fn count_key(status: Status) -> String {
 /// never wait for the queue-manager thread nor hold up its writes. Cheap to clone.
 #[derive(Clone)]
 pub struct Reader {
-    /// The database the store has open; None while it is being reopened.
-    db: Arc<RwLock<Option<Arc<Database>>>>,
+    shared: Arc<ReaderSlot>,
 }
 
+/// The database readers use, and a signal for readers that arrive while it is being reopened.
+struct ReaderSlot {
+    db: Mutex<Handle>,
+    changed: Condvar,
+}
+
+/// What a reader finds.
+#[derive(Clone)]
+enum Handle {
+    Open(Arc<Database>),
+    /// After an I/O error the store closes its file and opens it again (redb's lock on the
+    /// file forbids two handles at once); a read that arrives meanwhile waits for the new one.
+    Reopening,
+    /// The store is closed for good (shutdown), or could not be opened again.
+    Closed,
+}
+
+/// How long a read waits for the store to be reopened before it answers "unavailable". A
+/// reopen takes milliseconds; this only bounds a reopen stuck on a sick disk.
+const REOPEN_WAIT: Duration = Duration::from_secs(5);
+
 impl Reader {
+    fn new(db: Arc<Database>) -> Reader {
+        Reader {
+            shared: Arc::new(ReaderSlot {
+                db: Mutex::new(Handle::Open(db)),
+                changed: Condvar::new(),
+            }),
+        }
+    }
+
     /// Runs `f` against a snapshot of the last commit.
     pub fn read<T>(
         &self,
         f: impl FnOnce(&Snapshot) -> Result<T, QueueError>,
     ) -> Result<T, QueueError> {
-        let db = self
-            .db
-            .read()
-            .ok()
-            .and_then(|slot| slot.clone())
-            .ok_or_else(|| QueueError::Storage("the store is being reopened".into()))?;
+        let db = self.database()?;
         let txn = db.begin_read()?;
         f(&Snapshot { txn })
     }
 
-    fn set(&self, db: Option<Arc<Database>>) {
-        match self.db.write() {
-            Ok(mut slot) => *slot = db,
-            Err(poisoned) => *poisoned.into_inner() = db,
+    /// The open database, waiting up to [`REOPEN_WAIT`] while the store is being reopened.
+    fn database(&self) -> Result<Arc<Database>, QueueError> {
+        let deadline = Instant::now() + REOPEN_WAIT;
+        let mut slot = self
+            .shared
+            .db
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        loop {
+            match &*slot {
+                Handle::Open(db) => return Ok(db.clone()),
+                Handle::Closed => {
+                    return Err(QueueError::Storage("the store is closed".into()));
+                }
+                Handle::Reopening => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Err(QueueError::Storage(
+                            "the store is being reopened after a write error".into(),
+                        ));
+                    }
+                    slot = match self.shared.changed.wait_timeout(slot, deadline - now) {
+                        Ok((slot, _)) => slot,
+                        Err(poisoned) => poisoned.into_inner().0,
+                    };
+                }
+            }
         }
+    }
+
+    fn set(&self, handle: Handle) {
+        *self
+            .shared
+            .db
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = handle;
+        self.shared.changed.notify_all();
+    }
+
+    fn set_open(&self, db: Option<Arc<Database>>) {
+        self.set(db.map_or(Handle::Closed, Handle::Open));
     }
 }
 
@@ -205,9 +266,7 @@ impl Store {
         let next_seq = prepare(&db)?;
         Ok(Store {
             path: path.to_path_buf(),
-            reader: Reader {
-                db: Arc::new(RwLock::new(Some(db.clone()))),
-            },
+            reader: Reader::new(db.clone()),
             db: Some(db),
             next_seq,
             fault: None,
@@ -248,8 +307,8 @@ impl Store {
             return Ok(());
         }
         // redb holds a lock on the file: the old handle must be gone before the new one opens.
-        // Readers let go of it after their current read.
-        self.reader.set(None);
+        // Readers let go of it after their current read; new reads wait for the new handle.
+        self.reader.set(Handle::Reopening);
         if let Some(old) = self.db.take() {
             match sole_handle(old) {
                 Some(old) => {
@@ -272,7 +331,7 @@ impl Store {
             Ok((next_seq, db)) => {
                 log::warn!("the store {} takes writes again", self.path.display());
                 let db = Arc::new(db);
-                self.reader.set(Some(db.clone()));
+                self.reader.set_open(Some(db.clone()));
                 self.db = Some(db);
                 self.next_seq = next_seq;
                 self.fault = None;
@@ -283,7 +342,7 @@ impl Store {
                 self.fault = Some(reason.clone());
                 // Reads go on from the old file where it still opens, even if writes cannot.
                 self.db = open_database(&self.path).ok().map(Arc::new);
-                self.reader.set(self.db.clone());
+                self.reader.set_open(self.db.clone());
                 Err(QueueError::Storage(reason))
             }
         }
@@ -386,7 +445,7 @@ impl Drop for Store {
     /// Takes the database from the readers too, so that it closes cleanly now: a store left
     /// open at exit is repaired at the next start, which takes time in proportion to its size.
     fn drop(&mut self) {
-        self.reader.set(None);
+        self.reader.set(Handle::Closed);
     }
 }
 
@@ -394,13 +453,13 @@ impl Drop for Store {
 /// read transaction, so this waits at most a second; the lock on the file is only released
 /// when the last handle is gone, and a reopen before that would find the file still locked.
 fn sole_handle(mut db: Arc<Database>) -> Option<Database> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    let deadline = Instant::now() + Duration::from_secs(1);
     loop {
         match Arc::try_unwrap(db) {
             Ok(db) => return Some(db),
-            Err(shared) if std::time::Instant::now() < deadline => {
+            Err(shared) if Instant::now() < deadline => {
                 db = shared;
-                std::thread::sleep(std::time::Duration::from_millis(2));
+                std::thread::sleep(Duration::from_millis(2));
             }
             Err(_) => return None,
         }
@@ -1590,5 +1649,28 @@ mod tests {
         // A second start finds the shape recorded and rewrites nothing.
         let (again, _) = store.write(|tx| tx.reshape_items()).unwrap();
         assert_eq!(again, 0);
+    }
+
+    #[test]
+    fn a_read_during_a_reopen_waits_for_the_new_handle_and_a_closed_store_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.redb");
+        let store = Store::open(&path).unwrap();
+        let reader = store.reader();
+        reader.set(Handle::Reopening);
+        let waiting = {
+            let reader = reader.clone();
+            std::thread::spawn(move || reader.read(|snap| snap.count(Status::Ready)))
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            !waiting.is_finished(),
+            "a read during a reopen answered at once"
+        );
+        reader.set_open(store.db.clone());
+        assert_eq!(waiting.join().unwrap().unwrap(), 0);
+        drop(store);
+        let closed = reader.read(|snap| snap.count(Status::Ready));
+        assert!(matches!(closed, Err(QueueError::Storage(m)) if m.contains("closed")));
     }
 }
