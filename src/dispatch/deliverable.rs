@@ -17,8 +17,9 @@
 
 use super::artifacts::{self, Declared, HandedBack};
 use super::diff::{self, Summary};
-use super::git::{Git, GitError};
+use super::git::Git;
 use super::session::AgentSettings;
+use super::snapshot::SnapshotRepo;
 use super::workspace::Workspace;
 use crate::model::{AcceptanceEntry, ArtifactInput, ArtifactKind, WorkItem, ARTIFACTS_MAX};
 use serde::{Deserialize, Serialize};
@@ -67,6 +68,10 @@ pub struct Record {
     pub repo: Option<PathBuf>,
     /// The item's branch in git mode.
     pub branch: Option<String>,
+    /// Folder mode: the hand-over held nothing of the agent's (a fresh workspace), so every
+    /// file of a later snapshot is an addition and the counts need no diff.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub empty_base: bool,
 }
 
 impl Record {
@@ -135,65 +140,26 @@ pub fn hand_over(
             head: None,
             repo: Some(repo.to_path_buf()),
             branch: ws.branch.clone(),
+            empty_base: false,
         },
         None => {
-            let snap = record_dir(data_dir, item_id)?.join(SNAPSHOT_DIR);
-            Git::at(data_dir)
-                .run(&[
-                    std::ffi::OsStr::new("init"),
-                    "--quiet".as_ref(),
-                    "--bare".as_ref(),
-                    // No sample hooks or description: 9 files instead of 28, per item.
-                    "--template=".as_ref(),
-                    snap.as_os_str(),
-                ])
-                .map_err(io::Error::other)?;
-            fs::create_dir_all(snap.join("info"))?;
-            fs::write(snap.join("info").join("exclude"), format!("/{AGENTS_MD}\n"))?;
-            let base = snapshot(&snap, &ws.workspace, None, "the workspace as handed over")
-                .map_err(io::Error::other)?;
+            let snap = SnapshotRepo::create(&record_dir(data_dir, item_id)?.join(SNAPSHOT_DIR))?;
+            let base = snap.commit_workspace(
+                &ws.workspace,
+                None,
+                "the workspace as handed over",
+                chrono::Utc::now(),
+            )?;
             Record {
-                base,
+                base: base.commit,
                 head: None,
                 repo: None,
                 branch: None,
+                empty_base: base.empty,
             }
         }
     };
     record.save(data_dir, item_id)
-}
-
-/// Commits the tree of `workspace` into the snapshot repository `snap` (AGENTS.md excluded,
-/// links stored as links), returning the commit.
-fn snapshot(
-    snap: &Path,
-    workspace: &Path,
-    parent: Option<&str>,
-    message: &str,
-) -> Result<String, GitError> {
-    if !fs::symlink_metadata(workspace).is_ok_and(|m| m.is_dir()) {
-        return Err(GitError::Failed {
-            command: "add".into(),
-            message: format!(
-                "{} is not a real folder (the agent replaced it?)",
-                workspace.display()
-            ),
-        });
-    }
-    Git::split(snap, workspace).run(&[
-        "add",
-        "--all",
-        "--force",
-        "--",
-        ".",
-        ":(exclude,top)AGENTS.md",
-    ])?;
-    let tree = Git::split(snap, workspace).run(&["write-tree"])?.line();
-    let mut args = vec!["commit-tree", tree.as_str(), "-m", message];
-    if let Some(parent) = parent {
-        args.extend(["-p", parent]);
-    }
-    Ok(Git::split(snap, workspace).run(&args)?.line())
 }
 
 /// After the agent exited 0: its artifacts and report (see `artifacts`), its changes committed
@@ -266,12 +232,33 @@ fn record_changes(
     let head = match &ws.branch {
         Some(branch) => commit_leftovers(settings, ws, attempt, branch)?,
         None => {
-            let snap = record_dir(data_dir, &attempt.item_id)
-                .map_err(|e| e.to_string())?
-                .join(SNAPSHOT_DIR);
+            let snap = SnapshotRepo::at(
+                &record_dir(data_dir, &attempt.item_id)
+                    .map_err(|e| e.to_string())?
+                    .join(SNAPSHOT_DIR),
+            );
             let message = format!("{} (attempt {})", attempt.title, attempt.number);
-            snapshot(&snap, &ws.workspace, Some(&record.base), &message)
-                .map_err(|e| e.to_string())?
+            let head = snap
+                .commit_workspace(
+                    &ws.workspace,
+                    Some(&record.base),
+                    &message,
+                    chrono::Utc::now(),
+                )
+                .map_err(|e| e.to_string())?;
+            if record.empty_base {
+                // Every file is new against an empty hand-over: the counts are the lines.
+                record.head = Some(head.commit);
+                record
+                    .save(data_dir, &attempt.item_id)
+                    .map_err(|e| e.to_string())?;
+                return Ok(Summary {
+                    files: head.files.len(),
+                    added: head.files.iter().filter_map(|f| f.lines).sum(),
+                    removed: 0,
+                });
+            }
+            head.commit
         }
     };
     record.head = Some(head.clone());

@@ -27,6 +27,7 @@ pub mod reporter;
 pub mod session;
 pub mod session_files;
 pub mod settings;
+mod snapshot;
 mod stderr;
 mod verdict;
 pub mod workspace;
