@@ -235,10 +235,12 @@ fn a_request_the_policy_decides_is_recorded_where_a_person_sees_it() {
 
 #[test]
 fn an_agent_waiting_for_a_person_is_not_stopped_as_stalled() {
-    // The idle limit is 1 s; the person answers after three times that.
+    // The idle limit is 2 s; the person answers after more than twice that, and the agent
+    // then thinks 0.8 s before it says anything: its idle clock starts at the answer, not at
+    // its last output before the question.
     let server = start(
-        &["ask"],
-        "idle_timeout_secs = 1\n[approvals]\ntimeout_secs = 600\n",
+        &["ask", "800"],
+        "idle_timeout_secs = 2\n[approvals]\ntimeout_secs = 600\n",
     );
     let id = run_item(&server, "Ask, then wait");
     let approval = server.wait_for("the permission request", WAIT, || {
@@ -246,7 +248,7 @@ fn an_agent_waiting_for_a_person_is_not_stopped_as_stalled() {
         waiting.as_array()?.first().cloned()
     });
     let asked = std::time::Instant::now();
-    while asked.elapsed() < Duration::from_secs(3) {
+    while asked.elapsed() < Duration::from_millis(4500) {
         let item = server.item(&id);
         assert_eq!(
             item["status"], "in_flight",

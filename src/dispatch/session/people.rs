@@ -273,6 +273,9 @@ impl AgentSession {
             request_id,
             option_id: option_id.clone(),
         });
+        // The agent was waiting for this answer, not stalled: its idle clock starts now (a
+        // wait longer than pool.idle_timeout_secs otherwise stopped it the moment it resumed).
+        self.last_output = std::time::Instant::now();
         let title = approval
             .as_ref()
             .map(|a| a.tool.title.clone())
