@@ -13,7 +13,9 @@ use super::store::{Store, Tx};
 use super::writes::{Announce, WriteOp};
 use super::QueueError;
 use crate::dispatch::acp::{Approval, PermissionOption, ToolCall};
-use crate::model::{AgentSession, EventKind, Labels, NewWorkItem, SharedEvent, Status};
+use crate::model::{
+    AgentSession, BudgetExceeded, EventData, Labels, NewWorkItem, SharedEvent, Status,
+};
 
 const POLICY: QueuePolicy = QueuePolicy {
     review: true,
@@ -269,18 +271,16 @@ fn every_event_payload_is_the_exact_json_clients_read() {
 
     // The dispatcher's announcements.
     run.write(|tx| {
-        let data = serde_json::json!({"size": 3});
-        let kind = EventKind::PoolResized;
-        let data = serde_json::value::to_raw_value(&data)?;
-        Announce { kind, data }.run(tx, &POLICY)
+        let data = EventData::PoolResized { size: 3 };
+        Announce { data }.run(tx, &POLICY)
     });
     run.write(|tx| {
-        let data = serde_json::json!({
-            "scope": "daily", "day": "2026-01-01", "used": 1200, "limit": 1000,
+        let data = EventData::BudgetExceeded(BudgetExceeded::Daily {
+            day: "2026-01-01".into(),
+            used: 1200,
+            limit: 1000,
         });
-        let kind = EventKind::BudgetExceeded;
-        let data = serde_json::value::to_raw_value(&data)?;
-        Announce { kind, data }.run(tx, &POLICY)
+        Announce { data }.run(tx, &POLICY)
     });
 
     let got = run.text();
