@@ -16,7 +16,9 @@ use super::session::{AgentSession, AgentSettings, Cancel, SessionEnded, Shutdown
 use super::verdict::RateLimit;
 use super::{preparer, workspace};
 use crate::config::Config;
-use crate::model::{AgentSession as SessionRecord, AgentStatus, EventKind, Status};
+use crate::model::{
+    AgentSession as SessionRecord, AgentStatus, BudgetExceeded, EventData, EventKind, Status,
+};
 use crate::monitor::{Deliver, Monitor, Subscribe};
 use crate::queue::{
     Announce, Claim, CountByStatus, FailAttempt, ListSessions, MoveItem, QueueManager, Read,
@@ -378,16 +380,12 @@ impl Dispatcher {
                     if act.daily.first_exhaustion(&day) {
                         log::warn!("dispatch held: {why}");
                         crate::metrics::budget_exceeded();
-                        let data = serde_json::json!({
-                            "scope": "daily", "day": day, "used": used, "limit": act.daily.limit,
+                        let data = EventData::BudgetExceeded(BudgetExceeded::Daily {
+                            day,
+                            used,
+                            limit: act.daily.limit,
                         });
-                        match serde_json::value::to_raw_value(&data) {
-                            Ok(data) => act.queue.do_send(Announce {
-                                kind: EventKind::BudgetExceeded,
-                                data,
-                            }),
-                            Err(e) => log::error!("budget:exceeded not announced: {e}"),
-                        }
+                        act.queue.do_send(Announce { data });
                     }
                     act.held = Some(why);
                     None
@@ -468,13 +466,9 @@ impl Dispatcher {
         }
         log::info!("pool size {} -> {size}", self.size);
         self.size = size;
-        match serde_json::value::to_raw_value(&serde_json::json!({ "size": size })) {
-            Ok(data) => self.queue.do_send(Announce {
-                kind: EventKind::PoolResized,
-                data,
-            }),
-            Err(e) => log::error!("pool:resized not announced: {e}"),
-        }
+        self.queue.do_send(Announce {
+            data: EventData::PoolResized { size },
+        });
         self.fill(ctx);
     }
 

@@ -4,6 +4,7 @@
 mod agent;
 mod context;
 mod event;
+mod event_data;
 mod fields;
 mod input;
 mod item;
@@ -15,6 +16,7 @@ mod text;
 pub use agent::{AgentSession, AgentStatus};
 pub use context::render_agents_md;
 pub use event::{Event, EventKind, SharedEvent};
+pub use event_data::{BudgetExceeded, EventData};
 pub use fields::{
     optional_reason, ArtifactDescription, ArtifactPath, BlockedBy, Criteria, Criterion,
     Description, Evidence, ItemRef, Name, Reason, ReportCriterion, Title, ITEM_TEXT_MAX_BYTES,

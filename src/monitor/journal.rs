@@ -124,15 +124,15 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Event, EventKind};
+    use crate::model::{Event, EventData};
 
     fn event(seq: u64, size: usize) -> SharedEvent {
-        let data = serde_json::value::RawValue::from_string("null".into()).unwrap();
+        let data = EventData::WorkDeleted { item_id: "i1" };
         let event = Event {
             seq,
-            kind: EventKind::WorkUpdated,
+            kind: data.kind(),
             at: chrono::Utc::now(),
-            data,
+            data: data.encode().unwrap(),
         };
         SharedEvent::new(event, "x".repeat(size))
     }

@@ -11,9 +11,8 @@ use super::store::Tx;
 use super::writes::WriteOp;
 use super::QueueError;
 use crate::dispatch::acp::Approval;
-use crate::model::{EventKind, Status};
+use crate::model::{EventData, Status};
 use actix::prelude::*;
-use serde_json::value::to_raw_value;
 
 /// A permission request now waits for a person.
 #[derive(Message)]
@@ -45,28 +44,22 @@ pub(super) fn person_asked(tx: &mut Tx, m: &PersonAsked) -> Result<(), QueueErro
         "The agent on \"{}\" asks to {}: {}",
         a.item_title, a.tool.kind, a.tool.title
     );
-    tx.emit(
-        EventKind::ApprovalRequested,
-        to_raw_value(&serde_json::json!({
-            "approval": a,
-            "itemId": a.item_id,
-            "message": message,
-        }))?,
-    );
+    tx.emit(EventData::ApprovalRequested {
+        approval: a,
+        item_id: &a.item_id,
+        message: &message,
+    })?;
     set_waiting(tx, &a.item_id, true)
 }
 
 pub(super) fn person_answered(tx: &mut Tx, m: &PersonAnswered) -> Result<(), QueueError> {
-    tx.emit(
-        EventKind::ApprovalResolved,
-        to_raw_value(&serde_json::json!({
-            "approvalId": m.approval_id,
-            "itemId": m.item_id,
-            "optionId": m.option_id,
-            "message": m.message,
-            "decidedBy": m.decided_by,
-        }))?,
-    );
+    tx.emit(EventData::ApprovalResolved {
+        approval_id: &m.approval_id,
+        decided_by: m.decided_by,
+        item_id: &m.item_id,
+        message: &m.message,
+        option_id: m.option_id.as_deref(),
+    })?;
     set_waiting(tx, &m.item_id, m.still_waiting)
 }
 
@@ -82,10 +75,11 @@ fn set_waiting(tx: &mut Tx, item_id: &str, waiting: bool) -> Result<(), QueueErr
     item.waiting_on_person = waiting;
     item.updated_at = tx.now;
     tx.put(Some(&old), &item)?;
-    tx.emit(
-        EventKind::WorkUpdated,
-        to_raw_value(&serde_json::json!({ "item": item }))?,
-    );
+    // This event has always carried the item with its keys in alphabetical order (it was
+    // built through a `serde_json::Value`), unlike every other `work:updated`, which carries
+    // the stored text; kept so that its wire text does not change.
+    let text = serde_json::value::to_raw_value(&serde_json::to_value(&item)?)?;
+    tx.emit(EventData::WorkUpdated { item: &text })?;
     Ok(())
 }
 

@@ -3,6 +3,8 @@
 mod approvals;
 mod dependencies;
 mod error;
+#[cfg(test)]
+mod event_payloads_test;
 mod item_json;
 pub mod leases;
 mod manager;

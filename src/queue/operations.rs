@@ -7,27 +7,10 @@ use super::store::Tx;
 use super::QueueError;
 use crate::model::{
     AcceptanceEntry, AcceptanceReport, AgentSession, AgentStatus, Artifact, ArtifactInput,
-    EventKind, ItemPatch, Labels, NewWorkItem, Status, Transition, WorkItem, ARTIFACTS_MAX,
+    BudgetExceeded, EventData, ItemPatch, Labels, NewWorkItem, Status, Transition, WorkItem,
+    ARTIFACTS_MAX,
 };
 use chrono::Duration;
-
-/// An event payload as JSON text, each value serialised straight to text (no value tree):
-/// `event_data!{"item": &item, "accepted": accepted}`.
-macro_rules! event_data {
-    ($($key:literal : $value:expr),* $(,)?) => {{
-        let mut text = String::from("{");
-        $(
-            if text.len() > 1 {
-                text.push(',');
-            }
-            text.push_str(&serde_json::to_string($key)?);
-            text.push(':');
-            text.push_str(&serde_json::to_string(&$value)?);
-        )*
-        text.push('}');
-        serde_json::value::RawValue::from_string(text)?
-    }};
-}
 
 /// The parts of the config the queue's rules depend on.
 #[derive(Debug, Clone, Copy)]
@@ -74,10 +57,13 @@ fn save(
     tx.put(Some(old), &new)?;
     if old.status != new.status {
         tx.record_change(&new.id, Some(old.status), new.status, reason)?;
-        tx.emit(
-            EventKind::WorkStatusChanged,
-            event_data!{"itemId": new.id, "from": old.status, "to": new.status, "reason": reason, "item": tx.item_text(&new)?},
-        );
+        tx.emit(EventData::WorkStatusChanged {
+            item_id: &new.id,
+            from: old.status,
+            to: new.status,
+            reason,
+            item: &tx.item_text(&new)?,
+        })?;
         if new.status == Status::Done {
             tx.refresh_claimable(&new.blocks)?;
         }
@@ -125,10 +111,9 @@ pub fn create(tx: &mut Tx, new: NewWorkItem) -> Result<WorkItem, QueueError> {
         tx.put(Some(&blocker), &updated)?;
     }
     tx.put(None, &item)?;
-    tx.emit(
-        EventKind::WorkAdded,
-        event_data! {"item": tx.item_text(&item)?},
-    );
+    tx.emit(EventData::WorkAdded {
+        item: &tx.item_text(&item)?,
+    })?;
     Ok(item)
 }
 
@@ -178,10 +163,9 @@ pub fn update(tx: &mut Tx, id: &str, patch: ItemPatch) -> Result<WorkItem, Queue
         return Ok(old);
     }
     let item = save(tx, &old, item, None)?;
-    tx.emit(
-        EventKind::WorkUpdated,
-        event_data! {"item": tx.item_text(&item)?},
-    );
+    tx.emit(EventData::WorkUpdated {
+        item: &tx.item_text(&item)?,
+    })?;
     Ok(item)
 }
 
@@ -191,10 +175,9 @@ fn edit_item(tx: &mut Tx, id: &str, f: impl FnOnce(&mut WorkItem)) -> Result<(),
     let mut item = old.clone();
     f(&mut item);
     let item = save(tx, &old, item, None)?;
-    tx.emit(
-        EventKind::WorkUpdated,
-        event_data! {"item": tx.item_text(&item)?},
-    );
+    tx.emit(EventData::WorkUpdated {
+        item: &tx.item_text(&item)?,
+    })?;
     Ok(())
 }
 
@@ -216,7 +199,7 @@ pub fn delete(tx: &mut Tx, id: &str) -> Result<(), QueueError> {
         }
     }
     tx.delete(&item)?;
-    tx.emit(EventKind::WorkDeleted, event_data! {"itemId": id});
+    tx.emit(EventData::WorkDeleted { item_id: id })?;
     Ok(())
 }
 
@@ -292,10 +275,11 @@ pub fn claim(
     item.report = None;
     let reason = format!("claimed by {agent_id} (attempt {})", item.attempts);
     let item = save(tx, &old, item, Some(&reason))?;
-    tx.emit(
-        EventKind::WorkAssigned,
-        event_data! {"itemId": item.id, "agentId": agent_id, "sessionKey": session_key},
-    );
+    tx.emit(EventData::WorkAssigned {
+        item_id: &item.id,
+        agent_id,
+        session_key,
+    })?;
     // Any earlier session (a failed, cancelled or rate-limited attempt) left work to go on with.
     let previous_workspace = tx.latest_workspace(&item.id)?;
     Ok(Some(Claimed {
@@ -365,10 +349,9 @@ pub fn add_artifacts(
     item.artifacts.extend(added.iter().cloned());
     bound_artifacts(&mut item);
     let item = save(tx, &old, item, None)?;
-    tx.emit(
-        EventKind::WorkUpdated,
-        event_data! {"item": tx.item_text(&item)?},
-    );
+    tx.emit(EventData::WorkUpdated {
+        item: &tx.item_text(&item)?,
+    })?;
     Ok(added)
 }
 
@@ -453,10 +436,11 @@ pub fn complete(
         let reason = format!("acceptance not met: {}", unmet.join("; "));
         retry_or_block(tx, policy, &old, item, &reason)?
     };
-    tx.emit(
-        EventKind::WorkCompleted,
-        event_data! {"item": tx.item_text(&item)?, "accepted": accepted, "unmet": unmet},
-    );
+    tx.emit(EventData::WorkCompleted {
+        item: &tx.item_text(&item)?,
+        accepted,
+        unmet: &unmet,
+    })?;
     if let Some(session) = session {
         let (status, outcome) = if accepted {
             (
@@ -582,7 +566,7 @@ fn retry_or_block(
 /// Records a new session and announces it.
 pub fn session_started(tx: &mut Tx, session: &AgentSession) -> Result<(), QueueError> {
     tx.put_session(session)?;
-    tx.emit(EventKind::AgentSpawned, event_data! {"agent": session});
+    tx.emit(EventData::AgentSpawned { agent: session })?;
     Ok(())
 }
 
@@ -597,10 +581,12 @@ pub fn session_changed(
     account_tokens(tx, policy, old.as_ref(), session)?;
     tx.put_session(session)?;
     if let Some(old) = old.filter(|o| o.status != session.status) {
-        tx.emit(
-            EventKind::AgentStatusChanged,
-            event_data!{"agentId": session.id, "from": old.status, "to": session.status, "reason": reason},
-        );
+        tx.emit(EventData::AgentStatusChanged {
+            agent_id: &session.id,
+            from: old.status,
+            to: session.status,
+            reason,
+        })?;
     }
     Ok(())
 }
@@ -640,10 +626,13 @@ pub fn progress(
         tx.put_session(&session)?;
     }
     for message in messages {
-        tx.emit(
-            EventKind::WorkProgress,
-            event_data!{"itemId": item_id, "sessionId": session_id, "message": message, "tokensUsed": tokens_used, "costUsd": cost},
-        );
+        tx.emit(EventData::WorkProgress {
+            item_id,
+            session_id,
+            message,
+            tokens_used,
+            cost_usd: cost,
+        })?;
     }
     Ok(())
 }
@@ -698,10 +687,13 @@ fn account_tokens(
     item.retry_at = None;
     item.status_reason = Some(reason.clone());
     let item = save(tx, &before, item, Some(&reason))?;
-    tx.emit(
-        EventKind::BudgetExceeded,
-        event_data!{"scope": "item", "itemId": item.id, "title": item.title, "sessionId": new.id, "used": item.tokens_used, "limit": limit},
-    );
+    tx.emit(EventData::BudgetExceeded(BudgetExceeded::Item {
+        item_id: &item.id,
+        title: &item.title,
+        session_id: &new.id,
+        used: item.tokens_used,
+        limit,
+    }))?;
     Ok(Some(item.cost_usd))
 }
 

@@ -16,7 +16,7 @@ use super::runner_tables;
 use super::store::{Snapshot, Tx};
 use super::writes::WriteOp;
 use super::QueueError;
-use crate::model::{AgentSession, EventKind, Labels, Status, WorkItem};
+use crate::model::{AgentSession, EventData, Labels, Status, WorkItem};
 use crate::runners::{RunnerRecord, TokenRecord};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
@@ -191,12 +191,6 @@ fn lease_ms(policy: &QueuePolicy) -> i64 {
     (policy.lease_secs as i64).saturating_mul(1000)
 }
 
-fn emit(tx: &mut Tx, kind: EventKind, runner: &RunnerRecord) -> Result<(), QueueError> {
-    let text = format!("{{\"runner\":{}}}", serde_json::to_string(runner)?);
-    tx.emit(kind, serde_json::value::RawValue::from_string(text)?);
-    Ok(())
-}
-
 fn require_runner(tx: &Tx, id: &str) -> Result<RunnerRecord, QueueError> {
     tx.runner_tables()
         .runner(id)?
@@ -279,8 +273,8 @@ pub fn register(tx: &mut Tx, m: RegisterRunner) -> Result<RunnerRecord, QueueErr
     };
     tx.runner_tables_mut().put_runner(&record)?;
     match old {
-        None => emit(tx, EventKind::RunnerRegistered, &record)?,
-        Some(o) if !o.online => emit(tx, EventKind::RunnerOnline, &record)?,
+        None => tx.emit(EventData::RunnerRegistered { runner: &record })?,
+        Some(o) if !o.online => tx.emit(EventData::RunnerOnline { runner: &record })?,
         Some(_) => {}
     }
     Ok(record)
@@ -323,7 +317,7 @@ pub fn heartbeat(
     runner.online = true;
     tx.runner_tables_mut().put_runner(&runner)?;
     if !was_online {
-        emit(tx, EventKind::RunnerOnline, &runner)?;
+        tx.emit(EventData::RunnerOnline { runner: &runner })?;
     }
     let leases = heartbeat_leases(tx, policy, runner_id, running)?;
     Ok(Heartbeat {
@@ -503,12 +497,11 @@ pub fn sweep(tx: &mut Tx, policy: &QueuePolicy) -> Result<(), QueueError> {
         if online != runner.online {
             runner.online = online;
             tx.runner_tables_mut().put_runner(&runner)?;
-            let kind = if online {
-                EventKind::RunnerOnline
+            tx.emit(if online {
+                EventData::RunnerOnline { runner: &runner }
             } else {
-                EventKind::RunnerOffline
-            };
-            emit(tx, kind, &runner)?;
+                EventData::RunnerOffline { runner: &runner }
+            })?;
         }
     }
     Ok(())
@@ -539,7 +532,7 @@ pub fn drain(tx: &mut Tx, id: &str) -> Result<RunnerRecord, QueueError> {
     if !runner.draining {
         runner.draining = true;
         tx.runner_tables_mut().put_runner(&runner)?;
-        emit(tx, EventKind::RunnerDraining, &runner)?;
+        tx.emit(EventData::RunnerDraining { runner: &runner })?;
     }
     Ok(runner)
 }

@@ -15,7 +15,9 @@ use super::item_json::{self, ItemHead};
 use super::outbox::{EventFacts, Outbox, OutboxTables};
 use super::runner_tables::{self, RunnerTables};
 use super::QueueError;
-use crate::model::{AgentSession, Event, EventKind, SharedEvent, Status, StatusChange, WorkItem};
+use crate::model::{
+    AgentSession, Event, EventData, EventKind, SharedEvent, Status, StatusChange, WorkItem,
+};
 use chrono::{DateTime, Utc};
 use redb::{
     Database, DatabaseError, Durability, MultimapTable, MultimapTableDefinition, ReadableDatabase,
@@ -1044,8 +1046,10 @@ impl<'a> Tx<'a> {
         }
     }
 
-    pub fn emit(&mut self, kind: EventKind, data: Box<RawValue>) {
-        self.events.push((kind, data));
+    /// Queues an event for this transaction, its kind the payload's, its data encoded now.
+    pub fn emit(&mut self, data: EventData<'_>) -> Result<(), QueueError> {
+        self.events.push((data.kind(), data.encode()?));
+        Ok(())
     }
 
     pub fn item(&self, id: &str) -> Result<Option<WorkItem>, QueueError> {
@@ -1536,8 +1540,9 @@ mod tests {
                     item("high", Priority::High, 5),
                 ] {
                     tx.put(None, &it)?;
-                    let data = RawValue::from_string(format!("{{\"id\":\"{}\"}}", it.id))?;
-                    tx.emit(EventKind::WorkAdded, data);
+                    tx.emit(EventData::WorkAdded {
+                        item: &tx.item_text(&it)?,
+                    })?;
                 }
                 Ok(())
             })

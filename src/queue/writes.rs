@@ -14,7 +14,7 @@ use super::operations::{
 use super::store::Tx;
 use super::QueueError;
 use crate::model::{
-    AgentSession, AgentStatus, Artifact, ArtifactInput, EventKind, ItemPatch, NewWorkItem, Status,
+    AgentSession, AgentStatus, Artifact, ArtifactInput, EventData, ItemPatch, NewWorkItem, Status,
     WorkItem,
 };
 use actix::prelude::*;
@@ -367,18 +367,17 @@ impl WriteOp for Recover {
     }
 }
 
-/// Publish an event that changes no item (the pool was resized).
+/// Publish an event that changes no item (the Dispatcher's: the pool was resized, the day's
+/// tokens ran out).
 #[derive(Message)]
 #[rtype(result = "Result<(), QueueError>")]
 pub struct Announce {
-    pub kind: EventKind,
-    pub data: Box<serde_json::value::RawValue>,
+    pub data: EventData<'static>,
 }
 
 impl WriteOp for Announce {
     type Output = ();
     fn run(self, tx: &mut Tx, _: &QueuePolicy) -> Result<(), QueueError> {
-        tx.emit(self.kind, self.data);
-        Ok(())
+        tx.emit(self.data)
     }
 }

@@ -106,18 +106,26 @@ fn plain(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::EventData;
     use chrono::Utc;
 
-    fn status_changed(from: &str, to: &str, reason: Option<&str>, extra: &str) -> Event {
-        let data = format!(
-            r#"{{"itemId":"i1","from":"{from}","to":"{to}","reason":{},"item":{{"id":"i1","title":"Build login page\u001b[2J","description":"","acceptanceCriteria":["a","b","c"],"status":"{to}","priority":"high","complexity":"m","createdAt":"2026-01-01T00:00:00Z","updatedAt":"2026-01-01T00:00:00Z","createdBy":"t","artifacts":[],"blockedBy":[],"blocks":[],"attempts":1{extra}}}}}"#,
-            serde_json::to_string(&reason).unwrap()
+    fn status_changed(from: Status, to: Status, reason: Option<&str>, extra: &str) -> Event {
+        let item = format!(
+            r#"{{"id":"i1","title":"Build login page\u001b[2J","description":"","acceptanceCriteria":["a","b","c"],"status":"{to}","priority":"high","complexity":"m","createdAt":"2026-01-01T00:00:00Z","updatedAt":"2026-01-01T00:00:00Z","createdBy":"t","artifacts":[],"blockedBy":[],"blocks":[],"attempts":1{extra}}}"#
         );
+        let item = serde_json::value::RawValue::from_string(item).unwrap();
+        let data = EventData::WorkStatusChanged {
+            item_id: "i1",
+            from,
+            to,
+            reason,
+            item: &item,
+        };
         Event {
             seq: 7,
-            kind: EventKind::WorkStatusChanged,
+            kind: data.kind(),
             at: Utc::now(),
-            data: serde_json::value::RawValue::from_string(data).unwrap(),
+            data: data.encode().unwrap(),
         }
     }
 
@@ -126,14 +134,14 @@ mod tests {
         let facts = EventFacts {
             tokens_used: 12_400,
         };
-        let review = status_changed("in_flight", "review", Some("completed"), "");
+        let review = status_changed(Status::InFlight, Status::Review, Some("completed"), "");
         assert_eq!(
             readable_line(&review, &facts).unwrap(),
             "Review: Build login page [2J, 3 of 3 criteria met, 12,400 tokens"
         );
         let blocked = status_changed(
-            "in_flight",
-            "blocked",
+            Status::InFlight,
+            Status::Blocked,
             Some("the agent could not log in"),
             "",
         );
@@ -142,22 +150,27 @@ mod tests {
             "Blocked: Build login page [2J: the agent could not log in"
         );
         let retry = status_changed(
-            "in_flight",
-            "ready",
+            Status::InFlight,
+            Status::Ready,
             Some("exit 1"),
             r#","retryAt":"2026-01-01T00:00:02Z""#,
         );
         assert!(readable_line(&retry, &facts)
             .unwrap()
             .starts_with("Attempt failed: "));
-        let planned = status_changed("inbox", "planning", None, "");
+        let planned = status_changed(Status::Inbox, Status::Planning, None, "");
         assert_eq!(readable_line(&planned, &facts), None);
         assert_eq!(render(WebhookFormat::Slack, &planned, "{}", &facts), None);
     }
 
     #[test]
     fn chat_bodies_cannot_ping_or_link() {
-        let blocked = status_changed("ready", "blocked", Some("<!channel> & <http://x|y>"), "");
+        let blocked = status_changed(
+            Status::Ready,
+            Status::Blocked,
+            Some("<!channel> & <http://x|y>"),
+            "",
+        );
         let slack = render(WebhookFormat::Slack, &blocked, "", &EventFacts::default()).unwrap();
         assert!(
             slack.contains("&lt;!channel&gt; &amp; &lt;http://x|y&gt;"),
