@@ -65,6 +65,7 @@ fn why(id: &str) -> &'static str {
         "enqueue_rate" | "enqueue_p99" => include_str!("../../notes/enqueue.md"),
         "claim_rate" | "claim_p99" | "claim_chain_rate" => include_str!("../../notes/claim.md"),
         "dispatch_off" | "dispatch_sandbox" => include_str!("../../notes/dispatch.md"),
+        "runners_dispatch" => include_str!("../../notes/runners.md"),
         "events_p99" | "events_missed" => include_str!("../../notes/events.md"),
         "scale_claim_p50" | "scale_claim_p99" => include_str!("../../notes/scale.md"),
         "idle_rss" => include_str!("../../notes/memory.md"),
@@ -291,8 +292,8 @@ pub fn report(args: &Args) {
         num(&d_sb, &["wall_secs"]),
         num(&xargs, &["wall_secs"]),
         "",
-        "<= 1.5",
-        Some(1.5),
+        "<= 1.3",
+        Some(1.3),
     ));
     for (id, label, v) in [
         ("dispatch_delay_off", "sandbox off", &d_off),
