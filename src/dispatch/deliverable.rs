@@ -95,6 +95,11 @@ impl Record {
         fs::rename(tmp, dir.join(RECORD_FILE))
     }
 
+    /// The folder-mode snapshot repository of `item_id`.
+    pub fn snapshot_dir(&self, data_dir: &Path, item_id: &str) -> io::Result<PathBuf> {
+        Ok(record_dir(data_dir, item_id)?.join(SNAPSHOT_DIR))
+    }
+
     /// Git on the repository holding both commits.
     pub fn git(&self, data_dir: &Path, item_id: &str) -> io::Result<Git> {
         Ok(match &self.repo {

@@ -7,7 +7,9 @@
 
 use super::deliverable::Record;
 use super::git::{Git, GitError};
+use super::snapshot::SnapshotRepo;
 use serde::Serialize;
+use std::io::Read;
 use std::path::Path;
 
 /// The largest unified diff served; longer ones are cut and flagged.
@@ -99,18 +101,30 @@ pub fn for_item(data_dir: &Path, item_id: &str) -> Result<Diff, DiffError> {
         .map_err(|e| DiffError::Unreadable(e.to_string()))?
         .ok_or(DiffError::NothingYet)?;
     let head = record.head.clone().ok_or(DiffError::NothingYet)?;
-    let git = || {
-        record
-            .git(data_dir, item_id)
-            .map_err(|e| DiffError::Unreadable(e.to_string()))
-    };
-    let (files, cut) = files(git()?, &record.base, &head)?;
+    if record.empty_base {
+        let dir = record
+            .snapshot_dir(data_dir, item_id)
+            .map_err(|e| DiffError::Unreadable(e.to_string()))?;
+        let repo = SnapshotRepo::at(&dir);
+        if let Some(diff) = against_empty(&repo, &record.base, &head)? {
+            return Ok(diff);
+        }
+    }
+    let git = record
+        .git(data_dir, item_id)
+        .map_err(|e| DiffError::Unreadable(e.to_string()))?;
+    by_git(git, &record.base, &head)
+}
+
+/// The diff between two commits, from git.
+fn by_git(git: Git, base: &str, head: &str) -> Result<Diff, DiffError> {
+    let (files, cut) = files(git.clone(), base, head)?;
     let mut args: Vec<&str> = DIFF.to_vec();
-    args.extend([record.base.as_str(), head.as_str(), "--"]);
-    let patch = git()?.limit(PATCH_MAX).run(&args)?;
+    args.extend([base, head, "--"]);
+    let patch = git.limit(PATCH_MAX).run(&args)?;
     Ok(Diff {
-        base: Some(record.base),
-        head: Some(head),
+        base: Some(base.to_string()),
+        head: Some(head.to_string()),
         files,
         truncated: cut || patch.truncated,
         patch: String::from_utf8_lossy(&patch.stdout).into_owned(),
@@ -174,4 +188,188 @@ fn files(git: Git, base: &str, head: &str) -> Result<(Vec<FileChange>, bool), Gi
         }
     }
     Ok((files, cut))
+}
+
+/// Files past this many are diffed by git: its abbreviated ids grow with the object count.
+const IN_PROCESS_FILES_MAX: usize = 2_000;
+/// Git calls any file larger than this binary (`core.bigFileThreshold`).
+const BIG_FILE: u64 = 512 << 20;
+/// Bytes git looks at to call a file binary.
+const BINARY_PROBE: usize = 8000;
+
+/// The diff against an empty hand-over (folder mode, a fresh workspace), from the snapshot's
+/// objects without running git: every file is new, so its counts are its lines and the patch
+/// is its text, rendered as `git diff` renders a new file (checked against git by a unit
+/// test). None where git must be asked instead: an object not stored loose, a path git would
+/// quote, or a tree of more than [`IN_PROCESS_FILES_MAX`] files.
+fn against_empty(repo: &SnapshotRepo, base: &str, head: &str) -> Result<Option<Diff>, DiffError> {
+    let unreadable = |e: std::io::Error| DiffError::Unreadable(e.to_string());
+    let Some((tree, cut)) = repo
+        .files_of(head, IN_PROCESS_FILES_MAX + 1)
+        .map_err(unreadable)?
+    else {
+        return Ok(None);
+    };
+    if cut || tree.len() > IN_PROCESS_FILES_MAX || tree.iter().any(|f| git_quotes(&f.path)) {
+        return Ok(None);
+    }
+    let mut files = Vec::with_capacity(tree.len());
+    let mut patch: Vec<u8> = Vec::new();
+    for file in &tree {
+        let Some((len, blob)) = repo.open_blob(&file.blob).map_err(unreadable)? else {
+            return Ok(None);
+        };
+        let (lines, binary) = lines_of(blob, len).map_err(unreadable)?;
+        let path = String::from_utf8_lossy(&file.path).into_owned();
+        files.push(FileChange {
+            path: path.clone(),
+            added: if binary { 0 } else { lines },
+            removed: 0,
+            status: "added",
+            binary,
+        });
+        if patch.len() > PATCH_MAX {
+            continue;
+        }
+        let name = &file.path;
+        let abbrev = repo.abbrev(&file.blob).map_err(unreadable)?;
+        for part in [b"diff --git a/".as_slice(), name, b" b/", name, b"\n"] {
+            patch.extend_from_slice(part);
+        }
+        patch.extend_from_slice(
+            format!("new file mode {}\nindex 0000000..{abbrev}\n", file.mode).as_bytes(),
+        );
+        if binary {
+            for part in [
+                b"Binary files /dev/null and b/".as_slice(),
+                name,
+                b" differ\n",
+            ] {
+                patch.extend_from_slice(part);
+            }
+        } else if len > 0 {
+            let tab: &[u8] = if name.contains(&b' ') { b"\t" } else { b"" };
+            for part in [b"--- /dev/null\n+++ b/".as_slice(), name, tab, b"\n"] {
+                patch.extend_from_slice(part);
+            }
+            match lines {
+                1 => patch.extend_from_slice(b"@@ -0,0 +1 @@\n"),
+                n => patch.extend_from_slice(format!("@@ -0,0 +1,{n} @@\n").as_bytes()),
+            }
+            let Some((_, blob)) = repo.open_blob(&file.blob).map_err(unreadable)? else {
+                return Ok(None);
+            };
+            added_lines(blob, &mut patch).map_err(unreadable)?;
+        }
+    }
+    let truncated = patch.len() > PATCH_MAX;
+    patch.truncate(PATCH_MAX);
+    Ok(Some(Diff {
+        base: Some(base.to_string()),
+        head: Some(head.to_string()),
+        files,
+        patch: String::from_utf8_lossy(&patch).into_owned(),
+        truncated,
+    }))
+}
+
+/// Whether git would write this path in quotes (with `core.quotePath=false`).
+fn git_quotes(path: &[u8]) -> bool {
+    path.iter()
+        .any(|b| *b < 0x20 || *b == 0x7f || *b == b'"' || *b == b'\\')
+}
+
+/// A blob's lines as numstat counts them, and whether git calls it binary.
+fn lines_of(mut blob: impl Read, len: u64) -> std::io::Result<(u64, bool)> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let (mut seen, mut newlines, mut last, mut binary) = (0usize, 0u64, b'\n', len > BIG_FILE);
+    loop {
+        let n = blob.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        let chunk = &buf[..n];
+        if seen < BINARY_PROBE {
+            binary |= chunk[..n.min(BINARY_PROBE - seen)].contains(&0);
+        }
+        if binary {
+            return Ok((0, true));
+        }
+        seen += n;
+        newlines += chunk.iter().filter(|b| **b == b'\n').count() as u64;
+        last = chunk[n - 1];
+    }
+    Ok((newlines + u64::from(last != b'\n'), false))
+}
+
+/// Appends a new file's text as added lines (`+line`), stopping once the patch is past its
+/// limit; a last line without a newline is marked as git marks it.
+fn added_lines(mut blob: impl Read, patch: &mut Vec<u8>) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut at_line_start = true;
+    loop {
+        let n = blob.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        for &b in &buf[..n] {
+            if at_line_start {
+                patch.push(b'+');
+            }
+            patch.push(b);
+            at_line_start = b == b'\n';
+        }
+        if patch.len() > PATCH_MAX {
+            return Ok(());
+        }
+    }
+    if !at_line_start {
+        patch.extend_from_slice(b"\n\\ No newline at end of file\n");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_diff_of_an_empty_hand_over_without_git_is_gits_byte_for_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = super::super::snapshot::tests::workspace(dir.path());
+        let fresh = dir.path().join("fresh");
+        std::fs::create_dir(&fresh).unwrap();
+        let repo_dir = dir.path().join("snap.git");
+        let repo = SnapshotRepo::create(&repo_dir).unwrap();
+        let now = chrono::Utc::now();
+        let base = repo.commit_workspace(&fresh, None, "base", now).unwrap();
+        // Every kind of file the fixture has; then with its big log, which cuts the patch at
+        // its limit.
+        let big_log = std::fs::read(ws.join("big.log")).unwrap();
+        std::fs::remove_file(ws.join("big.log")).unwrap();
+        let small = repo
+            .commit_workspace(&ws, Some(&base.commit), "small", now)
+            .unwrap();
+        std::fs::write(ws.join("big.log"), big_log).unwrap();
+        let big = repo
+            .commit_workspace(&ws, Some(&base.commit), "big", now)
+            .unwrap();
+        for head in [&small.commit, &big.commit] {
+            let ours = against_empty(&repo, &base.commit, head).unwrap().unwrap();
+            let gits = by_git(Git::at(&repo_dir), &base.commit, head).unwrap();
+            assert_eq!(ours.patch, gits.patch);
+            assert_eq!(ours.truncated, gits.truncated);
+            assert_eq!(
+                format!("{:?}", ours.files),
+                format!("{:?}", gits.files),
+                "the files and their counts"
+            );
+        }
+        assert!(
+            against_empty(&repo, &base.commit, &big.commit)
+                .unwrap()
+                .unwrap()
+                .truncated
+        );
+    }
 }

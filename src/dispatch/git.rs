@@ -62,6 +62,7 @@ impl GitOutput {
 }
 
 /// One git invocation being built.
+#[derive(Clone)]
 pub struct Git {
     args: Vec<OsString>,
     env: Vec<(&'static str, OsString)>,

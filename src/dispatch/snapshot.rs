@@ -354,6 +354,175 @@ impl SnapshotRepo {
     }
 }
 
+/// A file of a stored tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeFile {
+    /// The path inside the workspace, `/`-separated.
+    pub path: Vec<u8>,
+    /// `100644`, `100755` or `120000`.
+    pub mode: String,
+    pub blob: String,
+}
+
+impl SnapshotRepo {
+    /// Every file of `commit`'s tree in git's order (depth first, entries by name), at most
+    /// `most` of them (and whether there were more); None when an object it needs is not stored
+    /// loose here (a repository git has packed: ask git instead).
+    pub fn files_of(&self, commit: &str, most: usize) -> io::Result<Option<(Vec<TreeFile>, bool)>> {
+        let Some(body) = self.read_small("commit", commit)? else {
+            return Ok(None);
+        };
+        let tree = body
+            .strip_prefix(b"tree ")
+            .and_then(|rest| rest.get(..40))
+            .and_then(|id| std::str::from_utf8(id).ok())
+            .ok_or_else(|| io::Error::other(format!("commit {commit} names no tree")))?
+            .to_string();
+        let mut files = Vec::new();
+        let mut cut = false;
+        if self.collect_tree(&tree, &mut Vec::new(), 0, most, &mut files, &mut cut)? {
+            Ok(Some((files, cut)))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Adds the files under tree `id` to `files`; false when an object is not stored loose.
+    fn collect_tree(
+        &self,
+        id: &str,
+        prefix: &mut Vec<u8>,
+        depth: usize,
+        most: usize,
+        files: &mut Vec<TreeFile>,
+        cut: &mut bool,
+    ) -> io::Result<bool> {
+        if depth > DEPTH_MAX {
+            return Err(io::Error::other(format!("tree {id} nests too deep")));
+        }
+        let Some(body) = self.read_small("tree", id)? else {
+            return Ok(false);
+        };
+        let mut rest = &body[..];
+        while !rest.is_empty() {
+            let damaged = || io::Error::other(format!("tree {id} is damaged"));
+            let space = rest.iter().position(|b| *b == b' ').ok_or_else(damaged)?;
+            let nul = rest.iter().position(|b| *b == 0).ok_or_else(damaged)?;
+            if nul < space || rest.len() < nul + 21 {
+                return Err(damaged());
+            }
+            let mode = String::from_utf8_lossy(&rest[..space]).into_owned();
+            let name = &rest[space + 1..nul];
+            let mut child = [0u8; 20];
+            child.copy_from_slice(&rest[nul + 1..nul + 21]);
+            rest = &rest[nul + 21..];
+            let base = prefix.len();
+            if !prefix.is_empty() {
+                prefix.push(b'/');
+            }
+            prefix.extend_from_slice(name);
+            if mode == "40000" {
+                if !self.collect_tree(&hex(&child), prefix, depth + 1, most, files, cut)? {
+                    return Ok(false);
+                }
+            } else if files.len() >= most {
+                *cut = true;
+            } else {
+                files.push(TreeFile {
+                    path: prefix.clone(),
+                    mode,
+                    blob: hex(&child),
+                });
+            }
+            prefix.truncate(base);
+        }
+        Ok(true)
+    }
+
+    /// A blob's content as a stream; None when it is not stored loose here.
+    pub fn open_blob(&self, id: &str) -> io::Result<Option<(u64, impl Read)>> {
+        let Some(mut reader) = self.open_object(id)? else {
+            return Ok(None);
+        };
+        let (kind, len) = read_header(&mut reader, id)?;
+        if kind != "blob" {
+            return Err(io::Error::other(format!("{id} is a {kind}, not a blob")));
+        }
+        Ok(Some((len, reader.take(len))))
+    }
+
+    /// The shortest prefix of `id`, at least 7 digits, that no other loose object here shares:
+    /// what git prints on a diff's `index` line in a repository of this size.
+    pub fn abbrev(&self, id: &str) -> io::Result<String> {
+        let mut len = 7;
+        if let Some(folder) = id.get(..2) {
+            for entry in fs::read_dir(self.dir.join("objects").join(folder))? {
+                let name = entry?.file_name();
+                let other = name.as_bytes();
+                let ours = &id.as_bytes()[2..];
+                if other == ours {
+                    continue;
+                }
+                let shared = other.iter().zip(ours).take_while(|(a, b)| a == b).count();
+                len = len.max(shared + 2 + 1);
+            }
+        }
+        Ok(id[..len.min(id.len())].to_string())
+    }
+
+    /// A commit's or tree's body (bounded: 64 MiB); None when it is not stored loose here.
+    fn read_small(&self, want: &str, id: &str) -> io::Result<Option<Vec<u8>>> {
+        let Some(mut reader) = self.open_object(id)? else {
+            return Ok(None);
+        };
+        let (kind, len) = read_header(&mut reader, id)?;
+        if kind != want || len > 64 << 20 {
+            return Err(io::Error::other(format!(
+                "{id} is not a {want} this store can read"
+            )));
+        }
+        let mut body = Vec::with_capacity(len as usize);
+        reader.take(len).read_to_end(&mut body)?;
+        Ok(Some(body))
+    }
+
+    fn open_object(
+        &self,
+        id: &str,
+    ) -> io::Result<Option<flate2::read::ZlibDecoder<io::BufReader<File>>>> {
+        if id.len() != 40 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(io::Error::other(format!("{id:?} is not an object id")));
+        }
+        let path = self.dir.join("objects").join(&id[..2]).join(&id[2..]);
+        match File::open(path) {
+            Ok(file) => Ok(Some(flate2::read::ZlibDecoder::new(io::BufReader::new(
+                file,
+            )))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Reads `kind len\0` from the start of an object.
+fn read_header(reader: &mut impl Read, id: &str) -> io::Result<(String, u64)> {
+    let mut header = Vec::new();
+    let mut byte = [0u8; 1];
+    while header.len() < 32 {
+        reader.read_exact(&mut byte)?;
+        if byte[0] == 0 {
+            let text = String::from_utf8_lossy(&header);
+            let (kind, len) = text
+                .split_once(' ')
+                .and_then(|(k, l)| Some((k.to_string(), l.parse().ok()?)))
+                .ok_or_else(|| io::Error::other(format!("object {id} is damaged")))?;
+            return Ok((kind, len));
+        }
+        header.push(byte[0]);
+    }
+    Err(io::Error::other(format!("object {id} is damaged")))
+}
+
 fn sort_key(e: &Entry) -> Vec<u8> {
     let mut key = e.name.clone();
     if e.mode == "40000" {
@@ -385,7 +554,7 @@ fn changed_while_read(path: &Path) -> io::Error {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::os::unix::fs::{symlink, PermissionsExt};
     use std::process::Command;
@@ -407,7 +576,7 @@ mod tests {
     }
 
     /// A workspace with every kind of thing an agent leaves, named to test git's order.
-    fn workspace(root: &Path) -> PathBuf {
+    pub(in crate::dispatch) fn workspace(root: &Path) -> PathBuf {
         let ws = root.join("ws");
         fs::create_dir_all(ws.join("foo/deeper")).unwrap();
         fs::create_dir_all(ws.join("sub/.git")).unwrap();
