@@ -190,7 +190,8 @@ fn files(git: Git, base: &str, head: &str) -> Result<(Vec<FileChange>, bool), Gi
     Ok((files, cut))
 }
 
-/// Files past this many are diffed by git: its abbreviated ids grow with the object count.
+/// Trees of more files are diffed by git: in a repository with far more objects git may
+/// abbreviate ids past 7 digits, which the in-process rendering does not try to match.
 const IN_PROCESS_FILES_MAX: usize = 2_000;
 /// Git calls any file larger than this binary (`core.bigFileThreshold`).
 const BIG_FILE: u64 = 512 << 20;
