@@ -30,6 +30,8 @@ use super::deliverable::AGENTS_MD;
 
 /// Folders nested deeper than this fail the snapshot (a hostile agent's endless chain).
 const DEPTH_MAX: usize = 256;
+/// Files and links past this many fail the snapshot: the list of them is held in memory.
+const FILES_MAX: usize = 1_000_000;
 /// Bytes git looks at to call a file binary (a NUL among them), as `git diff --numstat` does.
 const BINARY_PROBE: usize = 8000;
 /// Files up to this size are read whole, hashed, and written only if the object is new.
@@ -155,6 +157,11 @@ impl SnapshotRepo {
         let mut entries = Vec::new();
         for dirent in fs::read_dir(folder)? {
             let dirent = dirent?;
+            if files.len() >= FILES_MAX {
+                return Err(io::Error::other(format!(
+                    "the workspace holds more than {FILES_MAX} files and links"
+                )));
+            }
             let name = dirent.file_name();
             if name == OsStr::new(".git") || (depth == 0 && name == OsStr::new(AGENTS_MD)) {
                 continue;
