@@ -210,11 +210,17 @@ fn a_request_nobody_answers_is_refused_at_the_timeout() {
         !ws.join("guarded.txt").exists(),
         "the unanswered command ran"
     );
-    let resolved: Vec<Value> = events_of(&server, "approval:resolved")
-        .into_iter()
-        .filter(|e| e["data"]["decidedBy"] == "person")
+    let all = events_of(&server, "approval:resolved");
+    // Nobody answered: the event must not say a person did.
+    assert!(
+        !all.iter().any(|e| e["data"]["decidedBy"] == "person"),
+        "{all:#?}"
+    );
+    let resolved: Vec<&Value> = all
+        .iter()
+        .filter(|e| e["data"]["decidedBy"] == "timeout")
         .collect();
-    assert_eq!(resolved.len(), 1, "{resolved:#?}");
+    assert_eq!(resolved.len(), 1, "{all:#?}");
     let message = resolved[0]["data"]["message"].as_str().unwrap();
     assert!(message.contains("nobody answered within 2s"), "{message}");
 }

@@ -222,7 +222,7 @@ impl AgentSession {
                 "nobody answered within {}s (approvals.timeout_secs)",
                 timeout.as_secs()
             );
-            let _ = act.resolve(&id, None, why);
+            let _ = act.resolve(&id, None, why, "timeout");
         });
     }
 
@@ -233,12 +233,14 @@ impl AgentSession {
             .is_some_and(|bridge| !bridge.waiting.is_empty())
     }
 
-    /// Answers a waiting request with `option` (None: the first way to refuse it).
+    /// Answers a waiting request with `option` (None: the first way to refuse it);
+    /// `decided_by` is "person" or "timeout", as the `approval:resolved` event says.
     fn resolve(
         &mut self,
         approval_id: &str,
         option: Option<String>,
         why: String,
+        decided_by: &'static str,
     ) -> Result<String, DeskError> {
         let Some(bridge) = &mut self.bridge else {
             return Err(DeskError::NotRunning(
@@ -289,7 +291,7 @@ impl AgentSession {
             option_id,
             message: message.clone(),
             still_waiting,
-            decided_by: "person",
+            decided_by,
         });
         Ok(message)
     }
@@ -329,6 +331,7 @@ impl Handler<Decide> for AgentSession {
             &m.approval_id,
             Some(m.option_id),
             "a person chose it".into(),
+            "person",
         )
     }
 }
