@@ -5,7 +5,7 @@
 //! store alone: no file of the workspace is read, and no link the agent planted is followed.
 //! Git runs hardened (see `git`): no external diff, no textconv, no pager. When the hand-over
 //! was an empty folder (folder mode's usual case) every file is new, and the diff is rendered
-//! from the snapshot's objects in-process instead ([`against_empty`]), as git would render it:
+//! from the snapshot's objects in-process instead (`against_empty`), as git would render it:
 //! runners build one per item to upload, and a git process each was most of their cost.
 
 use super::deliverable::Record;
