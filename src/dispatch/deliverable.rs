@@ -96,7 +96,7 @@ impl Record {
     }
 
     /// The folder-mode snapshot repository of `item_id`.
-    pub fn snapshot_dir(&self, data_dir: &Path, item_id: &str) -> io::Result<PathBuf> {
+    pub fn snapshot_dir(data_dir: &Path, item_id: &str) -> io::Result<PathBuf> {
         Ok(record_dir(data_dir, item_id)?.join(SNAPSHOT_DIR))
     }
 
@@ -104,7 +104,7 @@ impl Record {
     pub fn git(&self, data_dir: &Path, item_id: &str) -> io::Result<Git> {
         Ok(match &self.repo {
             Some(repo) => Git::at(repo),
-            None => Git::at(&record_dir(data_dir, item_id)?.join(SNAPSHOT_DIR)),
+            None => Git::at(&Record::snapshot_dir(data_dir, item_id)?),
         })
     }
 }
@@ -148,7 +148,7 @@ pub fn hand_over(
             empty_base: false,
         },
         None => {
-            let snap = SnapshotRepo::create(&record_dir(data_dir, item_id)?.join(SNAPSHOT_DIR))?;
+            let snap = SnapshotRepo::create(&Record::snapshot_dir(data_dir, item_id)?)?;
             let base = snap.commit_workspace(
                 &ws.workspace,
                 None,
@@ -234,16 +234,15 @@ fn record_changes(
     let mut record = Record::load(data_dir, &attempt.item_id)
         .map_err(|e| e.to_string())?
         .ok_or("no hand-over was recorded for this item")?;
-    let head = match &ws.branch {
-        Some(branch) => commit_leftovers(settings, ws, attempt, branch)?,
+    // The counts come free with a snapshot against an empty hand-over (every file is new);
+    // otherwise git diffs the two commits.
+    let (head, counted) = match &ws.branch {
+        Some(branch) => (commit_leftovers(settings, ws, attempt, branch)?, None),
         None => {
-            let snap = SnapshotRepo::at(
-                &record_dir(data_dir, &attempt.item_id)
-                    .map_err(|e| e.to_string())?
-                    .join(SNAPSHOT_DIR),
-            );
+            let dir =
+                Record::snapshot_dir(data_dir, &attempt.item_id).map_err(|e| e.to_string())?;
             let message = format!("{} (attempt {})", attempt.title, attempt.number);
-            let head = snap
+            let head = SnapshotRepo::at(&dir)
                 .commit_workspace(
                     &ws.workspace,
                     Some(&record.base),
@@ -251,25 +250,21 @@ fn record_changes(
                     chrono::Utc::now(),
                 )
                 .map_err(|e| e.to_string())?;
-            if record.empty_base {
-                // Every file is new against an empty hand-over: the counts are the lines.
-                record.head = Some(head.commit);
-                record
-                    .save(data_dir, &attempt.item_id)
-                    .map_err(|e| e.to_string())?;
-                return Ok(Summary {
-                    files: head.files.len(),
-                    added: head.files.iter().filter_map(|f| f.lines).sum(),
-                    removed: 0,
-                });
-            }
-            head.commit
+            let counted = record.empty_base.then(|| Summary {
+                files: head.files.len(),
+                added: head.files.iter().filter_map(|f| f.lines).sum(),
+                removed: 0,
+            });
+            (head.commit, counted)
         }
     };
     record.head = Some(head.clone());
     record
         .save(data_dir, &attempt.item_id)
         .map_err(|e| e.to_string())?;
+    if let Some(summary) = counted {
+        return Ok(summary);
+    }
     let git = record
         .git(data_dir, &attempt.item_id)
         .map_err(|e| e.to_string())?;

@@ -10,7 +10,7 @@
 
 use super::deliverable::Record;
 use super::git::{Git, GitError};
-use super::snapshot::SnapshotRepo;
+use super::snapshot::{LineCount, SnapshotRepo};
 use serde::Serialize;
 use std::io::Read;
 use std::path::Path;
@@ -105,8 +105,7 @@ pub fn for_item(data_dir: &Path, item_id: &str) -> Result<Diff, DiffError> {
         .ok_or(DiffError::NothingYet)?;
     let head = record.head.clone().ok_or(DiffError::NothingYet)?;
     if record.empty_base {
-        let dir = record
-            .snapshot_dir(data_dir, item_id)
+        let dir = Record::snapshot_dir(data_dir, item_id)
             .map_err(|e| DiffError::Unreadable(e.to_string()))?;
         let repo = SnapshotRepo::at(&dir);
         if let Some(diff) = against_empty(&repo, &record.base, &head)? {
@@ -196,10 +195,6 @@ fn files(git: Git, base: &str, head: &str) -> Result<(Vec<FileChange>, bool), Gi
 /// Trees of more files are diffed by git: in a repository with far more objects git may
 /// abbreviate ids past 7 digits, which the in-process rendering does not try to match.
 const IN_PROCESS_FILES_MAX: usize = 2_000;
-/// Git calls any file larger than this binary (`core.bigFileThreshold`).
-const BIG_FILE: u64 = 512 << 20;
-/// Bytes git looks at to call a file binary.
-const BINARY_PROBE: usize = 8000;
 
 /// The diff against an empty hand-over (folder mode, a fresh workspace), from the snapshot's
 /// objects without running git: every file is new, so its counts are its lines and the patch
@@ -223,7 +218,8 @@ fn against_empty(repo: &SnapshotRepo, base: &str, head: &str) -> Result<Option<D
         let Some((len, blob)) = repo.open_blob(&file.blob).map_err(unreadable)? else {
             return Ok(None);
         };
-        let (lines, binary) = lines_of(blob, len).map_err(unreadable)?;
+        let counted = LineCount::read(blob, len).map_err(unreadable)?;
+        let (lines, binary) = (counted.unwrap_or(0), counted.is_none());
         let path = String::from_utf8_lossy(&file.path).into_owned();
         files.push(FileChange {
             path: path.clone(),
@@ -281,29 +277,6 @@ fn against_empty(repo: &SnapshotRepo, base: &str, head: &str) -> Result<Option<D
 fn git_quotes(path: &[u8]) -> bool {
     path.iter()
         .any(|b| *b < 0x20 || *b == 0x7f || *b == b'"' || *b == b'\\')
-}
-
-/// A blob's lines as numstat counts them, and whether git calls it binary.
-fn lines_of(mut blob: impl Read, len: u64) -> std::io::Result<(u64, bool)> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let (mut seen, mut newlines, mut last, mut binary) = (0usize, 0u64, b'\n', len > BIG_FILE);
-    loop {
-        let n = blob.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        let chunk = &buf[..n];
-        if seen < BINARY_PROBE {
-            binary |= chunk[..n.min(BINARY_PROBE - seen)].contains(&0);
-        }
-        if binary {
-            return Ok((0, true));
-        }
-        seen += n;
-        newlines += chunk.iter().filter(|b| **b == b'\n').count() as u64;
-        last = chunk[n - 1];
-    }
-    Ok((newlines + u64::from(last != b'\n'), false))
 }
 
 /// Appends a new file's text as added lines (`+line`), stopping once the patch is past its

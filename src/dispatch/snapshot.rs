@@ -33,7 +33,9 @@ const DEPTH_MAX: usize = 256;
 /// Files and links past this many fail the snapshot: the list of them is held in memory.
 const FILES_MAX: usize = 1_000_000;
 /// Bytes git looks at to call a file binary (a NUL among them), as `git diff --numstat` does.
-const BINARY_PROBE: usize = 8000;
+const BINARY_PROBE: u64 = 8000;
+/// Git calls any file larger than this binary (`core.bigFileThreshold`).
+const BIG_FILE: u64 = 512 << 20;
 /// Files up to this size are read whole, hashed, and written only if the object is new.
 const IN_MEMORY_MAX: u64 = 1 << 20;
 /// The author and committer of every snapshot.
@@ -167,8 +169,8 @@ impl SnapshotRepo {
                 continue;
             }
             let path = dirent.path();
-            let meta = fs::symlink_metadata(&path)?;
-            let kind = meta.file_type();
+            // The entry's own type, links not followed (no stat on most file systems).
+            let kind = dirent.file_type()?;
             let name = name.as_bytes().to_vec();
             let base = prefix.len();
             if !prefix.is_empty() {
@@ -187,7 +189,7 @@ impl SnapshotRepo {
                 let target = target.as_os_str().as_bytes();
                 files.push(SnapFile {
                     path: prefix.clone(),
-                    lines: Some(count_lines(target)),
+                    lines: LineCount::of(target),
                 });
                 Some(Entry {
                     mode: "120000",
@@ -195,16 +197,11 @@ impl SnapshotRepo {
                     id: self.write_object("blob", target)?,
                 })
             } else if kind.is_file() {
-                let (id, lines) = self.write_file(&path)?;
+                let (id, lines, mode) = self.write_file(&path)?;
                 files.push(SnapFile {
                     path: prefix.clone(),
                     lines,
                 });
-                let mode = if meta.mode() & 0o100 != 0 {
-                    "100755"
-                } else {
-                    "100644"
-                };
                 Some(Entry { mode, name, id })
             } else {
                 None
@@ -228,8 +225,9 @@ impl SnapshotRepo {
         self.write_object("tree", &body).map(Some)
     }
 
-    /// Stores one regular file of the workspace as a blob: its id and its line count.
-    fn write_file(&self, path: &Path) -> io::Result<([u8; 20], Option<u64>)> {
+    /// Stores one regular file of the workspace as a blob: its id, its line count, and its
+    /// mode as git records it (100755 when the owner may execute it), from the opened file.
+    fn write_file(&self, path: &Path) -> io::Result<([u8; 20], Option<u64>, &'static str)> {
         let mut file = fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
@@ -241,6 +239,11 @@ impl SnapshotRepo {
                 path.display()
             )));
         }
+        let mode = if meta.mode() & 0o100 != 0 {
+            "100755"
+        } else {
+            "100644"
+        };
         let len = meta.len();
         if len <= IN_MEMORY_MAX {
             let mut bytes = Vec::with_capacity(len as usize);
@@ -248,10 +251,11 @@ impl SnapshotRepo {
             if bytes.len() as u64 != len {
                 return Err(changed_while_read(path));
             }
-            let lines = (!is_binary(&bytes)).then(|| count_lines(&bytes));
-            return Ok((self.write_object("blob", &bytes)?, lines));
+            let lines = LineCount::of(&bytes);
+            return Ok((self.write_object("blob", &bytes)?, lines, mode));
         }
-        self.stream_blob(path, &mut file, len)
+        let (id, lines) = self.stream_blob(path, &mut file, len)?;
+        Ok((id, lines, mode))
     }
 
     /// A large file: hashed and deflated in one pass into a temporary file, which becomes the
@@ -265,48 +269,28 @@ impl SnapshotRepo {
         let header = format!("blob {len}\0");
         let mut hasher = Sha1::new();
         hasher.update(header.as_bytes());
-        let tmp = self
-            .dir
-            .join("objects")
-            .join(format!("incoming-{}", uuid::Uuid::new_v4().simple()));
-        let mut out = ZlibEncoder::new(File::create(&tmp)?, Compression::fast());
-        let stored = (|| {
+        let (tmp, lines) = self.deflate_to_temp(|out| {
             out.write_all(header.as_bytes())?;
             let mut buf = vec![0u8; 64 * 1024];
-            let (mut seen, mut binary, mut newlines, mut last) = (0u64, false, 0u64, b'\n');
+            let (mut seen, mut count) = (0u64, LineCount::new(len));
             loop {
                 let n = file.read(&mut buf)?;
                 if n == 0 {
                     break;
                 }
-                let chunk = &buf[..n];
-                if seen < BINARY_PROBE as u64 {
-                    let probe = (BINARY_PROBE as u64 - seen).min(n as u64) as usize;
-                    binary |= chunk[..probe].contains(&0);
-                }
                 seen += n as u64;
                 if seen > len {
                     return Err(changed_while_read(path));
                 }
-                newlines += chunk.iter().filter(|b| **b == b'\n').count() as u64;
-                last = chunk[n - 1];
-                hasher.update(chunk);
-                out.write_all(chunk)?;
+                count.feed(&buf[..n]);
+                hasher.update(&buf[..n]);
+                out.write_all(&buf[..n])?;
             }
             if seen != len {
                 return Err(changed_while_read(path));
             }
-            out.try_finish()?;
-            let lines = newlines + u64::from(last != b'\n');
-            Ok((!binary).then_some(lines))
-        })();
-        let lines = match stored {
-            Ok(lines) => lines,
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                return Err(e);
-            }
-        };
+            Ok(count.lines())
+        })?;
         let id: [u8; 20] = hasher.finalize().into();
         self.place(&tmp, &id)?;
         Ok((id, lines))
@@ -322,23 +306,37 @@ impl SnapshotRepo {
         if self.object_path(&id).exists() {
             return Ok(id);
         }
+        let (tmp, ()) = self.deflate_to_temp(|out| {
+            out.write_all(header.as_bytes())?;
+            out.write_all(body)
+        })?;
+        self.place(&tmp, &id)?;
+        Ok(id)
+    }
+
+    /// Runs `write` into a new temporary file of the object folder through zlib, and returns
+    /// the finished file; on any error the file is removed.
+    fn deflate_to_temp<T>(
+        &self,
+        write: impl FnOnce(&mut ZlibEncoder<File>) -> io::Result<T>,
+    ) -> io::Result<(PathBuf, T)> {
         let tmp = self
             .dir
             .join("objects")
             .join(format!("incoming-{}", uuid::Uuid::new_v4().simple()));
-        let written = (|| {
-            let mut out = ZlibEncoder::new(File::create(&tmp)?, Compression::fast());
-            out.write_all(header.as_bytes())?;
-            out.write_all(body)?;
+        let written = File::create(&tmp).and_then(|file| {
+            let mut out = ZlibEncoder::new(file, Compression::fast());
+            let value = write(&mut out)?;
             out.finish()?;
-            Ok::<(), io::Error>(())
-        })();
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
+            Ok(value)
+        });
+        match written {
+            Ok(value) => Ok((tmp, value)),
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                Err(e)
+            }
         }
-        self.place(&tmp, &id)?;
-        Ok(id)
     }
 
     /// Moves a finished temporary object to its name (`objects/ab/cdef…`); loose objects are
@@ -542,15 +540,65 @@ fn hex(id: &[u8; 20]) -> String {
     id.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Lines as `git diff --numstat` counts them for an added file: a last line without a
-/// newline counts too.
-fn count_lines(bytes: &[u8]) -> u64 {
-    let newlines = bytes.iter().filter(|b| **b == b'\n').count() as u64;
-    newlines + u64::from(bytes.last().is_some_and(|b| *b != b'\n'))
+/// A file's lines as `git diff --numstat` counts them for an added file (a last line without
+/// a newline counts too), or None for a file git calls binary: a NUL among its first
+/// [`BINARY_PROBE`] bytes, or larger than [`BIG_FILE`]. Fed the file in chunks. The one place
+/// for this rule: the snapshot's counts and the in-process diff both use it.
+pub(super) struct LineCount {
+    seen: u64,
+    newlines: u64,
+    last: u8,
+    binary: bool,
 }
 
-fn is_binary(bytes: &[u8]) -> bool {
-    bytes[..bytes.len().min(BINARY_PROBE)].contains(&0)
+impl LineCount {
+    /// Counting a file of `len` bytes.
+    pub(super) fn new(len: u64) -> LineCount {
+        LineCount {
+            seen: 0,
+            newlines: 0,
+            last: b'\n',
+            binary: len > BIG_FILE,
+        }
+    }
+
+    /// The count of a file held whole.
+    pub(super) fn of(bytes: &[u8]) -> Option<u64> {
+        let mut count = LineCount::new(bytes.len() as u64);
+        count.feed(bytes);
+        count.lines()
+    }
+
+    /// The count of a file read to its end from `reader`.
+    pub(super) fn read(mut reader: impl Read, len: u64) -> io::Result<Option<u64>> {
+        let mut count = LineCount::new(len);
+        let mut buf = vec![0u8; 64 * 1024];
+        while !count.binary {
+            let n = reader.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            count.feed(&buf[..n]);
+        }
+        Ok(count.lines())
+    }
+
+    pub(super) fn feed(&mut self, chunk: &[u8]) {
+        if self.binary || chunk.is_empty() {
+            return;
+        }
+        if self.seen < BINARY_PROBE {
+            let probe = (BINARY_PROBE - self.seen).min(chunk.len() as u64) as usize;
+            self.binary = chunk[..probe].contains(&0);
+        }
+        self.seen += chunk.len() as u64;
+        self.newlines += chunk.iter().filter(|b| **b == b'\n').count() as u64;
+        self.last = chunk[chunk.len() - 1];
+    }
+
+    pub(super) fn lines(&self) -> Option<u64> {
+        (!self.binary).then_some(self.newlines + u64::from(self.last != b'\n'))
+    }
 }
 
 fn changed_while_read(path: &Path) -> io::Error {
