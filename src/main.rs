@@ -376,6 +376,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 writable: rw,
                 denied: deny,
                 port_rules: flightdeck::sandbox::PortRulesFd::ready(port_rules_fd),
+                api_fenced_by_cgroup: false,
             };
             if probe {
                 return match flightdeck::sandbox::restrict_self(&plan)? {

@@ -20,6 +20,13 @@
 //!   applies the same ruleset; what remains per agent is the kernel copying them into the agent's own
 //!   sandbox (about 25 ms, and about 4.5 MB of kernel memory while the agent runs). That
 //!   layer grants moving files between folders everywhere, so only the files layer rules it.
+//!   Where the server tracks the agent by a cgroup of its session and can see which cgroup
+//!   made a connection, it refuses the agent's connections itself and the port layer is left
+//!   out (see `dispatch::api_fence`, [`SandboxPlan::api_fenced_by_cgroup`]).
+//! - the agent stays in the cgroup it was started in: writing to the cgroup files is
+//!   forbidden by the files layer, and `clone3` (whose `CLONE_INTO_CGROUP` starts a child in
+//!   another cgroup with no file opened for writing) fails with ENOSYS by a seccomp filter
+//!   ([`keep_in_cgroup`]); the C library then falls back to `clone`, which cannot.
 //!
 //! Each part is applied where the kernel has it (best effort); the files part is required:
 //! the launcher refuses to start an agent the kernel does not confine. Whether the kernel
@@ -53,6 +60,9 @@ pub struct SandboxPlan {
     pub denied: Vec<PathBuf>,
     /// The [`PortRules`] ruleset agents inherit, when the kernel has network rules.
     pub port_rules: PortRulesFd,
+    /// Whether the server refuses connections made from a session's cgroup (see
+    /// `dispatch::api_fence`): an agent tracked by such a cgroup needs no port rules.
+    pub api_fenced_by_cgroup: bool,
 }
 
 /// The fd of the [`PortRules`] ruleset: known at once (a launcher is handed it), or being
@@ -95,6 +105,19 @@ impl PortRulesFd {
     }
 }
 
+impl SandboxPlan {
+    /// The plan of one launch: without the port rules when the process joins a session's
+    /// cgroup and the server refuses connections from those (the ruleset is then neither
+    /// waited for nor passed on).
+    pub fn for_launch(&self, in_session_cgroup: bool) -> SandboxPlan {
+        let mut plan = self.clone();
+        if plan.api_fenced_by_cgroup && in_session_cgroup {
+            plan.port_rules = PortRulesFd::default();
+        }
+        plan
+    }
+}
+
 /// Restricts this process under `plan`. Returns whether the kernel enforced it.
 pub fn restrict_self(plan: &SandboxPlan) -> Result<bool, String> {
     let mut denied: Vec<PathBuf> = plan
@@ -122,10 +145,54 @@ pub fn restrict_self(plan: &SandboxPlan) -> Result<bool, String> {
     if status.ruleset == RulesetStatus::NotEnforced {
         return Ok(false);
     }
+    keep_in_cgroup()?;
     if let Some(fd) = plan.port_rules.fd()? {
         PortRules::apply(fd)?;
     }
     Ok(true)
+}
+
+/// The system call number of `clone3` on every architecture (x86-64's x32 calls set bit 30).
+const CLONE3: u32 = 435;
+const X32_BIT: u32 = 0x4000_0000;
+
+/// Makes `clone3` fail with ENOSYS for this process and everything it starts (a seccomp
+/// filter), so nothing in the sandbox can start a child in another cgroup: with the files
+/// layer forbidding writes to the cgroup files, the cgroup a process was started in is the
+/// one it stays in. Runs after the files layer, which set no_new_privs.
+fn keep_in_cgroup() -> Result<(), String> {
+    const LOAD_NR: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    const AND: u16 = (libc::BPF_ALU | libc::BPF_AND | libc::BPF_K) as u16;
+    const JUMP_EQ: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const RETURN: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    let step = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    let mut filter = [
+        // seccomp_data.nr is the first field.
+        step(LOAD_NR, 0, 0, 0),
+        step(AND, 0, 0, !X32_BIT),
+        step(JUMP_EQ, 0, 1, CLONE3),
+        step(RETURN, 0, 0, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
+        step(RETURN, 0, 0, libc::SECCOMP_RET_ALLOW),
+    ];
+    let program = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_mut_ptr(),
+    };
+    // SAFETY: the kernel copies the program, which lives until the call returns.
+    let rc = unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER,
+            &program as *const libc::sock_fprog,
+        )
+    };
+    if rc != 0 {
+        return Err(format!(
+            "cannot forbid clone3 (seccomp): {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
 }
 
 /// Collects the paths under `dir` that may be read: every entry, except the denied ones, and

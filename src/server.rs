@@ -11,6 +11,7 @@
 
 use crate::api::{self, AppState, HostPolicy, TokenGuard};
 use crate::config::{Config, SandboxMode};
+use crate::dispatch::api_fence::ApiFence;
 use crate::dispatch::{process::Tracking, settings, Dispatcher, ShutdownPool};
 use crate::monitor::Monitor;
 use crate::queue::{self, QueuePolicy, Recover, Store};
@@ -165,7 +166,24 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         true => PortRulesFd::build_in_background(port)?,
         false => PortRulesFd::default(),
     };
-    let plan = sandboxed.then(|| settings::sandbox_plan(&config, &data_dir, port_rules));
+    let fence = match (sandboxed, &tracking) {
+        (true, Tracking::Cgroups(root)) => match ApiFence::detect(root) {
+            Ok(fence) => Some(fence),
+            Err(why) => {
+                log::info!("agents are kept off the API by Landlock port rules: the server cannot tell which cgroup made a connection ({why})");
+                None
+            }
+        },
+        _ => None,
+    };
+    if fence.is_some() {
+        log::info!("agents are kept off the API by their sessions' cgroups: the server refuses connections made from one");
+    }
+    let plan = sandboxed.then(|| {
+        let mut plan = settings::sandbox_plan(&config, &data_dir, port_rules);
+        plan.api_fenced_by_cgroup = fence.is_some();
+        plan
+    });
     let desk = crate::dispatch::acp::Desk::default();
     let settings = settings::agent_settings(&config, &data_dir, &exe, plan, tracking, desk.clone());
     let dispatcher = Dispatcher::new(&config, settings, queue.clone(), monitor.clone()).start();
@@ -211,9 +229,15 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
                     ))
                     .add(("X-Content-Type-Options", "nosniff")),
             )
+            .wrap(middleware::from_fn(api::fence::refuse_agents))
             .wrap(middleware::from_fn(crate::logging::access_log))
             .configure(api::routes)
             .configure(crate::static_files::routes)
+    })
+    .on_connect(move |conn, ext| {
+        if let Some(fence) = &fence {
+            api::fence::on_connect(fence, conn, ext);
+        }
     })
     .shutdown_timeout(2)
     .listen(listener)

@@ -784,8 +784,13 @@ fn the_cli_reads_the_generated_token_from_the_data_dir() {
 
 /// Runs `api-intruder.sh MODE` as the agent of one item and returns the item's log.
 fn intrude(mode: &str) -> (TestServer, String) {
+    intrude_with("", mode)
+}
+
+/// Like [`intrude`], with `server` lines (say, `token = "none"`) in the server's table.
+fn intrude_with(server: &str, mode: &str) -> (TestServer, String) {
     let extra = format!(
-        "[pool]\nsize = 1\n[queue]\nreview = false\n[agent]\npreset = \"lines\"\ncommand = [\"sh\", \"{}\", \"{mode}\"]\n",
+        "{server}[pool]\nsize = 1\n[queue]\nreview = false\n[agent]\npreset = \"lines\"\ncommand = [\"sh\", \"{}\", \"{mode}\"]\n",
         fixture("agents/api-intruder.sh")
     );
     let s = TestServer::start(&extra);
@@ -816,9 +821,10 @@ fn an_agent_gets_nothing_from_the_api() {
             })
             .unwrap_or_else(|| panic!("{mode}: the agent reported: {log}"))
             .to_string();
-        // 401, or no answer at all where the kernel keeps agents off the server's port.
+        // 401; 403 where the server refuses connections from sessions' cgroups; or no
+        // answer at all where the kernel keeps agents off the server's port.
         assert!(
-            answered == "401" || answered == "000",
+            ["401", "403", "000"].contains(&answered.as_str()),
             "{mode}: the API answered {answered}: {log}"
         );
         let (_, items) = s.get("/api/items");
@@ -827,6 +833,35 @@ fn an_agent_gets_nothing_from_the_api() {
             1,
             "{mode}: nothing planted"
         );
+    }
+}
+
+#[test]
+fn with_no_token_an_agent_still_gets_nothing_from_the_api() {
+    // The API is open to this machine; only the fence keeps the agent out: its cgroup (403)
+    // or Landlock's port rules (no connection). hit-and-run sends its requests and resets
+    // each connection at once, before the server could look up who made it.
+    for mode in ["list", "create", "hit-and-run"] {
+        let (s, log) = intrude_with("token = \"none\"\n", mode);
+        let answered = log
+            .lines()
+            .find_map(|l| {
+                l.split_once(&format!("{mode}: "))
+                    .map(|(_, c)| c.trim().to_string())
+            })
+            .unwrap_or_else(|| panic!("{mode}: the agent reported: {log}"));
+        assert!(
+            ["HTTP 403", "HTTP 000", "sent"].contains(&answered.as_str()),
+            "{mode}: the API answered {answered}: {log}"
+        );
+        let (_, items) = s.get("/api/items");
+        let titles: Vec<&str> = items
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|i| i["title"].as_str())
+            .collect();
+        assert_eq!(titles, ["intrude"], "{mode}: nothing planted");
     }
 }
 

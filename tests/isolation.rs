@@ -527,7 +527,7 @@ fn agents_cannot_signal_each_other() {
 }
 
 #[test]
-fn agents_cannot_connect_to_the_servers_port_nor_outside_abstract_sockets() {
+fn agents_get_no_answer_from_the_server_nor_reach_outside_abstract_sockets() {
     let s = TestServer::start(&format!(
         "[pool]\nsize = 1\n[queue]\nreview = false\n{}",
         hostile("connect-server", "")
@@ -552,8 +552,119 @@ fn agents_cannot_connect_to_the_servers_port_nor_outside_abstract_sockets() {
     let id = id_of(&item);
     s.wait_status(&id, "done", T);
     let probes = probes(&s, &id);
-    assert_denied(&probes, &["connect_server", "connect_abstract"]);
+    assert_denied(&probes, &["server_answers", "connect_abstract"]);
     assert_allowed(&probes, &["connect_other"]);
+    // Where agents run in their sessions' cgroups (as here, in CI) the server refuses their
+    // connections itself; elsewhere Landlock's port rules keep them from connecting.
+    if session_cgroups(&s) {
+        assert!(
+            probes["server_answers"].contains("HTTP/1.1 403"),
+            "the server refuses the agent's connection: {probes:?}"
+        );
+    }
+}
+
+/// Whether this server makes a cgroup for each session (the agents' cgroups sit in its own).
+fn session_cgroups(s: &TestServer) -> bool {
+    std::fs::read_dir(cgroup_of(s.pid()))
+        .map(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("flightdeck-"))
+        })
+        .unwrap_or(false)
+}
+
+/// The cgroup2 folder of process `pid`.
+fn cgroup_of(pid: u32) -> PathBuf {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mount = mountinfo
+        .lines()
+        .find_map(|line| {
+            let (fields, fs) = line.split_once(" - ")?;
+            fs.starts_with("cgroup2 ")
+                .then(|| fields.split(' ').nth(4).map(PathBuf::from))?
+        })
+        .expect("a cgroup2 hierarchy is mounted");
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let own = own
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .expect("the process is in a cgroup2 cgroup");
+    mount.join(own.trim_start_matches('/'))
+}
+
+#[test]
+fn agents_cannot_leave_their_sessions_cgroup() {
+    // The server's refusal of agents' connections rests on this: a socket carries the cgroup
+    // of the process that made it, so an agent must not be able to make one elsewhere.
+    let s = TestServer::start(&format!(
+        "[pool]\nsize = 1\n[queue]\nreview = false\n{}",
+        hostile("leave-cgroup", "")
+    ));
+    assert_sandboxed(&s);
+    let item = s.create(json!({
+        "title": "leave the cgroup",
+        "status": "ready",
+        "description": format!("SERVER_CGROUP={}", cgroup_of(s.pid()).display()),
+    }));
+    let id = id_of(&item);
+    s.wait_status(&id, "done", T);
+    let probes = probes(&s, &id);
+    assert_allowed(&probes, &["still_in_session_cgroup"]);
+    assert_denied(&probes, &["cgroup_write", "clone3_into_cgroup"]);
+    assert!(
+        probes["clone3_into_cgroup"].contains("not implemented"),
+        "clone3 fails as if the kernel had none, so the C library falls back to clone: {probes:?}"
+    );
+}
+
+#[test]
+fn port_rules_keep_a_sandboxed_process_off_one_port_only() {
+    // Where sessions have no cgroups (or the kernel cannot say which cgroup made a
+    // connection), Landlock's port rules are what keep agents off the server's port.
+    let listen = || {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a local listener");
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || for _ in l.incoming() {});
+        port
+    };
+    let (server, other) = (listen(), listen());
+    let Some(fd) = flightdeck::sandbox::PortRules::build(server).expect("the port rules") else {
+        panic!("this kernel has Landlock network rules (ABI 4)");
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let connect = |port: u16| {
+        let script = format!(
+            "use IO::Socket::INET; IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => {port}, Timeout => 5) or die \"connect: $!\\n\""
+        );
+        std::process::Command::new(BIN)
+            .args(["exec-agent", "--sandbox", "--rw"])
+            .arg(dir.path())
+            .args([
+                "--port-rules-fd",
+                &fd.to_string(),
+                "--",
+                "perl",
+                "-e",
+                &script,
+            ])
+            .output()
+            .expect("run exec-agent")
+    };
+    let refused = connect(server);
+    assert!(!refused.status.success(), "connected to the server's port");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("connect: Permission denied"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let allowed = connect(other);
+    assert!(
+        allowed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&allowed.stderr)
+    );
 }
 
 // ---- the subreaper launcher, where there are no cgroups ------------------------------------

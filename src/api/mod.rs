@@ -14,6 +14,7 @@ mod csrf;
 mod cursor;
 mod error;
 mod events;
+pub mod fence;
 mod host;
 mod items;
 mod metrics;

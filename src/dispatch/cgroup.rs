@@ -73,6 +73,11 @@ impl CgroupRoot {
         Ok(root)
     }
 
+    /// The server's own cgroup, in which sessions' cgroups are made.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Makes the cgroup of a session.
     pub fn create(&self, session_id: &str) -> std::io::Result<PathBuf> {
         let path = self.dir.join(format!("{PREFIX}{session_id}"));
@@ -118,6 +123,11 @@ impl CgroupRoot {
         }
         killed
     }
+}
+
+/// The session whose cgroup is named `name`, if it is one's.
+pub fn session_of(name: &str) -> Option<&str> {
+    name.strip_prefix(PREFIX).filter(|id| !id.is_empty())
 }
 
 fn find_named(

@@ -103,6 +103,7 @@ impl Request {
                     writable: paths(input.list().ok_or_else(bad)?),
                     denied: paths(input.list().ok_or_else(bad)?),
                     port_rules: PortRulesFd::default(),
+                    api_fenced_by_cgroup: false,
                 },
             )),
             _ => return Err(bad()),
@@ -356,6 +357,7 @@ mod tests {
                 writable: vec!["/w".into()],
                 denied: vec!["/data".into(), "/etc/fd.toml".into()],
                 port_rules: PortRulesFd::default(),
+                api_fenced_by_cgroup: false,
             }),
         };
         let fds = (0..3)

@@ -2,6 +2,7 @@
 //! child process in its own workspace, and the parsers read what agents print.
 
 pub mod acp;
+pub mod api_fence;
 pub mod approval;
 mod artifacts;
 pub mod budget;
@@ -28,6 +29,7 @@ pub mod session;
 pub mod session_files;
 pub mod settings;
 mod snapshot;
+mod socket_cgroup;
 mod stderr;
 mod verdict;
 pub mod workspace;

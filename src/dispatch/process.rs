@@ -83,8 +83,10 @@ pub fn spawn(
         out_theirs.as_raw_fd(),
         err_theirs.as_raw_fd(),
     ];
+    let in_cgroup = matches!(launch.tracker, Tracker::Cgroup(_));
+    let sandbox = launch.sandbox.map(|plan| plan.for_launch(in_cgroup));
     // The server's port ruleset, once built (a launch right after start-up waits for it).
-    if let Some(plan) = launch.sandbox {
+    if let Some(plan) = &sandbox {
         fds.extend(plan.port_rules.fd().map_err(std::io::Error::other)?);
     }
     let request = Request {
@@ -93,7 +95,7 @@ pub fn spawn(
         env: environment(&launch.env),
         cwd: launch.cwd.to_path_buf(),
         tracker: Some(launch.tracker.clone()),
-        sandbox: launch.sandbox.cloned(),
+        sandbox,
     };
     let exited = report.clone();
     let pid = LaunchServer::get(launch.exe)?.launch(

@@ -41,6 +41,7 @@ pub fn sandbox_plan(config: &Config, data_dir: &Path, port_rules: PortRulesFd) -
         writable,
         denied,
         port_rules,
+        api_fenced_by_cgroup: false,
     }
 }
 
