@@ -3,9 +3,10 @@
 //! Starting every agent through `flightdeck exec-agent` cost an `execve` of the 15 MB
 //! position-independent server binary per agent (~1.5 ms of relocations). Instead the server
 //! starts this process once (see `launch_client`) and asks it, over a socket, to start each
-//! agent: it forks, the child runs the launcher's steps (`launcher::run`: parent-death signal,
-//! own session, cgroup or subreaper, Landlock) and execs the agent, and this process answers
-//! with the child's pid, reaps it, and reports its wait status.
+//! agent: it forks (straight into the session's cgroup where there is one, see
+//! `cgroup::fork_into`), the child runs the launcher's steps (`launcher::run`: parent-death
+//! signal, own session, cgroup or subreaper, Landlock) and execs the agent, and this process
+//! answers with the child's pid, reaps it, and reports its wait status.
 //!
 //! It is single-threaded on purpose: a fork of a multi-threaded process may only call
 //! async-signal-safe functions until it execs, but the child of a single-threaded one may do
@@ -17,8 +18,9 @@
 //! leaves no agent behind. The agent's pid is in the server's pid namespace, so the server
 //! signals its process group and its cgroup as before.
 
+use super::cgroup;
 use super::launch_wire::{self, Reply, Request};
-use super::launcher;
+use super::launcher::{self, Tracker};
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -117,11 +119,21 @@ fn start(data: &[u8], fds: Vec<OwnedFd>, me: u32, own: [RawFd; 2]) -> Reply {
             return Reply::Refused { id, why };
         }
     };
+    // A child made straight in its session's cgroup has nothing left to join. Only in a
+    // cgroup never killed: after `cgroup.kill`, Linux (6.18 here) kills a child made in the
+    // cgroup by clone3 at once (it compares the cgroup's kill count with the parent's).
+    let into = match &request.tracker {
+        // SAFETY: this process is single-threaded (see the module doc).
+        Some(Tracker::Cgroup(path)) if request.fresh_cgroup => {
+            unsafe { cgroup::fork_into(path) }.ok()
+        }
+        _ => None,
+    };
     // SAFETY: this process is single-threaded (see the module doc), so the child may run
     // any code before it execs.
-    let pid = unsafe { libc::fork() };
+    let pid = into.unwrap_or_else(|| unsafe { libc::fork() });
     if pid == 0 {
-        child(request, stdio, me, own);
+        child(request, stdio, me, own, into.is_some());
     }
     if let Some(Ok(Some(fd))) = request.sandbox.as_ref().map(|p| p.port_rules.fd()) {
         // SAFETY: the received ruleset is the child's now; this copy is closed.
@@ -146,7 +158,7 @@ fn start(data: &[u8], fds: Vec<OwnedFd>, me: u32, own: [RawFd; 2]) -> Reply {
 
 /// In the forked child: becomes the agent, or writes why not on its stderr and exits 1, as
 /// `flightdeck exec-agent` does.
-fn child(request: Request, stdio: [OwnedFd; 3], me: u32, own: [RawFd; 2]) -> ! {
+fn child(request: Request, stdio: [OwnedFd; 3], me: u32, own: [RawFd; 2], in_cgroup: bool) -> ! {
     // SAFETY: descriptor and signal-mask calls on this process's own state.
     unsafe {
         let mut none: libc::sigset_t = std::mem::zeroed();
@@ -171,7 +183,7 @@ fn child(request: Request, stdio: [OwnedFd; 3], me: u32, own: [RawFd; 2]) -> ! {
             replace_env(&request.env);
             launcher::run(
                 Some(me),
-                request.tracker.as_ref(),
+                request.tracker.as_ref().filter(|_| !in_cgroup),
                 request.sandbox.as_ref(),
                 &request.argv,
             )

@@ -27,6 +27,9 @@ pub struct Request {
     pub env: Vec<OsString>,
     pub cwd: PathBuf,
     pub tracker: Option<Tracker>,
+    /// The tracker's cgroup was never killed, so the child may be started in it directly
+    /// (see `cgroup::fork_into`).
+    pub fresh_cgroup: bool,
     pub sandbox: Option<SandboxPlan>,
 }
 
@@ -58,7 +61,7 @@ impl Request {
         match &self.tracker {
             None => out.u8(0),
             Some(Tracker::Cgroup(path)) => {
-                out.u8(1);
+                out.u8(if self.fresh_cgroup { 3 } else { 1 });
                 out.bytes(path.as_os_str().as_bytes());
             }
             Some(Tracker::Reaper) => out.u8(2),
@@ -89,12 +92,14 @@ impl Request {
         let env = input.list().ok_or_else(bad)?;
         let env = env.into_iter().map(OsString::from_vec).collect();
         let cwd = path(input.bytes().ok_or_else(bad)?);
-        let tracker = match input.u8().ok_or_else(bad)? {
+        let kind = input.u8().ok_or_else(bad)?;
+        let tracker = match kind {
             0 => None,
-            1 => Some(Tracker::Cgroup(path(input.bytes().ok_or_else(bad)?))),
+            1 | 3 => Some(Tracker::Cgroup(path(input.bytes().ok_or_else(bad)?))),
             2 => Some(Tracker::Reaper),
             _ => return Err(bad()),
         };
+        let fresh_cgroup = kind == 3;
         let sandbox = match input.u8().ok_or_else(bad)? {
             0 => None,
             kind @ (1 | 2) => Some((
@@ -132,6 +137,7 @@ impl Request {
             env,
             cwd,
             tracker,
+            fresh_cgroup,
             sandbox,
         };
         Ok((request, stdio))
@@ -353,6 +359,7 @@ mod tests {
             ],
             cwd: "/w".into(),
             tracker: Some(Tracker::Cgroup("/sys/fs/cgroup/s".into())),
+            fresh_cgroup: true,
             sandbox: Some(SandboxPlan {
                 writable: vec!["/w".into()],
                 denied: vec!["/data".into(), "/etc/fd.toml".into()],
@@ -368,6 +375,7 @@ mod tests {
         assert_eq!(back.argv, request.argv);
         assert_eq!(back.env, request.env);
         assert_eq!(back.tracker, request.tracker);
+        assert!(back.fresh_cgroup);
         let plan = back.sandbox.expect("a plan");
         assert_eq!(plan.denied.len(), 2);
         assert_eq!(plan.port_rules.fd(), Ok(None));
@@ -381,6 +389,7 @@ mod tests {
             env: vec![],
             cwd: "/".into(),
             tracker: None,
+            fresh_cgroup: false,
             sandbox: None,
         };
         let data = request.encode();

@@ -56,6 +56,8 @@ pub struct Launch<'a> {
     /// A pipe to the process's stdin; otherwise stdin is /dev/null.
     pub stdin: bool,
     pub tracker: &'a Tracker,
+    /// The tracker's cgroup was never killed ([`SessionProcesses::never_killed`]).
+    pub fresh_cgroup: bool,
     pub sandbox: Option<&'a SandboxPlan>,
 }
 
@@ -95,6 +97,7 @@ pub fn spawn(
         env: environment(&launch.env),
         cwd: launch.cwd.to_path_buf(),
         tracker: Some(launch.tracker.clone()),
+        fresh_cgroup: launch.fresh_cgroup,
         sandbox,
     };
     let exited = report.clone();
@@ -258,7 +261,10 @@ impl Tracking {
             },
             Tracking::Reapers => Tracker::Reaper,
         };
-        SessionProcesses { tracker }
+        SessionProcesses {
+            tracker,
+            killed: Default::default(),
+        }
     }
 
     /// Kills whatever the sessions of a run that died without stopping them left: their
@@ -276,12 +282,20 @@ impl Tracking {
 #[derive(Debug)]
 pub struct SessionProcesses {
     tracker: Tracker,
+    /// Whether [`SessionProcesses::kill`] ran: its cgroup, if any, was killed.
+    killed: std::sync::atomic::AtomicBool,
 }
 
 impl SessionProcesses {
     /// What the launcher is told to do to keep track of the process it starts.
     pub fn tracker(&self) -> &Tracker {
         &self.tracker
+    }
+
+    /// Whether nothing of this session was killed yet (a child may then be started in its
+    /// cgroup directly, see `cgroup::fork_into`).
+    pub fn never_killed(&self) -> bool {
+        !self.killed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Asks `pid` (a process this session started, still running) and its process group
@@ -294,6 +308,8 @@ impl SessionProcesses {
     /// session started that has not exited yet, if any (a subreaper launcher kills what it
     /// tracks when told, and by itself when its agent exits).
     pub fn kill(&self, running: Option<u32>) {
+        self.killed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         match &self.tracker {
             Tracker::Cgroup(path) => {
                 if let Some(pid) = running {

@@ -364,6 +364,7 @@ impl AgentSession {
                 env: self.env(),
                 stdin,
                 tracker: processes.tracker(),
+                fresh_cgroup: processes.never_killed(),
                 sandbox: plan.as_ref(),
             },
             report,
