@@ -556,7 +556,10 @@ fn agents_get_no_answer_from_the_server_nor_reach_outside_abstract_sockets() {
     assert_allowed(&probes, &["connect_other"]);
     // Where agents run in their sessions' cgroups (as here, in CI) the server refuses their
     // connections itself; elsewhere Landlock's port rules keep them from connecting.
-    if probes.get("in_session_cgroup").is_some_and(|v| v == "allowed") {
+    if probes
+        .get("in_session_cgroup")
+        .is_some_and(|v| v == "allowed")
+    {
         assert!(
             probes["server_answers"].contains(" 403 "),
             "the server refuses the agent's connection: {probes:?}"

@@ -884,7 +884,7 @@ pub fn events_bench(args: &Args) -> Value {
         json!({
             "n": n,
             "clients": clients,
-            "clients_connected": results.iter().filter(|r| r.closed.as_deref().map_or(true, |c| !c.starts_with("connect") && !c.starts_with("handshake"))).count(),
+            "clients_connected": results.iter().filter(|r| r.closed.as_deref().is_none_or(|c| !c.starts_with("connect") && !c.starts_with("handshake"))).count(),
             "events_delivered": total_events,
             "window_secs": round(window, 3),
             "events_per_s": round(total_events as f64 / window, 1),
