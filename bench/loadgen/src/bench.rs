@@ -61,8 +61,12 @@ pub fn enqueue(url: &str, n: usize, conc: usize, keep_acks: bool, prefix: &str) 
     let barrier = Arc::new(Barrier::new(conc + 1));
     let mut handles = Vec::new();
     for _ in 0..conc {
-        let (next, barrier, url, prefix) =
-            (next.clone(), barrier.clone(), url.to_string(), prefix.to_string());
+        let (next, barrier, url, prefix) = (
+            next.clone(),
+            barrier.clone(),
+            url.to_string(),
+            prefix.to_string(),
+        );
         handles.push(std::thread::spawn(move || {
             let mut conn = Conn::open(&url).expect("connect");
             let mut lat = Vec::with_capacity(n / conc + 1);
@@ -163,7 +167,9 @@ pub fn enqueue_bench(args: &Args) -> Value {
                 let mut conn = Conn::open(&url).expect("connect");
                 let mut done = 0usize;
                 while !stop.load(Ordering::Relaxed) {
-                    let r = conn.request("GET", "/api/items", None).expect("GET /api/items");
+                    let r = conn
+                        .request("GET", "/api/items", None)
+                        .expect("GET /api/items");
                     assert_eq!(r.status, 200, "GET /api/items: {}", r.text());
                     done += 1;
                 }
@@ -222,10 +228,12 @@ pub fn claim_bench(args: &Args) -> Value {
                         Some(id) => id,
                         None if cycle.is_empty() => {
                             match conn.request("POST", "/api/claim", Some(&claim_body)) {
-                                Ok(r) if r.status == 200 => match str_after(r.text(), "\"id\":\"") {
-                                    Some(id) => id.to_string(),
-                                    None => break,
-                                },
+                                Ok(r) if r.status == 200 => {
+                                    match str_after(r.text(), "\"id\":\"") {
+                                        Some(id) => id.to_string(),
+                                        None => break,
+                                    }
+                                }
                                 Ok(_) => break,
                                 Err(e) => {
                                     errors += 1;
@@ -298,8 +306,11 @@ pub fn claim_bench(args: &Args) -> Value {
                     }
                     Ok(r) => {
                         errors += 1;
-                        first_error
-                            .get_or_insert(format!("complete: HTTP {}: {}", r.status, r.text()));
+                        first_error.get_or_insert(format!(
+                            "complete: HTTP {}: {}",
+                            r.status,
+                            r.text()
+                        ));
                     }
                     Err(e) => {
                         errors += 1;
@@ -404,7 +415,8 @@ pub fn floor_bench(args: &Args) -> Value {
         let v = value(&id, i);
         bytes = v.len();
         let mut tx = db.begin_write().expect("begin_write");
-        tx.set_durability(Durability::Immediate).expect("durability");
+        tx.set_durability(Durability::Immediate)
+            .expect("durability");
         {
             let mut table = tx.open_table(ITEMS).expect("open_table");
             table.insert(id.as_str(), v.as_slice()).expect("insert");
@@ -416,7 +428,10 @@ pub fn floor_bench(args: &Args) -> Value {
     {
         let read = db.begin_read().expect("begin_read");
         let table = read.open_table(ITEMS).expect("open_table");
-        assert_eq!(redb::ReadableTableMetadata::len(&table).expect("len"), n as u64);
+        assert_eq!(
+            redb::ReadableTableMetadata::len(&table).expect("len"),
+            n as u64
+        );
     }
     drop(db);
 
@@ -428,12 +443,15 @@ pub fn floor_bench(args: &Args) -> Value {
     let mut done = 0;
     while done < n {
         let mut tx = db.begin_write().expect("begin_write");
-        tx.set_durability(Durability::Immediate).expect("durability");
+        tx.set_durability(Durability::Immediate)
+            .expect("durability");
         {
             let mut table = tx.open_table(ITEMS).expect("open_table");
             for i in done..(done + batch).min(n) {
                 let id = next_id();
-                table.insert(id.as_str(), value(&id, i).as_slice()).expect("insert");
+                table
+                    .insert(id.as_str(), value(&id, i).as_slice())
+                    .expect("insert");
             }
         }
         tx.commit().expect("commit");
@@ -451,12 +469,15 @@ pub fn floor_bench(args: &Args) -> Value {
     let mut done = 0;
     while done < n {
         let mut tx = db.begin_write().expect("begin_write");
-        tx.set_durability(Durability::Immediate).expect("durability");
+        tx.set_durability(Durability::Immediate)
+            .expect("durability");
         {
             let mut table = tx.open_table(ITEMS).expect("open_table");
             for i in done..(done + batch).min(n) {
                 let id = format!("{:016x}-{}", i, &next_id()[17..]);
-                table.insert(id.as_str(), value(&id, i).as_slice()).expect("insert");
+                table
+                    .insert(id.as_str(), value(&id, i).as_slice())
+                    .expect("insert");
             }
         }
         tx.commit().expect("commit");
@@ -505,12 +526,20 @@ pub fn dispatch_bench(args: &Args) -> Value {
             "preset = \"lines\"\ncommand = [\"touch\", \"done\"]\nsandbox = \"{sandbox}\""
         )),
     };
-    let server = Server::start(&bin, &fresh_dir(&work, &format!("dispatch-{sandbox}")), &setup);
+    let server = Server::start(
+        &bin,
+        &fresh_dir(&work, &format!("dispatch-{sandbox}")),
+        &setup,
+    );
     let mut conn = Conn::open(&server.url).expect("connect");
     let status = get_json(&mut conn, "/api/status");
     let sandbox_active = status["sandbox"].as_str().unwrap_or("?").to_string();
     let mut fill = enqueue(&server.url, n, 16, false, "dispatch");
-    assert_eq!(fill.errors, 0, "creating items failed: {:?}", fill.first_error);
+    assert_eq!(
+        fill.errors, 0,
+        "creating items failed: {:?}",
+        fill.first_error
+    );
     let fill_json = enqueue_json(&mut fill, n, 16);
 
     let cpu0 = server.cpu_secs();
@@ -560,7 +589,10 @@ pub fn dispatch_bench(args: &Args) -> Value {
                 }
             }
             "agent:spawned" => {
-                let id = data["agent"]["workItemId"].as_str().unwrap_or("").to_string();
+                let id = data["agent"]["workItemId"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
                 spawned.entry(id).or_insert(at);
             }
             "agent:status_changed" if data["to"] == "failed" => failed_sessions += 1,
@@ -594,7 +626,10 @@ pub fn dispatch_bench(args: &Args) -> Value {
         .iter()
         .filter_map(|(id, s)| done_at.get(id).map(|d| (d - s) * 1000.0))
         .collect();
-    let first_spawn_ms = spawn_times.first().map(|s| (s - resize_at) * 1000.0).unwrap_or(0.0);
+    let first_spawn_ms = spawn_times
+        .first()
+        .map(|s| (s - resize_at) * 1000.0)
+        .unwrap_or(0.0);
     let delay_s = summary(&mut delay);
     let c2s = summary(&mut claim_to_spawn);
     let s2d = summary(&mut spawn_to_done);
@@ -802,7 +837,11 @@ pub fn events_bench(args: &Args) -> Value {
     // One warm-up item: once every client has seen it, every client is subscribed.
     let mut conn = Conn::open(&server.url).expect("connect");
     let r = conn
-        .request("POST", "/api/items", Some("{\"title\":\"warm-up\",\"status\":\"ready\"}"))
+        .request(
+            "POST",
+            "/api/items",
+            Some("{\"title\":\"warm-up\",\"status\":\"ready\"}"),
+        )
         .expect("warm-up item");
     assert_eq!(r.status, 201);
     wait_until(&warmed, "saw the warm-up event");
@@ -912,7 +951,9 @@ pub fn events_bench(args: &Args) -> Value {
 pub fn one_claim(conn: &mut Conn, i: usize) -> f64 {
     let body = format!("{{\"agentId\":\"seq\",\"sessionKey\":\"s{i}\"}}");
     let t = Instant::now();
-    let r = conn.request("POST", "/api/claim", Some(&body)).expect("claim");
+    let r = conn
+        .request("POST", "/api/claim", Some(&body))
+        .expect("claim");
     let d = ms(t.elapsed());
     assert_eq!(r.status, 200, "claim {i}: HTTP {} {}", r.status, r.text());
     d
@@ -944,13 +985,17 @@ pub fn scale_bench(args: &Args) -> Value {
         let mut list_bytes = 0;
         for _ in 0..FIRST_PAGES {
             let t = Instant::now();
-            let r = conn.request("GET", "/api/items", None).expect("GET /api/items");
+            let r = conn
+                .request("GET", "/api/items", None)
+                .expect("GET /api/items");
             pages.push(ms(t.elapsed()));
             list_bytes = r.body.len();
         }
         let first_page = summary(&mut pages);
         let t = Instant::now();
-        let _ = conn.request("GET", "/api/status", None).expect("GET /api/status");
+        let _ = conn
+            .request("GET", "/api/status", None)
+            .expect("GET /api/status");
         let status_ms = ms(t.elapsed());
         drop(conn);
         server.stop();

@@ -88,7 +88,12 @@ impl Conn {
 
     /// Sends one request; retries once on a fresh connection if the kept-alive one was closed
     /// before anything came back.
-    pub fn request(&mut self, method: &str, path: &str, body: Option<&str>) -> io::Result<Response> {
+    pub fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> io::Result<Response> {
         match self.try_request(method, path, body) {
             Ok(r) => Ok(r),
             Err(e)
@@ -106,7 +111,12 @@ impl Conn {
         }
     }
 
-    fn try_request(&mut self, method: &str, path: &str, body: Option<&str>) -> io::Result<Response> {
+    fn try_request(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> io::Result<Response> {
         let mut req = String::with_capacity(160 + body.map_or(0, str::len));
         req.push_str(method);
         req.push(' ');
@@ -132,7 +142,10 @@ impl Conn {
         let mut chunk = [0u8; 16 << 10];
         let n = self.stream.read(&mut chunk)?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed",
+            ));
         }
         self.buf.extend_from_slice(&chunk[..n]);
         Ok(())
@@ -156,7 +169,9 @@ impl Conn {
         let mut chunked = false;
         let mut close = false;
         for line in lines {
-            let Some((k, v)) = line.split_once(':') else { continue };
+            let Some((k, v)) = line.split_once(':') else {
+                continue;
+            };
             let v = v.trim();
             match k.trim().to_ascii_lowercase().as_str() {
                 "content-length" => length = v.parse().ok(),
@@ -169,7 +184,11 @@ impl Conn {
         let body = if chunked {
             self.read_chunked()?
         } else {
-            let n = if status == 204 || status == 304 { 0 } else { length.unwrap_or(0) };
+            let n = if status == 204 || status == 304 {
+                0
+            } else {
+                length.unwrap_or(0)
+            };
             while self.buf.len() < n {
                 self.fill()?;
             }

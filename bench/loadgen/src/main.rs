@@ -44,7 +44,10 @@ impl Args {
     }
 
     pub fn str_or(&self, key: &str, default: &str) -> String {
-        self.map.get(key).cloned().unwrap_or_else(|| default.to_string())
+        self.map
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| default.to_string())
     }
 
     pub fn path(&self, key: &str) -> PathBuf {

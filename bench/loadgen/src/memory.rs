@@ -19,7 +19,11 @@ fn last_seq(conn: &mut Conn) -> u64 {
     let mut since = 0;
     loop {
         let r = conn
-            .request("GET", &format!("/api/events?since={since}&limit=20000"), None)
+            .request(
+                "GET",
+                &format!("/api/events?since={since}&limit=20000"),
+                None,
+            )
             .expect("GET /api/events");
         assert_eq!(r.status, 200, "GET /api/events: {}", r.text());
         let events = r.json();
@@ -62,7 +66,11 @@ pub fn output_bench(args: &Args) -> Value {
     let rss_idle = server.hwm_kib();
     let t0 = Instant::now();
     let r = conn
-        .request("POST", "/api/items", Some("{\"title\":\"print a lot\",\"status\":\"ready\"}"))
+        .request(
+            "POST",
+            "/api/items",
+            Some("{\"title\":\"print a lot\",\"status\":\"ready\"}"),
+        )
         .expect("create item");
     assert_eq!(r.status, 201, "create: {}", r.text());
     let id = r.json()["id"].as_str().expect("item id").to_string();
@@ -95,7 +103,10 @@ pub fn output_bench(args: &Args) -> Value {
 
 /// A WebSocket client that asks for a replay from `since` (only new events when None),
 /// completes the handshake, and is then read only if its caller wants to.
-fn ws_client(host: &str, since: Option<u64>) -> Option<tungstenite::WebSocket<std::net::TcpStream>> {
+fn ws_client(
+    host: &str,
+    since: Option<u64>,
+) -> Option<tungstenite::WebSocket<std::net::TcpStream>> {
     let stream = std::net::TcpStream::connect(host).ok()?;
     let url = match since {
         Some(s) => format!("ws://{host}/ws?since={s}"),

@@ -112,11 +112,8 @@ pub fn report(args: &Args) {
         get("scale"),
         get("meta"),
     );
-    let (mem_output, mem_ws, mem_meta) = (
-        get("memory_output"),
-        get("memory_ws"),
-        get("memory_meta"),
-    );
+    let (mem_output, mem_ws, mem_meta) =
+        (get("memory_output"), get("memory_ws"), get("memory_meta"));
     let mut sizes: Vec<(u64, Value)> = scale
         .as_object()
         .map(|m| {
@@ -199,7 +196,10 @@ pub fn report(args: &Args) {
     let n_claim = num(&claim, &["cycles"]).unwrap_or(0.0) as i64;
     rows.push(higher(
         "claim_rate",
-        format!("Claim + complete: {} cycles, 32 workers (cycles/s)", group(n_claim)),
+        format!(
+            "Claim + complete: {} cycles, 32 workers (cycles/s)",
+            group(n_claim)
+        ),
         num(&claim, &["cycles_per_s"]),
         num(&pg_claim, &["tps"]),
         "",
@@ -498,7 +498,10 @@ pub fn report(args: &Args) {
             "**Quick mode: small sizes, for checking that the suite runs. These numbers are not the results.**\n"
         );
     }
-    let _ = writeln!(md, "| figure | flightdeck | reference | ratio | target | met |");
+    let _ = writeln!(
+        md,
+        "| figure | flightdeck | reference | ratio | target | met |"
+    );
     let _ = writeln!(md, "| --- | ---: | ---: | ---: | --- | --- |");
     for r in &rows {
         let _ = writeln!(
@@ -507,7 +510,9 @@ pub fn report(args: &Args) {
             r.figure,
             fmt(r.flightdeck, r.unit),
             fmt(r.reference, r.unit),
-            r.ratio.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into()),
+            r.ratio
+                .map(|v| format!("{v:.2}"))
+                .unwrap_or_else(|| "-".into()),
             r.target,
             match r.met {
                 Some(true) => "yes",
@@ -532,28 +537,214 @@ pub fn report(args: &Args) {
             .collect();
         let _ = writeln!(md, "- {label}: {}", parts.join(", "));
     };
-    detail(&mut md, "Enqueue", &enq, &["runs", "ok", "errors", "secs", "p50_ms", "p99_ms", "p999_ms", "max_ms", "server_cpu_secs"]);
-    detail(&mut md, "PostgreSQL INSERT", &pg_enq, &["runs", "processed", "p50_ms", "p99_ms", "max_ms", "failed_transactions"]);
-    detail(&mut md, "Claim + complete", &claim, &["runs", "cycles", "errors", "secs", "claim_p50_ms", "claim_p99_ms", "complete_p50_ms", "complete_p99_ms", "server_cpu_secs"]);
-    detail(&mut md, "PostgreSQL claim + complete", &pg_claim, &["runs", "processed", "p50_ms", "p99_ms", "max_ms", "failed_transactions"]);
-    detail(&mut md, "redb floor", &floor, &["runs", "tx", "value_bytes", "tx_per_s", "p50_ms", "p99_ms", "batch", "batched_items_per_s", "batched_sequential_items_per_s"]);
-    detail(&mut md, "Dispatch, sandbox off", &d_off, &["runs", "done", "blocked", "wall_secs", "items_per_s", "first_spawn_ms", "delay_p50_ms", "delay_p99_ms", "claim_to_spawn_p50_ms", "spawn_to_done_p50_ms", "server_cpu_secs"]);
-    detail(&mut md, "Dispatch, default sandbox", &d_sb, &["runs", "sandbox", "done", "blocked", "wall_secs", "items_per_s", "first_spawn_ms", "delay_p50_ms", "delay_p99_ms", "claim_to_spawn_p50_ms", "spawn_to_done_p50_ms", "server_cpu_secs"]);
-    detail(&mut md, "xargs floor", &xargs, &["runs", "n", "parallel", "wall_secs"]);
-    detail(&mut md, "Events", &events, &["runs", "clients_connected", "events_delivered", "events_per_s", "p50_ms", "p99_ms", "max_ms", "early", "clients_missing_events", "clients_with_seq_gaps", "clients_closed", "drain_after_enqueue_ms", "server_cpu_secs", "server_rss_kib_connected"]);
+    detail(
+        &mut md,
+        "Enqueue",
+        &enq,
+        &[
+            "runs",
+            "ok",
+            "errors",
+            "secs",
+            "p50_ms",
+            "p99_ms",
+            "p999_ms",
+            "max_ms",
+            "server_cpu_secs",
+        ],
+    );
+    detail(
+        &mut md,
+        "PostgreSQL INSERT",
+        &pg_enq,
+        &[
+            "runs",
+            "processed",
+            "p50_ms",
+            "p99_ms",
+            "max_ms",
+            "failed_transactions",
+        ],
+    );
+    detail(
+        &mut md,
+        "Claim + complete",
+        &claim,
+        &[
+            "runs",
+            "cycles",
+            "errors",
+            "secs",
+            "claim_p50_ms",
+            "claim_p99_ms",
+            "complete_p50_ms",
+            "complete_p99_ms",
+            "server_cpu_secs",
+        ],
+    );
+    detail(
+        &mut md,
+        "PostgreSQL claim + complete",
+        &pg_claim,
+        &[
+            "runs",
+            "processed",
+            "p50_ms",
+            "p99_ms",
+            "max_ms",
+            "failed_transactions",
+        ],
+    );
+    detail(
+        &mut md,
+        "redb floor",
+        &floor,
+        &[
+            "runs",
+            "tx",
+            "value_bytes",
+            "tx_per_s",
+            "p50_ms",
+            "p99_ms",
+            "batch",
+            "batched_items_per_s",
+            "batched_sequential_items_per_s",
+        ],
+    );
+    detail(
+        &mut md,
+        "Dispatch, sandbox off",
+        &d_off,
+        &[
+            "runs",
+            "done",
+            "blocked",
+            "wall_secs",
+            "items_per_s",
+            "first_spawn_ms",
+            "delay_p50_ms",
+            "delay_p99_ms",
+            "claim_to_spawn_p50_ms",
+            "spawn_to_done_p50_ms",
+            "server_cpu_secs",
+        ],
+    );
+    detail(
+        &mut md,
+        "Dispatch, default sandbox",
+        &d_sb,
+        &[
+            "runs",
+            "sandbox",
+            "done",
+            "blocked",
+            "wall_secs",
+            "items_per_s",
+            "first_spawn_ms",
+            "delay_p50_ms",
+            "delay_p99_ms",
+            "claim_to_spawn_p50_ms",
+            "spawn_to_done_p50_ms",
+            "server_cpu_secs",
+        ],
+    );
+    detail(
+        &mut md,
+        "xargs floor",
+        &xargs,
+        &["runs", "n", "parallel", "wall_secs"],
+    );
+    detail(
+        &mut md,
+        "Events",
+        &events,
+        &[
+            "runs",
+            "clients_connected",
+            "events_delivered",
+            "events_per_s",
+            "p50_ms",
+            "p99_ms",
+            "max_ms",
+            "early",
+            "clients_missing_events",
+            "clients_with_seq_gaps",
+            "clients_closed",
+            "drain_after_enqueue_ms",
+            "server_cpu_secs",
+            "server_rss_kib_connected",
+        ],
+    );
     if let Some(e) = events.get("enqueue") {
-        detail(&mut md, "Enqueue during the events run", e, &["items_per_s", "p50_ms", "p99_ms"]);
+        detail(
+            &mut md,
+            "Enqueue during the events run",
+            e,
+            &["items_per_s", "p50_ms", "p99_ms"],
+        );
     }
     for (n, v) in &sizes {
-        detail(&mut md, &format!("Scale, {} items", group(*n as i64)), v, &["startup_ms", "first_startup_ms", "claim_p50_ms", "claim_p99_ms", "rss_kib_after_fill", "rss_kib_idle_after_restart", "first_page_p50_ms", "first_page_p99_ms", "status_ms"]);
+        detail(
+            &mut md,
+            &format!("Scale, {} items", group(*n as i64)),
+            v,
+            &[
+                "startup_ms",
+                "first_startup_ms",
+                "claim_p50_ms",
+                "claim_p99_ms",
+                "rss_kib_after_fill",
+                "rss_kib_idle_after_restart",
+                "first_page_p50_ms",
+                "first_page_p99_ms",
+                "status_ms",
+            ],
+        );
         if let Some(f) = v.get("fill") {
-            detail(&mut md, &format!("Fill, {} items", group(*n as i64)), f, &["secs", "items_per_s", "p99_ms", "errors"]);
+            detail(
+                &mut md,
+                &format!("Fill, {} items", group(*n as i64)),
+                f,
+                &["secs", "items_per_s", "p99_ms", "errors"],
+            );
         }
     }
     crate::scale_report::details(&mut md, &get("scale_sizes"), &get("scale_sizes_meta"));
 
-    detail(&mut md, "Peak memory, agent output", &mem_output, &["output_mib", "item_status", "wall_secs", "events_total", "server_hwm_kib", "server_rss_kib_idle_before", "server_cpu_secs"]);
-    detail(&mut md, "Peak memory, WebSocket clients that never read", &mem_ws, &["clients_connected", "n", "description_bytes", "enqueue_secs", "enqueue_errors", "idle_clients_dropped", "close_reasons", "reader_received", "reader_gap_notices", "reader_closed", "server_rss_kib_connected", "server_hwm_kib", "server_cpu_secs"]);
+    detail(
+        &mut md,
+        "Peak memory, agent output",
+        &mem_output,
+        &[
+            "output_mib",
+            "item_status",
+            "wall_secs",
+            "events_total",
+            "server_hwm_kib",
+            "server_rss_kib_idle_before",
+            "server_cpu_secs",
+        ],
+    );
+    detail(
+        &mut md,
+        "Peak memory, WebSocket clients that never read",
+        &mem_ws,
+        &[
+            "clients_connected",
+            "n",
+            "description_bytes",
+            "enqueue_secs",
+            "enqueue_errors",
+            "idle_clients_dropped",
+            "close_reasons",
+            "reader_received",
+            "reader_gap_notices",
+            "reader_closed",
+            "server_rss_kib_connected",
+            "server_hwm_kib",
+            "server_cpu_secs",
+        ],
+    );
     if mem_meta.is_object() {
         let _ = writeln!(
             md,
@@ -564,9 +755,53 @@ pub fn report(args: &Args) {
         );
     }
 
-    detail(&mut md, "Runners, dispatch (local pool)", &r_dispatch["pool"], &["n", "slots", "done", "blocked", "wall_secs", "items_per_s", "server_cpu_secs"]);
-    detail(&mut md, "Runners, dispatch (runner processes)", &r_dispatch["remote"], &["n", "runners", "slots", "done", "blocked", "wall_secs", "items_per_s", "server_cpu_secs"]);
-    detail(&mut md, "Runners, live leases", &r_leases, &["leases", "claimed", "runners", "beat_secs", "window_secs", "heartbeats_in_window", "heartbeat_failures", "leases_renewed_per_beat", "in_flight_at_end", "server_cpu_secs", "server_cpu_percent"]);
+    detail(
+        &mut md,
+        "Runners, dispatch (local pool)",
+        &r_dispatch["pool"],
+        &[
+            "n",
+            "slots",
+            "done",
+            "blocked",
+            "wall_secs",
+            "items_per_s",
+            "server_cpu_secs",
+        ],
+    );
+    detail(
+        &mut md,
+        "Runners, dispatch (runner processes)",
+        &r_dispatch["remote"],
+        &[
+            "n",
+            "runners",
+            "slots",
+            "done",
+            "blocked",
+            "wall_secs",
+            "items_per_s",
+            "server_cpu_secs",
+        ],
+    );
+    detail(
+        &mut md,
+        "Runners, live leases",
+        &r_leases,
+        &[
+            "leases",
+            "claimed",
+            "runners",
+            "beat_secs",
+            "window_secs",
+            "heartbeats_in_window",
+            "heartbeat_failures",
+            "leases_renewed_per_beat",
+            "in_flight_at_end",
+            "server_cpu_secs",
+            "server_cpu_percent",
+        ],
+    );
     let runners_meta = get("runners_meta");
     if runners_meta.is_object() {
         let _ = writeln!(
@@ -591,7 +826,9 @@ pub fn report(args: &Args) {
             r.figure,
             fmt(r.flightdeck, r.unit),
             fmt(r.reference, r.unit),
-            r.ratio.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into()),
+            r.ratio
+                .map(|v| format!("{v:.2}"))
+                .unwrap_or_else(|| "-".into()),
             r.target
         );
     }

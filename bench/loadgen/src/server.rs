@@ -60,7 +60,9 @@ pub fn write_config(dir: &Path, setup: &Setup) -> PathBuf {
 impl Server {
     /// Starts the binary on the config already in `dir` (see [`write_config`]).
     pub fn boot(bin: &Path, dir: &Path) -> Server {
-        let bin = bin.canonicalize().unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+        let bin = bin
+            .canonicalize()
+            .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
         let config = dir.join("config.toml");
         let stderr = std::fs::OpenOptions::new()
             .create(true)
@@ -135,7 +137,8 @@ impl Server {
     }
 
     fn status_kib(&self, key: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
         status
             .lines()
             .find_map(|l| l.strip_prefix(key))
@@ -162,7 +165,9 @@ impl Server {
     }
 
     fn shutdown(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
         let _ = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status();
@@ -170,9 +175,14 @@ impl Server {
         loop {
             match child.try_wait() {
                 Ok(Some(_)) => return,
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
                 _ => {
-                    eprintln!("flightdeck (pid {}) did not stop on SIGTERM; killing it", child.id());
+                    eprintln!(
+                        "flightdeck (pid {}) did not stop on SIGTERM; killing it",
+                        child.id()
+                    );
                     let _ = child.kill();
                     let _ = child.wait();
                     return;

@@ -117,7 +117,10 @@ mod tests {
     fn rfc3339() {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0.0));
         assert_eq!(parse_rfc3339("2000-03-01T00:00:01.5Z"), Some(951868801.5));
-        assert_eq!(parse_rfc3339("2000-03-01T01:00:01+01:00"), Some(951868801.0));
+        assert_eq!(
+            parse_rfc3339("2000-03-01T01:00:01+01:00"),
+            Some(951868801.0)
+        );
     }
 
     #[test]
