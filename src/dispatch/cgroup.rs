@@ -42,23 +42,7 @@ impl CgroupRoot {
     /// The server's own cgroup2 cgroup, if one is mounted and the server may make cgroups
     /// in it; `Err` says why not.
     pub fn detect() -> Result<CgroupRoot, String> {
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
-            .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
-        let mount = mountinfo
-            .lines()
-            .find_map(|line| {
-                let (fields, fs) = line.split_once(" - ")?;
-                fs.starts_with("cgroup2 ")
-                    .then(|| fields.split(' ').nth(4).map(PathBuf::from))?
-            })
-            .ok_or("no cgroup2 hierarchy is mounted")?;
-        let own = std::fs::read_to_string("/proc/self/cgroup")
-            .map_err(|e| format!("cannot read /proc/self/cgroup: {e}"))?;
-        let own = own
-            .lines()
-            .find_map(|l| l.strip_prefix("0::"))
-            .ok_or("this process is in no cgroup2 cgroup")?;
-        let dir = mount.join(own.trim_start_matches('/'));
+        let (mount, dir) = own_cgroup()?;
         let root = CgroupRoot { mount, dir };
         let trial = root
             .dir
@@ -123,6 +107,28 @@ impl CgroupRoot {
         }
         killed
     }
+}
+
+/// Where the cgroup2 hierarchy is mounted, and this process's own cgroup folder under it.
+pub fn own_cgroup() -> Result<(PathBuf, PathBuf), String> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
+    let mount = mountinfo
+        .lines()
+        .find_map(|line| {
+            let (fields, fs) = line.split_once(" - ")?;
+            fs.starts_with("cgroup2 ")
+                .then(|| fields.split(' ').nth(4).map(PathBuf::from))?
+        })
+        .ok_or("no cgroup2 hierarchy is mounted")?;
+    let own = std::fs::read_to_string("/proc/self/cgroup")
+        .map_err(|e| format!("cannot read /proc/self/cgroup: {e}"))?;
+    let own = own
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .ok_or("this process is in no cgroup2 cgroup")?;
+    let dir = mount.join(own.trim_start_matches('/'));
+    Ok((mount, dir))
 }
 
 /// The session whose cgroup is named `name`, if it is one's.

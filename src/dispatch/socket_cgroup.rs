@@ -195,22 +195,10 @@ mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
 
-    /// This process's own cgroup2 folder, where one is mounted.
-    fn own_cgroup_dir() -> Option<std::path::PathBuf> {
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-        let mount = mountinfo.lines().find_map(|line| {
-            let (fields, fs) = line.split_once(" - ")?;
-            fs.starts_with("cgroup2 ")
-                .then(|| fields.split(' ').nth(4).map(std::path::PathBuf::from))?
-        })?;
-        let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-        let own = own.lines().find_map(|l| l.strip_prefix("0::"))?.to_string();
-        Some(mount.join(own.trim_start_matches('/')))
-    }
-
     #[test]
     fn a_local_client_is_found_in_the_cgroup_of_the_process_that_made_it() {
-        let dir = own_cgroup_dir().expect("a cgroup2 hierarchy is mounted on this machine");
+        let (_, dir) = crate::dispatch::cgroup::own_cgroup()
+            .expect("a cgroup2 hierarchy is mounted on this machine");
         let own_id = std::fs::metadata(&dir)
             .expect("the own cgroup folder")
             .ino();
