@@ -838,8 +838,8 @@ fn an_agent_gets_nothing_from_the_api() {
 
 #[test]
 fn with_no_token_an_agent_still_gets_nothing_from_the_api() {
-    // The API is open to this machine; only the fence keeps the agent out: its cgroup (403)
-    // or Landlock's port rules (no connection). hit-and-run sends its requests and resets
+    // The API is open to this machine; only the fence keeps the agent out: its cgroup (the
+    // connection is shut at once, no answer) or Landlock's port rules (no connection). hit-and-run sends its requests and resets
     // each connection at once, before the server could look up who made it.
     for mode in ["list", "create", "hit-and-run"] {
         let (s, log) = intrude_with("token = \"none\"\n", mode);

@@ -8,7 +8,8 @@
 //!
 //! Where every agent runs in its session's cgroup (`dispatch::cgroup`), the server can ask
 //! the kernel, for each connection it accepts, which cgroup made the other end
-//! (`socket_cgroup`), and refuse every request on a connection made from a session's cgroup.
+//! (`socket_cgroup`), and refuse a connection made from a session's cgroup (`api::fence`
+//! shuts it at once and answers 403 to any request already received).
 //! That holds as long as an agent cannot leave its cgroup: the sandbox forbids writing to
 //! the cgroup files and `clone3` (see `sandbox`). A client that is gone before the server
 //! asks (an agent can send a request and reset the connection at once) is refused when it
