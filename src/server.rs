@@ -168,7 +168,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     };
     let fence = match (sandboxed, &tracking) {
         (true, Tracking::Cgroups(root)) => match ApiFence::detect(root) {
-            Ok(fence) => Some(fence),
+            Ok(fence) => {
+                log::info!("agents are kept off the API by their sessions' cgroups: the server refuses connections made from one");
+                Some(fence)
+            }
             Err(why) => {
                 log::info!("agents are kept off the API by Landlock port rules: the server cannot tell which cgroup made a connection ({why})");
                 None
@@ -176,9 +179,6 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         },
         _ => None,
     };
-    if fence.is_some() {
-        log::info!("agents are kept off the API by their sessions' cgroups: the server refuses connections made from one");
-    }
     let plan = sandboxed.then(|| {
         let mut plan = settings::sandbox_plan(&config, &data_dir, port_rules);
         plan.api_fenced_by_cgroup = fence.is_some();

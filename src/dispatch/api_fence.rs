@@ -201,15 +201,8 @@ impl ApiFence {
 /// Whether a client at `client` whose socket is gone was on this machine: a loopback
 /// address, the address it connected to, or any address of this machine's interfaces.
 fn on_this_machine(client: IpAddr, server: IpAddr) -> bool {
-    let client = unmapped(client);
-    client.is_loopback() || client == unmapped(server) || local_addresses().contains(&client)
-}
-
-fn unmapped(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
+    let client = client.to_canonical();
+    client.is_loopback() || client == server.to_canonical() || local_addresses().contains(&client)
 }
 
 /// The addresses of this machine's interfaces (none if they cannot be listed, which makes

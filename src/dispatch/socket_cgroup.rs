@@ -91,7 +91,8 @@ pub fn of_client(client: SocketAddr, server: SocketAddr) -> io::Result<Option<u6
 
 /// The query for one TCP socket, `own` being its own address and `peer` the other end's.
 fn request(own: SocketAddr, peer: SocketAddr) -> io::Result<Vec<u8>> {
-    let (own_ip, peer_ip) = (unmapped(own.ip()), unmapped(peer.ip()));
+    // A dual-stack listener sees an IPv4 client as an IPv4-mapped IPv6 address.
+    let (own_ip, peer_ip) = (own.ip().to_canonical(), peer.ip().to_canonical());
     let family = match (own_ip, peer_ip) {
         (IpAddr::V4(_), IpAddr::V4(_)) => libc::AF_INET,
         (IpAddr::V6(_), IpAddr::V6(_)) => libc::AF_INET6,
@@ -128,15 +129,6 @@ fn request(own: SocketAddr, peer: SocketAddr) -> io::Result<Vec<u8>> {
     out.extend_from_slice(&NO_COOKIE.to_ne_bytes());
     debug_assert_eq!(out.len(), HEADER + REQUEST);
     Ok(out)
-}
-
-/// An IPv4 address written as IPv6 (a dual-stack listener's view of an IPv4 client) as the
-/// IPv4 address it is.
-fn unmapped(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
 }
 
 /// The kernel's answer: the socket's cgroup id, none when no such socket is here.
